@@ -1,0 +1,271 @@
+"""GPT-2 in PyTorch, written to be read next to the paper.
+
+For a sequence of token ids t_1..t_T the model computes (Radford et al. 2019, which
+follows Vaswani et al. 2017 with LayerNorm moved to the start of each block):
+
+    x_0    = W_te[t] + W_pe[0..T-1]                        embeddings, (T, d_model)
+    for each block l = 1..L:
+        a  = Attn(LN_1(x_{l-1}))                           causal multi-head self-attention
+        x' = x_{l-1} + a                                   residual
+        m  = MLP(LN_2(x'))                                 W_proj · GELU(W_fc · .)
+        x_l = x' + m                                       residual
+    logits = LN_f(x_L) · W_te^T                            the output head reuses W_te ("tied")
+
+Submodules carry the names of the scopes in OpenAI's TensorFlow checkpoint
+(`wte`, `wpe`, `h.{l}.ln_1`, `attn.c_attn`, `attn.c_proj`, `ln_2`, `mlp.c_fc`,
+`mlp.c_proj`, `ln_f`), so loading released weights is a name mapping.
+
+Every tensor the explorer shows passes through a `HookPoint`, an identity module that
+forward hooks attach to (the idea comes from TransformerLens). Names and shapes:
+
+    hook_tok_embed              [batch, pos, d_model]     W_te[t]
+    hook_pos_embed              [1, pos, d_model]         W_pe[i] (the same for every sequence)
+    h.{l}.hook_resid_pre        [batch, pos, d_model]     x_{l-1}
+    h.{l}.attn.hook_q/k/v       [batch, head, pos, d_head]
+    h.{l}.attn.hook_scores      [batch, head, query, key] q·k/sqrt(d_head), -inf above the diagonal
+    h.{l}.attn.hook_pattern     [batch, head, query, key] softmax of the scores
+    h.{l}.attn.hook_z           [batch, pos, head, d_head] each head's weighted sum of values
+    h.{l}.hook_attn_out         [batch, pos, d_model]     a
+    h.{l}.hook_resid_mid        [batch, pos, d_model]     x'
+    h.{l}.mlp.hook_pre          [batch, pos, d_mlp]       W_fc · LN_2(x') + b  (before GELU)
+    h.{l}.mlp.hook_post         [batch, pos, d_mlp]       after GELU
+    h.{l}.hook_mlp_out          [batch, pos, d_model]     m
+    h.{l}.hook_resid_post       [batch, pos, d_model]     x_l
+    hook_final                  [batch, pos, d_model]     LN_f(x_L)
+    hook_logits                 [batch, pos, n_vocab]
+
+Attention runs through PyTorch's fused `scaled_dot_product_attention` unless a hook
+watches the scores or the pattern; then it forms the T x T pattern explicitly so the
+hook can see it. Both paths compute the same function (tests check they agree).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import GPTConfig
+
+
+class HookPoint(nn.Module):
+    """An identity function with a name, so forward hooks can read (or replace) a tensor."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def is_watched(self) -> bool:
+        return bool(self._forward_hooks or self._forward_pre_hooks)
+
+
+class KVCache:
+    """Keys and values of the tokens seen so far, one pair of buffers per layer.
+
+    When decoding, token t only needs its own query against the keys and values of
+    tokens 1..t, and those never change (attention is causal). Keeping them turns each
+    new token into O(T) work instead of a full O(T^2) pass. Buffers are allocated once
+    for `max_len` positions so a step writes in place rather than concatenating.
+    """
+
+    def __init__(self, config: GPTConfig, batch_size: int = 1, max_len: int | None = None,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"):
+        self.max_len = max_len or config.n_ctx
+        shape = (batch_size, config.n_head, self.max_len, config.d_head)  # (B, n_head, T_max, d_head)
+        self.keys = [torch.empty(shape, dtype=dtype, device=device) for _ in range(config.n_layer)]
+        self.values = [torch.empty(shape, dtype=dtype, device=device) for _ in range(config.n_layer)]
+        self.length = 0  # number of positions filled
+
+    def reset(self) -> None:
+        self.length = 0
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store this step's k, v (B, n_head, T_new, d_head); return all keys and values so far."""
+        start, end = self.length, self.length + k.shape[2]
+        if end > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} positions; this step would need {end}")
+        self.keys[layer][:, :, start:end] = k
+        self.values[layer][:, :, start:end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+
+def causal_mask(q_len: int, k_len: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """True where query i may attend to key j: the last q_len of k_len positions, j <= i."""
+    offset = k_len - q_len  # queries are the newest positions when a cache holds earlier keys
+    q_pos = torch.arange(q_len, device=device).unsqueeze(1) + offset
+    k_pos = torch.arange(k_len, device=device).unsqueeze(0)
+    return k_pos <= q_pos  # (q_len, k_len)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head attention where each position sees only itself and earlier positions.
+
+        q, k, v = split(x W_attn + b_attn)                   one matmul, split in that order
+        head_h  = softmax(q_h k_h^T / sqrt(d_head) + M) v_h  M = -inf above the diagonal
+        out     = concat(head_1..head_H) W_proj + b_proj
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head, self.d_head = config.n_head, config.d_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.qkv_bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.dropout = config.dropout
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()  # (B, n_head, T, d_head)
+        self.hook_scores = HookPoint()  # (B, n_head, T_q, T_k)
+        self.hook_pattern = HookPoint()  # (B, n_head, T_q, T_k)
+        self.hook_z = HookPoint()  # (B, T, n_head, d_head)
+
+    def forward(self, x: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
+        # Heads come from the last dimension: (B, T, C) -> (B, n_head, T, d_head).
+        q = self.hook_q(q.view(B, T, self.n_head, self.d_head).transpose(1, 2))
+        k = self.hook_k(k.view(B, T, self.n_head, self.d_head).transpose(1, 2))
+        v = self.hook_v(v.view(B, T, self.n_head, self.d_head).transpose(1, 2))
+        if kv_cache is not None:
+            k, v = kv_cache.append(layer, k, v)  # (B, n_head, T_past + T, d_head)
+
+        if self.hook_scores.is_watched() or self.hook_pattern.is_watched():
+            z = self._explicit_attention(q, k, v)
+        else:
+            z = self._fused_attention(q, k, v)  # (B, n_head, T, d_head)
+
+        z = self.hook_z(z.transpose(1, 2))  # (B, T, n_head, d_head)
+        return self.c_proj(z.reshape(B, T, C))
+
+    def _fused_attention(self, q, k, v):
+        T_q, T_k = q.shape[2], k.shape[2]
+        dropout = self.dropout if self.training else 0.0
+        if T_q == 1:  # one new token sees every cached key: no mask needed
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        if T_q == T_k:
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        mask = causal_mask(T_q, T_k, q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+
+    def _explicit_attention(self, q, k, v):
+        T_q, T_k = q.shape[2], k.shape[2]
+        # Scores and softmax in float32 even for a bfloat16 model: the pattern is what learners read.
+        scores = (q.float() @ k.float().transpose(-2, -1)) / math.sqrt(self.d_head)  # (B, n_head, T_q, T_k)
+        scores = scores.masked_fill(~causal_mask(T_q, T_k, q.device), float("-inf"))
+        scores = self.hook_scores(scores)
+        pattern = self.hook_pattern(torch.softmax(scores, dim=-1))
+        return self.attn_dropout(pattern).to(v.dtype) @ v  # (B, n_head, T_q, d_head)
+
+
+class MLP(nn.Module):
+    """The position-wise feed-forward network: MLP(x) = GELU(x W_fc + b_fc) W_proj + b_proj.
+
+    GPT-2 uses the tanh approximation of GELU,
+        GELU(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))),
+    and a hidden width of 4 * d_model.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        d_mlp = config.mlp_ratio * config.n_embd
+        self.c_fc = nn.Linear(config.n_embd, d_mlp)
+        self.c_proj = nn.Linear(d_mlp, config.n_embd)
+        self.hook_pre = HookPoint()  # (B, T, d_mlp)
+        self.hook_post = HookPoint()  # (B, T, d_mlp)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.hook_pre(self.c_fc(x))
+        post = self.hook_post(F.gelu(pre, approximate="tanh"))
+        return self.c_proj(post)
+
+
+class Block(nn.Module):
+    """One pre-LayerNorm transformer block: x + Attn(LN_1(x)), then + MLP(LN_2(.)).
+
+    LayerNorm(x) = g * (x - mean(x)) / sqrt(var(x) + eps) + b over the d_model features
+    of each position, with eps = 1e-5.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.mlp = MLP(config)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.hook_resid_pre = HookPoint()  # (B, T, d_model)
+        self.hook_attn_out = HookPoint()  # (B, T, d_model)
+        self.hook_resid_mid = HookPoint()  # (B, T, d_model)
+        self.hook_mlp_out = HookPoint()  # (B, T, d_model)
+        self.hook_resid_post = HookPoint()  # (B, T, d_model)
+
+    def forward(self, x: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = self.hook_resid_pre(x)
+        attn_out = self.hook_attn_out(self.resid_dropout(self.attn(self.ln_1(x), kv_cache, layer)))
+        x = self.hook_resid_mid(x + attn_out)
+        mlp_out = self.hook_mlp_out(self.resid_dropout(self.mlp(self.ln_2(x))))
+        return self.hook_resid_post(x + mlp_out)
+
+
+class GPT2(nn.Module):
+    """The whole model: embeddings, `n_layer` blocks, a final LayerNorm and the tied head.
+
+    `model(ids)` maps a LongTensor (batch, T) to logits (batch, T, n_vocab): the
+    unnormalised log-probabilities of the token after each position.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.n_vocab, config.n_embd)  # token embeddings, also the output head
+        self.wpe = nn.Embedding(config.n_ctx, config.n_embd)  # learned absolute position embeddings
+        self.drop = nn.Dropout(config.dropout)
+        self.h = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.hook_tok_embed = HookPoint()  # (B, T, d_model)
+        self.hook_pos_embed = HookPoint()  # (B, T, d_model)
+        self.hook_final = HookPoint()  # (B, T, d_model)
+        self.hook_logits = HookPoint()  # (B, T, n_vocab)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        # GPT-2's initialisation: N(0, 0.02) weights, zero biases; LayerNorm starts as identity.
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def new_kv_cache(self, batch_size: int = 1, max_len: int | None = None) -> KVCache:
+        weight = self.wte.weight
+        return KVCache(self.config, batch_size, max_len, dtype=weight.dtype, device=weight.device)
+
+    def forward(self, ids: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
+        """Logits (B, T, n_vocab) for token ids (B, T).
+
+        With a `kv_cache`, `ids` are the tokens after those already cached, and their
+        positions continue from there. `last_only=True` projects only the last position
+        onto the vocabulary (all a decoder needs), returning (B, 1, n_vocab).
+        """
+        B, T = ids.shape
+        start = kv_cache.length if kv_cache is not None else 0
+        if start + T > self.config.n_ctx:
+            raise ValueError(f"sequence of {start + T} tokens is longer than the context of {self.config.n_ctx}")
+        positions = torch.arange(start, start + T, device=ids.device)  # (T,)
+        tok = self.hook_tok_embed(self.wte(ids))  # (B, T, d_model)
+        pos = self.hook_pos_embed(self.wpe(positions).unsqueeze(0))  # (1, T, d_model)
+        x = self.drop(tok + pos)
+        for layer, block in enumerate(self.h):
+            x = block(x, kv_cache, layer)
+        if kv_cache is not None:
+            kv_cache.length += T
+        if last_only:
+            x = x[:, -1:]
+        x = self.hook_final(self.ln_f(x))
+        return self.hook_logits(F.linear(x, self.wte.weight))  # tied head: h @ W_te^T
+
+    def hook_points(self) -> dict[str, HookPoint]:
+        """Every hook point by its dotted name, e.g. 'h.3.attn.hook_pattern'."""
+        return {name: module for name, module in self.named_modules() if isinstance(module, HookPoint)}
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,67 @@
+"""GPT-2's byte-level BPE tokenizer, loaded from the copy shipped in assets/.
+
+Text is first split by a regular expression into word-like pieces (a leading space
+stays with the word: " moves"), each piece is turned into UTF-8 bytes, and the bytes
+are merged pairwise by rank until no learned merge applies (Sennrich et al. 2016,
+applied to bytes as in the GPT-2 paper, section 2.2). The vocabulary is 256 single
+bytes + 50,000 merges + one special token, <|endoftext|> = 50256.
+
+The merge table is tiktoken's `r50k_base` file: one line per token, the token's bytes
+in base64 and its rank (= its id). Its sha256 is checked on load, so a damaged or
+swapped file fails loudly instead of producing wrong ids.
+
+On `<|endoftext|>` in user text: `encode` turns it into the single special token
+50256, the separator GPT-2 saw between documents in training, so a learner can type
+it and see the model react to it. Nothing raises for it. Use `encode_ordinary` to
+treat it as plain characters instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+from pathlib import Path
+
+import tiktoken
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+BPE_FILE = ASSETS / "gpt2.tiktoken"
+BPE_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
+EOT_TOKEN = "<|endoftext|>"
+EOT_ID = 50256
+# GPT-2's pre-tokenisation pattern: contractions, letters, digits, other symbols, spaces.
+SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+class GPT2Encoding(tiktoken.Encoding):
+    """tiktoken's Encoding, with `<|endoftext|>` in text encoded as the special token."""
+
+    def encode(self, text: str, *, allowed_special="all", disallowed_special=()) -> list[int]:
+        return super().encode(text, allowed_special=allowed_special, disallowed_special=disallowed_special)
+
+
+def read_bpe_ranks(path: Path = BPE_FILE, expected_sha256: str = BPE_SHA256) -> dict[bytes, int]:
+    """Parse a .tiktoken file into {token bytes: rank}, after checking its sha256."""
+    data = Path(path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected_sha256:
+        raise ValueError(f"{path} has sha256 {digest}, expected {expected_sha256}: the BPE table is damaged")
+    ranks = {}
+    for line in data.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks
+
+
+@functools.cache
+def get_tokenizer() -> GPT2Encoding:
+    """GPT-2's tokenizer as a tiktoken Encoding; reads only the file in assets/."""
+    return GPT2Encoding(
+        name="gpt2",
+        pat_str=SPLIT_PATTERN,
+        mergeable_ranks=read_bpe_ranks(),
+        special_tokens={EOT_TOKEN: EOT_ID},
+        explicit_n_vocab=50257,
+    )

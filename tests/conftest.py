@@ -1,0 +1,31 @@
+"""Shared fixtures: a small random checkpoint in OpenAI's layout, written once per test session."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from openai_layout import random_openai_weights, write_openai_checkpoint
+
+# Small enough to run in milliseconds, with GPT-2's real vocabulary so real text tokenizes.
+TINY_HPARAMS = {"n_vocab": 50257, "n_ctx": 64, "n_embd": 32, "n_head": 4, "n_layer": 2}
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights():
+    return random_openai_weights(TINY_HPARAMS, seed=1234)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_dir(tmp_path_factory, tiny_weights):
+    """A directory exactly like OpenAI's: checkpoint, model.ckpt.{index,meta,data-...}, hparams.json."""
+    return write_openai_checkpoint(tmp_path_factory.mktemp("tiny-gpt2"), TINY_HPARAMS, tiny_weights)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint_dir):
+    import gpt2
+
+    return gpt2.load_openai_checkpoint(tiny_checkpoint_dir)
