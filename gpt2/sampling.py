@@ -69,13 +69,20 @@ def top_p_mask(logits: torch.Tensor, p: float | None) -> torch.Tensor:
     return torch.zeros_like(keep_sorted).scatter_(-1, order, keep_sorted)
 
 
+def filter_stages(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The logits after each step: (after temperature, after top-k, after top-p); dropped = -inf."""
+    validate_sampling(temperature, top_k, top_p)
+    tempered = apply_temperature(logits, temperature)
+    after_k = tempered.masked_fill(~top_k_mask(tempered, top_k), float("-inf"))
+    after_p = after_k.masked_fill(~top_p_mask(after_k, top_p), float("-inf"))
+    return tempered, after_k, after_p
+
+
 def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                   top_p: float | None = None) -> torch.Tensor:
     """Logits after temperature, top-k and top-p; dropped tokens are -inf. Softmax gives the distribution."""
-    validate_sampling(temperature, top_k, top_p)
-    scaled = apply_temperature(logits, temperature)
-    scaled = scaled.masked_fill(~top_k_mask(scaled, top_k), float("-inf"))
-    return scaled.masked_fill(~top_p_mask(scaled, top_p), float("-inf"))
+    return filter_stages(logits, temperature, top_k, top_p)[-1]
 
 
 def sample_token(logits: torch.Tensor, generator: torch.Generator | None = None) -> int:

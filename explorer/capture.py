@@ -1,0 +1,167 @@
+"""One forward pass with hooks records everything the explorer shows.
+
+`capture(model, ids)` attaches forward hooks to the model's hook points (see
+gpt2/model.py), runs the prompt through once, and always removes the hooks again,
+also when the pass fails. The result is a `Trace` of CPU numpy arrays; every panel
+redraws from it without running the model again.
+
+What is kept, and why (budget: a 1024-token prompt on GPT-2 124M needs ~0.5 GB):
+
+    attention   [layer, head, query, key]  float16: values are in [0, 1], where float16
+                                           is exact to ~5e-4; float32 would double the
+                                           largest array (12*12*1024*1024 weights)
+    residual    [layer+1, pos, d_model]    float32: x_0 (embeddings) and x_l after each block
+    attn_out    [layer, pos, d_model]      float32: what attention adds to the stream
+    mlp_out     [layer, pos, d_model]      float32: what the MLP adds
+    head_z      [layer, pos, head, d_head] float32: each head's output before W_O, so a
+                                           head's own contribution z_h W_O^h can be
+                                           computed on demand (heads.py) instead of for
+                                           every head up front
+    logits      [n_vocab]                  raw logits at the last position
+
+The model only projects the last position onto the vocabulary during capture: the
+head is the single largest matrix (n_vocab x d_model), and the logit lens (lens.py)
+projects exactly the layers and positions a panel shows, when it shows them.
+
+Hooks are global to the model object, so captures are serialised with a lock and each
+hook records only the forward pass of the thread that attached it: a generation
+running in another thread at the same time is not mixed into the trace.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import torch
+
+from gpt2 import GPT2, GPTConfig, get_tokenizer
+from gpt2.generate import check_prompt
+
+from .tokens import display_token
+
+_capture_lock = threading.Lock()
+
+
+@dataclass(eq=False)
+class Trace:
+    config: GPTConfig
+    token_ids: np.ndarray  # [pos] int64
+    tok_embed: np.ndarray  # [pos, d_model]   W_te[t]
+    pos_embed: np.ndarray  # [pos, d_model]   W_pe[i]
+    attention: np.ndarray  # [layer, head, query, key] float16
+    residual: np.ndarray  # [layer + 1, pos, d_model]
+    attn_out: np.ndarray  # [layer, pos, d_model]
+    mlp_out: np.ndarray  # [layer, pos, d_model]
+    head_z: np.ndarray  # [layer, pos, head, d_head]
+    logits: np.ndarray  # [n_vocab] at the last position
+    token_bytes: list[bytes] = field(default_factory=list)
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @cached_property
+    def tokens(self) -> list[str]:
+        """Display strings, one per token (see tokens.py)."""
+        return [display_token(piece) for piece in self.token_bytes]
+
+    @property
+    def embed(self) -> np.ndarray:
+        """x_0 = W_te[t] + W_pe[i], [pos, d_model] (the same array as residual[0])."""
+        return self.residual[0]
+
+    @cached_property
+    def next_token_probs(self) -> np.ndarray:
+        """softmax(logits) at temperature 1, [n_vocab], computed in float64."""
+        z = self.logits.astype(np.float64)
+        e = np.exp(z - z.max())
+        return e / e.sum()
+
+    @property
+    def residual_norms(self) -> np.ndarray:
+        """||x_l|| per layer and position, [layer + 1, pos]."""
+        return np.linalg.norm(self.residual, axis=-1)
+
+    @property
+    def attn_out_norms(self) -> np.ndarray:
+        return np.linalg.norm(self.attn_out, axis=-1)  # [layer, pos]
+
+    @property
+    def mlp_out_norms(self) -> np.ndarray:
+        return np.linalg.norm(self.mlp_out, axis=-1)  # [layer, pos]
+
+    def nbytes(self) -> int:
+        arrays = (self.token_ids, self.tok_embed, self.pos_embed, self.attention, self.residual,
+                  self.attn_out, self.mlp_out, self.head_z, self.logits)
+        return sum(a.nbytes for a in arrays)
+
+
+class _Recorder:
+    """Forward hooks that copy tensors out of one forward pass, in one thread."""
+
+    def __init__(self):
+        self.thread = threading.get_ident()
+        self.records: dict[str, list[np.ndarray]] = {}
+
+    def hook(self, key: str, dtype=torch.float32):
+        def record(module, inputs, output):
+            if threading.get_ident() == self.thread:
+                self.records.setdefault(key, []).append(output[0].detach().to("cpu", dtype).numpy())
+        return record
+
+
+def _hooks_to_attach(model: GPT2, recorder: _Recorder) -> list[tuple[torch.nn.Module, object]]:
+    hooks = [(model.hook_tok_embed, recorder.hook("tok_embed")), (model.hook_pos_embed, recorder.hook("pos_embed"))]
+    for block in model.h:
+        hooks += [
+            (block.hook_resid_pre, recorder.hook("resid_pre")),
+            (block.attn.hook_pattern, recorder.hook("attention", torch.float16)),
+            (block.attn.hook_z, recorder.hook("head_z")),
+            (block.hook_attn_out, recorder.hook("attn_out")),
+            (block.hook_mlp_out, recorder.hook("mlp_out")),
+            (block.hook_resid_post, recorder.hook("resid_post")),
+        ]
+    hooks.append((model.hook_logits, recorder.hook("logits")))
+    return hooks
+
+
+@contextmanager
+def hooks_attached(hooks):
+    """Register forward hooks for the duration of a `with` block; always remove them."""
+    handles = []
+    try:
+        for module, fn in hooks:
+            handles.append(module.register_forward_hook(fn))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def capture(model: GPT2, token_ids) -> Trace:
+    """Run `token_ids` through `model` once and return the Trace of everything recorded."""
+    ids = check_prompt(model, token_ids)
+    recorder = _Recorder()
+    device = model.wte.weight.device
+    with _capture_lock, hooks_attached(_hooks_to_attach(model, recorder)), torch.inference_mode():
+        model(torch.tensor([ids], device=device), last_only=True)
+    r = {key: np.stack(value) for key, value in recorder.records.items()}
+    enc = get_tokenizer()
+    pieces = [enc.decode_single_token_bytes(i) if i < enc.n_vocab else b"?" for i in ids]
+    return Trace(
+        config=model.config,
+        token_ids=np.asarray(ids, dtype=np.int64),
+        tok_embed=r["tok_embed"][0],
+        pos_embed=r["pos_embed"][0],
+        attention=r["attention"],
+        residual=np.concatenate([r["resid_pre"][:1], r["resid_post"]]),
+        attn_out=r["attn_out"],
+        mlp_out=r["mlp_out"],
+        head_z=r["head_z"],
+        logits=r["logits"][0, -1],
+        token_bytes=pieces,
+    )

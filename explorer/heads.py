@@ -1,0 +1,128 @@
+"""What each attention head does, in a few numbers, and a label for the UI.
+
+For a head's pattern A (rows: queries i, columns: keys j, each row sums to 1) the
+scores are averages over the query positions i >= 2, where "previous", "first" and
+"self" are three different keys (at i = 1 the previous token is the first token):
+
+    previous-token   mean_i A[i, i-1]   attends to the token just before
+    first-token      mean_i A[i, 0]     parks attention on the first token, a "sink"
+                                        (Xiao et al. 2023) when it has nothing better to do
+    self             mean_i A[i, i]     attends to its own position
+    entropy          mean_i H(A[i, :]) / log(i + 1)   0 = one key only, 1 = uniform over all keys
+
+Induction heads (Olsson et al. 2022) complete patterns: having seen "A B ... A" they
+attend from the second A to the B that followed the first one, and copy it. The test:
+feed a random token sequence twice; in the second copy, a head's induction score is
+its mean attention from each token to the token right after that token's first
+occurrence. Random tokens make the pattern the only possible clue. It needs its own
+forward pass, so it is computed once per model and cached.
+
+Each head's own contribution to the residual stream is z_h W_O^h (its slice of the
+output projection); its norm per position says how much the head writes.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gpt2 import GPT2
+
+from .capture import Trace, capture
+
+# A head earns a label when its score passes the threshold; the first match wins.
+LABEL_RULES = (
+    ("induction", "induction", 0.4),
+    ("previous-token", "previous_token", 0.5),
+    ("first-token sink", "first_token", 0.6),
+    ("self", "self", 0.5),
+)
+BROAD_ENTROPY = 0.85
+
+
+@dataclass
+class HeadScores:
+    previous_token: np.ndarray  # [layer, head]
+    first_token: np.ndarray  # [layer, head]
+    self: np.ndarray  # [layer, head]
+    entropy: np.ndarray  # [layer, head], normalised to [0, 1]
+    induction: np.ndarray | None = None  # [layer, head], from the repeated-sequence test
+
+    def label(self, layer: int, head: int) -> str:
+        for name, field, threshold in LABEL_RULES:
+            value = getattr(self, field)
+            if value is not None and value[layer, head] >= threshold:
+                return name
+        return "broad" if self.entropy[layer, head] >= BROAD_ENTROPY else "mixed"
+
+    def labels(self) -> list[list[str]]:
+        layers, heads = self.entropy.shape
+        return [[self.label(layer, head) for head in range(heads)] for layer in range(layers)]
+
+
+def pattern_scores(attention: np.ndarray) -> dict[str, np.ndarray]:
+    """Previous-token, first-token, self and normalised-entropy scores of patterns [..., query, key]."""
+    a = np.asarray(attention, dtype=np.float32)
+    T = a.shape[-1]
+    if T < 3:
+        zeros = np.zeros(a.shape[:-2], dtype=np.float32)
+        return {"previous_token": zeros, "first_token": zeros, "self": zeros, "entropy": zeros}
+    i = np.arange(2, T)
+    rows = a[..., i, :]  # [..., T-2, key]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.where(rows > 0, rows * np.log(rows), 0.0).sum(-1) / np.log(i + 1)
+    return {
+        "previous_token": a[..., i, i - 1].mean(-1),
+        "first_token": a[..., i, 0].mean(-1),
+        "self": a[..., i, i].mean(-1),
+        "entropy": h.mean(-1),
+    }
+
+
+def head_scores(trace: Trace, induction: np.ndarray | None = None) -> HeadScores:
+    return HeadScores(**pattern_scores(trace.attention), induction=induction)
+
+
+def induction_pattern_score(attention: np.ndarray, half: int, offset: int = 1) -> np.ndarray:
+    """Mean attention from position offset+half+j to offset+j+1 (the token after the first copy)."""
+    j = np.arange(half - 1)
+    query, key = offset + half + j, offset + j + 1
+    return np.asarray(attention, dtype=np.float32)[..., query, key].mean(-1)
+
+
+_induction_cache: "weakref.WeakKeyDictionary[GPT2, np.ndarray]" = weakref.WeakKeyDictionary()
+
+
+def induction_scores(model: GPT2, half: int = 50, seed: int = 0) -> np.ndarray:
+    """Induction score of every head, [layer, head]; computed once per model."""
+    if model not in _induction_cache:
+        config = model.config
+        half = min(half, (config.n_ctx - 1) // 2)
+        generator = torch.Generator().manual_seed(seed)
+        # Ordinary word-piece ids (not bytes, not rare tokens), preceded by <|endoftext|> as GPT-2's start.
+        low, high = min(1000, config.n_vocab // 4), min(20000, config.n_vocab - 1)
+        random_ids = torch.randint(low, high, (half,), generator=generator).tolist()
+        start = [min(50256, config.n_vocab - 1)]
+        trace = capture(model, start + random_ids + random_ids)
+        _induction_cache[model] = induction_pattern_score(trace.attention, half, offset=1)
+    return _induction_cache[model]
+
+
+def head_outputs(model: GPT2, trace: Trace, layer: int) -> np.ndarray:
+    """Each head's contribution z_h W_O^h to the residual stream, [pos, head, d_model].
+
+    Summed over heads, plus the bias of c_proj, they give the layer's attention output.
+    """
+    d_head, n_head = trace.config.d_head, trace.config.n_head
+    w_o = model.h[layer].attn.c_proj.weight.detach().float()  # (d_model, d_model): out x in
+    w_o = w_o.T.reshape(n_head, d_head, -1)  # rows of W_O belong to heads: (head, d_head, d_model)
+    z = torch.as_tensor(trace.head_z[layer])  # (pos, head, d_head)
+    return torch.einsum("phd,hdm->phm", z, w_o).numpy()  # (pos, head, d_model)
+
+
+def head_output_norms(model: GPT2, trace: Trace, layer: int) -> np.ndarray:
+    """||z_h W_O^h|| for each position and head of one layer, [pos, head]: how much each head writes."""
+    return np.linalg.norm(head_outputs(model, trace, layer), axis=-1)

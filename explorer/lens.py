@@ -1,0 +1,57 @@
+"""The logit lens: read the residual stream of every layer as if it were the last.
+
+The model turns its final residual x_L into a prediction with
+    p = softmax(LN_f(x_L) W_te^T).
+Applying the same readout to an earlier x_l (nostalgebraist, 2020) shows what the
+model "would say" after l blocks, and how the prediction forms layer by layer.
+
+LN_f normalises each vector by its own mean and standard deviation, so the statistics
+are recomputed for every layer's x_l; reusing those of x_L (a mistake some tools make)
+would scale early layers wrongly. Layer 0 is the embeddings x_0, layer L is the
+model's real output, where the lens equals the final distribution.
+
+Each call projects n_layers x n_positions vectors onto all 50,257 tokens, the most
+expensive matrix product in the explorer, so it runs only for what a panel shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gpt2 import GPT2
+
+from .capture import Trace
+
+
+@dataclass
+class LensResult:
+    layers: np.ndarray  # [L'] which residual layers (0 = embeddings)
+    positions: np.ndarray  # [P]
+    top_ids: np.ndarray  # [L', P, k] most likely next tokens
+    top_probs: np.ndarray  # [L', P, k]
+    entropy: np.ndarray  # [L', P] entropy of each layer's distribution, in bits
+
+
+@torch.inference_mode()
+def lens_logits(model: GPT2, residual: np.ndarray) -> torch.Tensor:
+    """LN_f(x) W_te^T for residual vectors [..., d_model], in float32."""
+    x = torch.as_tensor(residual, dtype=torch.float32)
+    ln = model.ln_f
+    normed = F.layer_norm(x, ln.normalized_shape, ln.weight.float(), ln.bias.float(), ln.eps)
+    return normed @ model.wte.weight.float().T
+
+
+def logit_lens(model: GPT2, trace: Trace, layers=None, positions=None, k: int = 5) -> LensResult:
+    """Top-k next tokens and their probabilities at the given layers and positions."""
+    layers = np.arange(trace.config.n_layer + 1) if layers is None else np.asarray(layers)
+    positions = np.arange(trace.n_tokens) if positions is None else np.asarray(positions)
+    logits = lens_logits(model, trace.residual[np.ix_(layers, positions)])  # [L', P, n_vocab]
+    logp = torch.log_softmax(logits, dim=-1)
+    top = logp.topk(k, dim=-1)
+    entropy = -(logp.exp() * logp).sum(-1) / np.log(2)
+    return LensResult(layers=layers, positions=positions, top_ids=top.indices.numpy(),
+                      top_probs=top.values.exp().numpy(), entropy=entropy.numpy())
