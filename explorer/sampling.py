@@ -52,13 +52,20 @@ def entropy_bits(probs: np.ndarray) -> float:
 
 
 def sampling_anatomy(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
-                     top_p: float | None = None, seed: int | None = None) -> SamplingAnatomy:
-    """Every stage of turning `logits` [n_vocab] into the distribution a token is drawn from."""
+                     top_p: float | None = None, seed: int | None = None,
+                     generator: torch.Generator | None = None) -> SamplingAnatomy:
+    """Every stage of turning `logits` [n_vocab] into the distribution a token is drawn from.
+
+    With a `seed` (or a `generator`, whose state advances) the token that draw would pick is
+    returned too, drawn exactly as `gpt2.generate` draws.
+    """
     z = torch.as_tensor(logits, dtype=torch.float32)
     tempered, after_k, after_p = filter_stages(z, temperature, top_k, top_p)  # raises ValueError on bad settings
     probs_tempered, probs_final = _softmax(tempered), _softmax(after_p)
     kept = torch.isfinite(after_p).numpy()
-    chosen = None if seed is None else sample_token(after_p, torch.Generator().manual_seed(seed))
+    if generator is None and seed is not None:
+        generator = torch.Generator().manual_seed(seed)
+    chosen = None if generator is None else sample_token(after_p, generator)
     return SamplingAnatomy(
         temperature=temperature, top_k=top_k, top_p=top_p,
         probs=_softmax(z), probs_tempered=probs_tempered, probs_after_top_k=_softmax(after_k),

@@ -29,3 +29,16 @@ def tiny_model(tiny_checkpoint_dir):
     import gpt2
 
     return gpt2.load_openai_checkpoint(tiny_checkpoint_dir)
+
+
+@pytest.fixture(scope="session")
+def app_server(tiny_checkpoint_dir, tmp_path_factory):
+    """`python app.py --model-dir <tiny checkpoint>` serving on 127.0.0.1 for the whole session."""
+    from app_server import AppServer
+
+    server = AppServer(tiny_checkpoint_dir, tmp_path_factory.mktemp("app") / "app.log")
+    try:
+        server.wait_until_ready()
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,307 @@
+"""What each panel of the app shows, computed from an analysed prompt (no Gradio here).
+
+`analyze` runs the model once (capture) and returns an `Analysis`, kept per user in
+the UI's state. Every other function turns an Analysis plus the user's current
+selection (layer, head, sampling settings) into figures and filled-in teaching text,
+without running the model again: these are what sliders call, so they stay cheap.
+Only `next_step` (generation one token at a time) runs the model.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+import gpt2
+from gpt2.generate import check_prompt
+
+from . import plots, teaching
+from .capture import Trace, capture
+from .heads import HeadScores, head_scores
+from .lens import LensResult, logit_lens
+from .models import LoadedModel
+from .sampling import sampling_anatomy
+from .tokens import describe_bytes, display_token
+
+LENS_POSITIONS = 16  # logit-lens columns: the most recent positions (each costs n_layer vocabulary projections)
+LENS_TOP_K = 5
+BAR_TOKENS = 25  # tokens drawn in the next-token bar chart
+
+
+@dataclass(eq=False)
+class Analysis:
+    """One analysed prompt: the trace, head statistics and logit lens, per user."""
+
+    model_name: str
+    prompt: str
+    trace: Trace
+    scores: HeadScores
+    lens: LensResult
+    notice: str = ""  # e.g. that the prompt was truncated to the context
+    lens_labels: list[list[list[str]]] = field(default_factory=list)
+
+
+def _label(token_id: int) -> str:
+    return display_token(gpt2.get_tokenizer().decode_single_token_bytes(token_id))
+
+
+def encode_prompt(prompt: str, n_ctx: int) -> tuple[list[int], str]:
+    """Token ids of a prompt, cut to the context if needed, and a notice saying so."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("The prompt is empty: type some text first.")
+    ids = gpt2.get_tokenizer().encode(prompt)
+    if len(ids) <= n_ctx:
+        return ids, ""
+    notice = (f"⚠️ The prompt has {len(ids)} tokens but GPT-2 reads at most {n_ctx}: "
+              f"only the last {n_ctx} tokens are analysed.")
+    return ids[-n_ctx:], notice
+
+
+def analyze(loaded: LoadedModel, prompt: str) -> Analysis:
+    """Run the prompt through the model once and compute everything the panels show."""
+    ids, notice = encode_prompt(prompt, loaded.model.config.n_ctx)
+    trace = capture(loaded.model, ids)
+    positions = np.arange(max(0, trace.n_tokens - LENS_POSITIONS), trace.n_tokens)
+    lens = logit_lens(loaded.model, trace, positions=positions, k=LENS_TOP_K)
+    labels = [[[_label(int(i)) for i in cell] for cell in row] for row in lens.top_ids]
+    return Analysis(loaded.name, prompt, trace, head_scores(trace, loaded.induction), lens, notice, labels)
+
+
+def status_line(loaded: LoadedModel, analysis: Analysis | None = None) -> str:
+    line = loaded.describe()
+    if analysis is not None:
+        line += f" · prompt: {analysis.trace.n_tokens} tokens"
+        if analysis.notice:
+            line += f"\n\n{analysis.notice}"
+    return line
+
+
+# ---- tokens ----
+
+def token_chips(trace: Trace) -> str:
+    """The prompt as coloured chips; hovering one shows its id and bytes."""
+    chips = []
+    for position, (token_id, piece, text) in enumerate(zip(trace.token_ids, trace.token_bytes, trace.tokens)):
+        tip = html.escape(f"position {position} · id {token_id} · bytes {describe_bytes(piece)}", quote=True)
+        chips.append(f'<span class="token-chip c{position % 6}" title="{tip}">'
+                     f'<span class="token-text">{html.escape(text)}</span>'
+                     f'<span class="token-id">{token_id}</span></span>')
+    return f'<div class="token-chips">{"".join(chips)}</div>'
+
+
+def tokens_text(trace: Trace) -> str:
+    # Show the first token that has a leading space, if any: it teaches the most.
+    example = next((i for i, piece in enumerate(trace.token_bytes) if piece.startswith(b" ")), 0)
+    return teaching.render(
+        "tokens", n_chars=len(b"".join(trace.token_bytes).decode("utf-8", "replace")), n_tokens=trace.n_tokens,
+        n_vocab=trace.config.n_vocab, example_token=trace.tokens[example], example_id=int(trace.token_ids[example]),
+        example_bytes=describe_bytes(trace.token_bytes[example]))
+
+
+# ---- embeddings ----
+
+def _cosine(vectors: np.ndarray) -> np.ndarray:
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+    return unit @ unit.T
+
+
+def embedding_figures(analysis: Analysis, wpe: np.ndarray) -> dict:
+    trace, tokens = analysis.trace, analysis.trace.tokens
+    return {
+        "token": plots.embedding_heatmap(trace.tok_embed, tokens, "Token embeddings W_te[t]"),
+        "position": plots.embedding_heatmap(trace.pos_embed, tokens, "Position embeddings W_pe[i]"),
+        "sum": plots.embedding_heatmap(trace.embed, tokens, "Their sum x₀ = W_te[t] + W_pe[i]"),
+        "pca": plots.embedding_pca(trace.tok_embed, tokens, "Your tokens' embeddings, 2-D PCA"),
+        "curve": plots.position_embedding_curve(wpe, trace.n_tokens),
+        "cosine": plots.cosine_similarity_heatmap(trace.tok_embed, tokens, "Cosine similarity of token embeddings"),
+    }
+
+
+def embeddings_text(analysis: Analysis) -> str:
+    trace = analysis.trace
+    similarity = _cosine(trace.tok_embed)
+    different = trace.token_ids[:, None] != trace.token_ids[None, :]
+    pair, value = "(only one distinct token)", float("nan")
+    if different.any():
+        masked = np.where(different, similarity, -np.inf)
+        i, j = np.unravel_index(np.argmax(masked), masked.shape)
+        pair, value = f"**{trace.tokens[i]}** and **{trace.tokens[j]}**", float(similarity[i, j])
+    c = trace.config
+    return teaching.render(
+        "embeddings", n_embd=c.n_embd, n_vocab=c.n_vocab, n_ctx=c.n_ctx, first_token=trace.tokens[0],
+        tok_norm=float(np.linalg.norm(trace.tok_embed[0])), pos_norm=float(np.linalg.norm(trace.pos_embed[0])),
+        most_similar_pair=pair, similarity=value)
+
+
+# ---- attention ----
+
+def clamp_head(analysis: Analysis, layer, head) -> tuple[int, int]:
+    """Layer and head as valid indices (values from a browser or API client may be anything)."""
+    c = analysis.trace.config
+    try:
+        layer, head = int(layer), int(head)
+    except (TypeError, ValueError):
+        raise ValueError("layer and head must be whole numbers") from None
+    if not (0 <= layer < c.n_layer and 0 <= head < c.n_head):
+        raise ValueError(f"this model has layers 0–{c.n_layer - 1} and heads 0–{c.n_head - 1}")
+    return layer, head
+
+
+def head_pattern(analysis: Analysis, layer: int, head: int, mean_over_heads: bool) -> np.ndarray:
+    attention = analysis.trace.attention[layer]
+    return attention.astype(np.float32).mean(0) if mean_over_heads else attention[head]
+
+
+def attention_figures(analysis: Analysis, layer: int, head: int, mean_over_heads: bool) -> tuple:
+    trace = analysis.trace
+    name = f"mean of {trace.config.n_head} heads" if mean_over_heads else f"head {head}"
+    title = f"Layer {layer}, {name}" + ("" if mean_over_heads else f" ({analysis.scores.label(layer, head)})")
+    heatmap = plots.attention_heatmap(head_pattern(analysis, layer, head, mean_over_heads), trace.tokens, title)
+    overview = plots.attention_overview(trace.attention, analysis.scores.labels(), selected=(layer, head))
+    return heatmap, overview
+
+
+def head_scores_figure(analysis: Analysis):
+    s = analysis.scores
+    scores = {"previous-token": s.previous_token, "first-token": s.first_token, "self": s.self, "entropy": s.entropy}
+    if s.induction is not None:
+        scores["induction"] = s.induction
+    return plots.head_scores_heatmap(scores)
+
+
+def attention_text(analysis: Analysis, layer: int, head: int, mean_over_heads: bool) -> str:
+    trace = analysis.trace
+    row = head_pattern(analysis, layer, head, mean_over_heads)[-1].astype(np.float64)
+    order = np.argsort(-row, kind="stable")[:5]
+    top_keys = "\n".join(f"- key {j} **{trace.tokens[j]}**: {row[j]:.3f}" for j in order if row[j] > 0)
+    nonzero = row[row > 0]
+    entropy = float(-(nonzero * np.log2(nonzero)).sum())
+    c = trace.config
+    return teaching.render(
+        "attention", n_head=c.n_head, n_layer=c.n_layer, d_head=c.d_head, layer=layer,
+        head_name=f"the mean of all {c.n_head} heads" if mean_over_heads else f"head {head}",
+        label="averaged" if mean_over_heads else analysis.scores.label(layer, head),
+        query_token=trace.tokens[-1], query_pos=trace.n_tokens - 1, top_keys=top_keys,
+        entropy_bits=entropy, effective_keys=2**entropy)
+
+
+# ---- layers ----
+
+def layer_figures(analysis: Analysis) -> tuple:
+    trace, lens = analysis.trace, analysis.lens
+    layer_names = ["embeddings"] + [f"after block {l}" for l in range(trace.config.n_layer)]
+    position_labels = [f"{p}:{trace.tokens[p]}" for p in lens.positions]
+    return (
+        plots.residual_norm_heatmap(trace.residual_norms, trace.tokens),
+        plots.layer_contributions(trace.attn_out_norms, trace.mlp_out_norms, position=trace.n_tokens - 1),
+        plots.logit_lens_grid(analysis.lens_labels, lens.top_probs, [layer_names[l] for l in lens.layers],
+                              position_labels),
+    )
+
+
+def layers_text(analysis: Analysis) -> str:
+    trace, lens = analysis.trace, analysis.lens
+    norms = trace.residual_norms[:, -1]
+    top_per_layer = lens.top_ids[:, -1, 0]  # top-1 at the last position, per layer
+    final = top_per_layer[-1]
+    first = int(np.argmax(top_per_layer == final))
+    return teaching.render(
+        "layers", n_layer=trace.config.n_layer, embed_norm=float(norms[0]), final_norm=float(norms[-1]),
+        biggest_mlp_layer=int(np.argmax(trace.mlp_out_norms[:, -1])),
+        biggest_attn_layer=int(np.argmax(trace.attn_out_norms[:, -1])),
+        final_top_token=f"{_label(int(final))}",
+        lens_first_layer="the embeddings" if first == 0 else f"block {first - 1}")
+
+
+# ---- next token ----
+
+def parse_sampling(temperature, top_k, top_p) -> tuple[float, int | None, float | None]:
+    """Slider values as sampler settings: top-k 0 and top-p 1 mean "off"."""
+    try:
+        temperature, top_k, top_p = float(temperature), int(top_k or 0), float(top_p if top_p is not None else 1.0)
+    except (TypeError, ValueError):
+        raise ValueError("temperature, top-k and top-p must be numbers") from None
+    # 0 and 1 switch the filters off; other out-of-range values reach validate_sampling and are refused there.
+    return temperature, (None if top_k == 0 else top_k), (None if top_p == 1.0 else top_p)
+
+
+def _parse_seed(seed) -> int | None:
+    if seed is None or seed == "":
+        return None
+    try:
+        seed = int(seed)
+    except (TypeError, ValueError):
+        raise ValueError("the seed must be a whole number") from None
+    if not 0 <= seed < 2**63:
+        raise ValueError("the seed must be between 0 and 2^63 - 1")
+    return seed
+
+
+def distribution_figure(logits: np.ndarray, temperature, top_k, top_p, seed=None, generator=None, title_prefix=""):
+    """Bars of the most likely tokens before and after truncation, and the anatomy behind them."""
+    t, k, p = parse_sampling(temperature, top_k, top_p)
+    anatomy = sampling_anatomy(logits, t, k, p, seed=_parse_seed(seed), generator=generator)
+    order = np.argsort(-anatomy.probs_tempered, kind="stable")[:BAR_TOKENS]
+    chosen = None
+    if anatomy.chosen is not None:
+        if anatomy.chosen not in order:  # a long-shot draw: show it in the last bar so the pick is always visible
+            order[-1] = anatomy.chosen
+        chosen = int(np.nonzero(order == anatomy.chosen)[0][0])
+    kept = f"{anatomy.n_kept:,} token{'' if anatomy.n_kept == 1 else 's'} kept"
+    title = (f"{title_prefix}{kept} ({anatomy.kept_mass:.1%} of the mass) · "
+             f"entropy {anatomy.entropy_before:.2f} → {anatomy.entropy_after:.2f} bits")
+    figure = plots.next_token_bars([_label(int(i)) for i in order], anatomy.probs_tempered[order],
+                                   anatomy.probs_final[order], anatomy.kept[order], title, chosen=chosen)
+    return figure, anatomy
+
+
+def next_token_text(trace: Trace, anatomy) -> str:
+    top = int(np.argmax(trace.next_token_probs))
+    return teaching.render(
+        "next_token", temperature=anatomy.temperature, top_k=anatomy.top_k or "off", top_p=anatomy.top_p or "off",
+        top_token=_label(top), top_prob=float(trace.next_token_probs[top]), n_kept=anatomy.n_kept,
+        kept_mass=anatomy.kept_mass, entropy_before=anatomy.entropy_before, entropy_after=anatomy.entropy_after,
+        effective_after=2**anatomy.entropy_after)
+
+
+def generate_text(config: gpt2.GPTConfig) -> str:
+    return teaching.render("generate", n_ctx=config.n_ctx, window=config.n_ctx - config.n_ctx // 4)
+
+
+# ---- generation, one step at a time ----
+
+@dataclass
+class StepState:
+    """The text being generated in step mode: its ids and the random generator's state."""
+
+    model_name: str
+    ids: list[int]
+    generator_state: torch.Tensor
+
+
+def start_steps(loaded: LoadedModel, prompt: str, seed) -> StepState:
+    ids, _ = encode_prompt(prompt, loaded.model.config.n_ctx)
+    generator = torch.Generator()
+    seed = _parse_seed(seed)
+    generator.seed() if seed is None else generator.manual_seed(seed)
+    return StepState(loaded.name, ids, generator.get_state())
+
+
+@torch.inference_mode()
+def next_step(loaded: LoadedModel, state: StepState, temperature, top_k, top_p):
+    """Predict, draw and append one token; returns the figure of the distribution it came from."""
+    model = loaded.model
+    n_ctx = model.config.n_ctx
+    window = state.ids if len(state.ids) < n_ctx else state.ids[-(n_ctx - n_ctx // 4):]  # as gpt2.generate slides
+    check_prompt(model, window)
+    logits = model(torch.tensor([window]), last_only=True)[0, -1].float().numpy()
+    generator = torch.Generator()
+    generator.set_state(state.generator_state)
+    figure, anatomy = distribution_figure(logits, temperature, top_k, top_p, generator=generator,
+                                          title_prefix=f"Step {len(state.ids)}: ")
+    state.ids.append(anatomy.chosen)
+    state.generator_state = generator.get_state()
+    return figure, anatomy

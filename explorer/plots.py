@@ -1,0 +1,464 @@
+"""Pure Plotly figure builders: arrays from a Trace in, a `go.Figure` out. No Gradio here.
+
+Every figure is sent to the browser as JSON, so its size is the panel's loading time.
+Numbers go in as float32 numpy arrays, which Plotly encodes as compact base64 typed
+arrays (a list of Python floats costs ~4x more), and uint8 where only a colour matters.
+For a 256-token prompt on GPT-2 124M every figure stays under 1 MB; when a figure has
+to show less than it was given (a window of the last tokens), its subtitle says so.
+
+One look for every panel (`_styled`), and colours that mean something:
+
+    BLUES     probabilities and attention weights, 0 = white        (sequential, [0, 1])
+    ORANGES   sizes that only grow: norms                           (sequential, from 0)
+    RED_BLUE  signed values, white at exactly 0: embeddings, cosines (diverging)
+    grey      cells that do not exist: attention to future tokens
+
+Positions are labelled "i:token" ("3:␣the"), so a token that occurs twice is still two
+distinct rows and columns, and the label says where it sits. Layers that index a block
+are 0-based as in the interpretability literature ("layer 0, head 3"); the residual
+stream is named by how many blocks it has passed ("embeddings", "after block 1", ...).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.colors
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+BLUES = "Blues"
+ORANGES = "Oranges"
+RED_BLUE = "RdBu_r"
+MASKED_GREY = "#d4d4d4"
+ATTENTION_COLOUR, MLP_COLOUR, PICKED_COLOUR = "#2171b5", "#e6550d", "#d62728"
+FONT = dict(family="Inter, 'Helvetica Neue', Arial, sans-serif", size=13, color="#222")
+MAX_LABEL_CHARS = 14
+
+
+# ---------------------------------------------------------------------------- shared pieces
+
+def _styled(fig: go.Figure, title: str, height: int, note: str | None = None, header: int = 0) -> go.Figure:
+    """The house look: white template, one font, tight margins, a fixed height, notes as subtitle.
+
+    `header` is extra room (px) under the title, for a legend or subplot titles.
+    """
+    title_spec = dict(text=title, x=0.01, xanchor="left", font=dict(size=16))
+    if note:
+        title_spec["subtitle"] = dict(text=note, font=dict(size=12, color="#555"))
+    fig.update_layout(template="plotly_white", font=FONT, height=height, title=title_spec,
+                      margin=dict(l=70, r=20, t=(80 if note else 50) + header, b=50),
+                      hoverlabel=dict(font=dict(family=FONT["family"], size=13)))
+    return fig
+
+
+def _short(token: str, limit: int = MAX_LABEL_CHARS) -> str:
+    return token if len(token) <= limit else token[: limit - 1] + "…"
+
+
+def token_axis_labels(tokens: list[str], start: int = 0) -> list[str]:
+    """Axis categories "i:token", unique even when the same token occurs twice."""
+    return [f"{start + i}:{_short(token)}" for i, token in enumerate(tokens)]
+
+
+def _window(n: int, limit: int, what: str = "tokens") -> tuple[int, str | None]:
+    """First position of the last `limit` of `n`, and the note that says so (None if all fit)."""
+    start = max(0, n - limit)
+    if start == 0:
+        return 0, None
+    return start, f"showing the last {limit} of {n} {what} (positions {start}–{n - 1})"
+
+
+def _join_notes(*notes: str | None) -> str | None:
+    return " · ".join(note for note in notes if note) or None
+
+
+def _f32(array) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _colour_limit(values: np.ndarray, percentile: float = 99) -> tuple[float, str | None]:
+    """A symmetric colour range that a few outlier values cannot wash out, and a note when it clips.
+
+    GPT-2's residual stream has a handful of dimensions far larger than the rest; scaled
+    to those, every other cell would be white. Ordinary spread (max within 3x of the
+    99th percentile of |value|) is shown as it is.
+    """
+    magnitude = np.abs(values)
+    top, limit = float(magnitude.max()), float(np.percentile(magnitude, percentile))
+    if limit <= 0 or top <= 3 * limit:
+        return max(top, 1e-6), None
+    return limit, f"colours clipped at ±{limit:.3g} so a few huge values (up to {top:.3g}) don't wash out the rest"
+
+
+def empty_figure(message: str) -> go.Figure:
+    """A blank panel with a centred message, e.g. "Run a prompt first"."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font=dict(size=16, color="#777"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _styled(fig, "", height=300)
+
+
+# ---------------------------------------------------------------------------- embeddings
+
+def embedding_heatmap(matrix: np.ndarray, tokens: list[str], title: str, max_tokens: int = 64) -> go.Figure:
+    """Each column is one token's vector x_i in R^d_model, each row one embedding dimension.
+
+    Red is positive, blue negative, white exactly 0. Rows that are red or blue across
+    all columns are dimensions the whole prompt shares (GPT-2 has a few huge ones).
+    """
+    start, note = _window(len(tokens), max_tokens)
+    values = _f32(matrix[start:]).T  # (d_model, T')
+    limit, clip_note = _colour_limit(values)
+    fig = go.Figure(go.Heatmap(
+        z=values, x=token_axis_labels(tokens[start:], start), colorscale=RED_BLUE, zmid=0, zmin=-limit, zmax=limit,
+        colorbar=dict(title="value", thickness=12),
+        hovertemplate="token %{x}<br>dimension %{y}<br>value %{z:.3f}<extra></extra>"))
+    fig.update_xaxes(title="token (position:token)", type="category")
+    fig.update_yaxes(title="embedding dimension", autorange="reversed")
+    return _styled(fig, title, height=520, note=_join_notes(note, clip_note))
+
+
+def _pca_2d(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates on the first two principal components [n, 2] and their share of the variance [2].
+
+    Centre the vectors (the rows of X) and write X = U S V^T. The principal directions
+    are the columns of V, the coordinates are U S, and component k explains
+    s_k^2 / sum(s^2) of the variance. U and s^2 are the eigenvectors and eigenvalues of
+    X X^T, V those of X^T X: whichever matrix is smaller is the cheaper to decompose.
+    Missing components (fewer than 3 points) are 0.
+    """
+    x = np.asarray(vectors, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    small_gram = len(x) <= x.shape[1]
+    eigenvalues, eigenvectors = np.linalg.eigh(x @ x.T if small_gram else x.T @ x)  # ascending
+    top = np.argsort(eigenvalues)[::-1][:2]
+    total = float((x ** 2).sum())  # = sum of all s_k^2
+    s_squared = np.where(eigenvalues[top] > 1e-12 * total, eigenvalues[top], 0.0)  # rounding noise -> 0
+    coords, variance = np.zeros((len(x), 2)), np.zeros(2)
+    coords[:, :len(top)] = eigenvectors[:, top] * np.sqrt(s_squared) if small_gram else x @ eigenvectors[:, top]
+    if total > 0:
+        variance[:len(top)] = s_squared / total
+    return coords, variance
+
+
+def _pca_note(n_points: int) -> str | None:
+    if n_points == 1:
+        return "one token: PCA needs at least two points to find a direction"
+    if n_points == 2:
+        return "two tokens span a single direction, so PC2 is 0"
+    return None
+
+
+def embedding_pca(vectors: np.ndarray, tokens: list[str], title: str) -> go.Figure:
+    """The token vectors projected onto the two directions along which they differ most.
+
+    Tokens close together here have similar vectors; the axis titles say how much of
+    the spread (variance) each direction captures; the rest is invisible in 2-D.
+    """
+    coords, variance = _pca_2d(vectors)
+    labels = token_axis_labels(tokens)
+    fig = go.Figure(go.Scatter(
+        x=_f32(coords[:, 0]), y=_f32(coords[:, 1]), mode="markers+text", text=[_short(t) for t in tokens],
+        textposition="top center", textfont=dict(size=11), marker=dict(size=8, color=ATTENTION_COLOUR),
+        hovertext=labels, hovertemplate="%{hovertext}<br>PC1 %{x:.2f}, PC2 %{y:.2f}<extra></extra>"))
+    fig.update_xaxes(title=f"PC1 ({variance[0]:.1%} of variance)", zeroline=True)
+    fig.update_yaxes(title=f"PC2 ({variance[1]:.1%} of variance)", zeroline=True)
+    return _styled(fig, title, height=480, note=_pca_note(len(labels)))
+
+
+def position_embedding_curve(wpe: np.ndarray, n_prompt: int, max_points: int = 4096) -> go.Figure:
+    """All learned position vectors W_pe[0..n_ctx-1] in their first two principal components.
+
+    GPT-2 was never told that position 5 is next to position 6, yet neighbouring
+    positions learned neighbouring vectors: they trace a smooth curve. The big markers
+    are the positions the current prompt uses.
+    """
+    coords, variance = _pca_2d(wpe)
+    positions = np.arange(len(wpe))
+    step = -(-len(wpe) // max_points)  # ceil: only thins out for n_ctx beyond max_points
+    shown = positions[::step]
+    fig = go.Figure(go.Scatter(
+        x=_f32(coords[shown, 0]), y=_f32(coords[shown, 1]), mode="lines+markers", name="all positions",
+        line=dict(color="#ccc", width=1), customdata=shown.astype(np.int32),
+        marker=dict(size=4, color=shown.astype(np.float32), colorscale="Viridis", colorbar=dict(title="position i", thickness=12)),
+        hovertemplate="position %{customdata}<br>PC1 %{x:.2f}, PC2 %{y:.2f}<extra></extra>"))
+    prompt = positions[: max(0, min(n_prompt, len(wpe)))]
+    fig.add_trace(go.Scatter(
+        x=_f32(coords[prompt, 0]), y=_f32(coords[prompt, 1]), mode="markers", name="this prompt",
+        customdata=prompt.astype(np.int32), marker=dict(size=9, color="rgba(0,0,0,0)", line=dict(color=PICKED_COLOUR, width=2)),
+        hovertemplate="prompt position %{customdata}<extra></extra>"))
+    fig.update_xaxes(title=f"PC1 ({variance[0]:.1%} of variance)")
+    fig.update_yaxes(title=f"PC2 ({variance[1]:.1%} of variance)")
+    fig.update_layout(legend=dict(x=0.01, y=0.99, bgcolor="rgba(255,255,255,0.7)"))
+    note = f"every {step}th position drawn" if step > 1 else None
+    return _styled(fig, f"Learned position embeddings W_pe (all {len(wpe)} positions, PCA)", height=520, note=note)
+
+
+def cosine_similarity_heatmap(vectors: np.ndarray, tokens: list[str], title: str, max_tokens: int = 128) -> go.Figure:
+    """cos(x_i, x_j) = x_i·x_j / (|x_i| |x_j|) for every pair of tokens: 1 same direction, 0 unrelated, -1 opposite."""
+    start, note = _window(len(tokens), max_tokens)
+    x = np.asarray(vectors[start:], dtype=np.float64)
+    unit = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    labels = token_axis_labels(tokens[start:], start)
+    fig = go.Figure(go.Heatmap(
+        z=_f32(unit @ unit.T), x=labels, y=labels, colorscale=RED_BLUE, zmin=-1, zmax=1, zmid=0,
+        colorbar=dict(title="cosine", thickness=12),
+        hovertemplate="cos(%{y}, %{x}) = %{z:.3f}<extra></extra>"))
+    fig.update_xaxes(title="token j", type="category", constrain="domain")
+    fig.update_yaxes(title="token i", type="category", autorange="reversed", scaleanchor="x", constrain="domain")
+    return _styled(fig, title, height=560, note=note)
+
+
+# ---------------------------------------------------------------------------- attention
+
+def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str, max_tokens: int = 256) -> go.Figure:
+    """One head's attention A = softmax(q k^T / sqrt(d_head) + mask): row i says how query i spreads its attention.
+
+    Each row sums to 1. Cells right of the diagonal (key j > query i) are masked to
+    -inf before the softmax, so they are exactly 0: they are drawn grey, not white.
+    """
+    start, note = _window(len(tokens), max_tokens)
+    weights = np.array(pattern[start:, start:], dtype=np.float32)  # a copy (NaNs go in), float16 -> float32
+    weights[np.triu_indices(len(weights), k=1)] = np.nan  # j > i: the future
+    labels = token_axis_labels(tokens[start:], start)
+    fig = go.Figure(go.Heatmap(
+        z=weights, x=labels, y=labels, colorscale=BLUES, zmin=0, zmax=1, hoverongaps=False,
+        colorbar=dict(title="weight", thickness=12),
+        hovertemplate="query %{y} → key %{x}: weight %{z:.3f}<extra></extra>"))
+    fig.update_xaxes(title="key position j", type="category", showgrid=False, constrain="domain")
+    fig.update_yaxes(title="query position i", type="category", autorange="reversed", showgrid=False,
+                     scaleanchor="x", constrain="domain")
+    fig.update_layout(plot_bgcolor=MASKED_GREY)
+    if note:
+        note += f"; keys before position {start} not shown"
+    return _styled(fig, title, height=620, note=_join_notes("grey = masked: a token cannot see the future", note))
+
+
+# The overview packs every head into one uint8 image. Two reserved values draw the gaps
+# between tiles and the masked future; attention weights take the 254 levels above them.
+# (Low reserved values also keep the JSON small: Plotly escapes "/", which is what base64
+# makes of long runs of bytes near 255.)
+_GAP, _MASKED, _FIRST_LEVEL = 0, 1, 2
+_LEVELS = 255 - _FIRST_LEVEL
+
+
+def _overview_colourscale() -> list:
+    blues = plotly.colors.sequential.Blues
+    first = _FIRST_LEVEL / 255
+    stops = [[first + (1 - first) * k / (len(blues) - 1), colour] for k, colour in enumerate(blues)]
+    return [[_GAP / 255, "white"], [_MASKED / 255, MASKED_GREY]] + stops
+
+
+def _tile_index(n: int, tile: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each of `tile` cells: the first and last position it covers."""
+    first = np.arange(tile) * n // tile
+    if n <= tile:  # nearest neighbour: a position may get two cells
+        return first, first
+    return first, np.append(first[1:], n) - 1
+
+
+def _shrink_patterns(attention: np.ndarray, tile: int) -> np.ndarray:
+    """[..., T, T] -> [..., tile, tile] by the max over each block of cells, as uint8 levels.
+
+    The max, not the mean: a sharp pattern such as a previous-token diagonal is one
+    cell per row, and averaging it with its zero neighbours would make it invisible.
+    """
+    first, last = _tile_index(attention.shape[-1], tile)
+    if attention.shape[-1] <= tile:
+        small = attention[..., first[:, None], first[None, :]]
+    else:
+        small = np.maximum.reduceat(np.maximum.reduceat(attention, first, axis=-1), first, axis=-2)
+    levels = (_FIRST_LEVEL + np.rint(np.clip(_f32(small), 0, 1) * _LEVELS)).astype(np.uint8)
+    levels[..., first[None, :] > last[:, None]] = _MASKED  # every key in the block is in the future
+    return levels
+
+
+def _tile_label(label: str) -> str:
+    """The first word of a head label, to fit a tile: "previous-token" -> "previous"."""
+    return (label.replace("-", " ").split() or [""])[0]
+
+
+def attention_overview(attention: np.ndarray, labels: list[list[str]], selected: tuple[int, int] | None = None,
+                       tile: int = 24) -> go.Figure:
+    """Every head of every layer at a glance: one small attention pattern per tile.
+
+    Rows are layers (layer 0 at the top), columns heads. Each tile is that head's
+    pattern (queries down, keys across) shrunk to tile x tile cells; a cell shows the
+    strongest weight in the block it covers. Hover a tile for its label.
+    """
+    n_layer, n_head = attention.shape[:2]
+    step = tile + 1  # one blank cell between tiles
+    image = np.full((n_layer * step - 1, n_head * step - 1), _GAP, dtype=np.uint8)
+    small = _shrink_patterns(attention, tile)
+    for layer in range(n_layer):
+        for head in range(n_head):
+            image[layer * step: layer * step + tile, head * step: head * step + tile] = small[layer, head]
+    fig = go.Figure(go.Heatmap(z=image, colorscale=_overview_colourscale(), zmin=0, zmax=255, showscale=False,
+                               hoverinfo="skip"))
+    centres = np.arange(max(n_layer, n_head)) * step + (tile - 1) / 2
+    layer_of, head_of = np.divmod(np.arange(n_layer * n_head), n_head)
+    fig.add_trace(go.Scatter(  # invisible, one per tile: carries the hover text
+        x=_f32(centres[head_of]), y=_f32(centres[layer_of]), mode="markers", marker=dict(size=28, opacity=0),
+        hovertext=[f"layer {l}, head {h}: {labels[l][h]}" for l, h in zip(layer_of, head_of)],
+        hovertemplate="%{hovertext}<extra></extra>", showlegend=False))
+    fig.add_trace(go.Scatter(  # the label, small, in each tile's empty (masked) upper-right corner
+        x=_f32(head_of * step + tile - 0.5), y=_f32(layer_of * step - 0.5), mode="text", hoverinfo="skip",
+        text=[_tile_label(labels[l][h]) for l, h in zip(layer_of, head_of)],
+        textposition="bottom left", textfont=dict(size=9, color="#333"), showlegend=False))
+    fig.update_xaxes(title="head", tickvals=centres[:n_head], ticktext=[str(h) for h in range(n_head)],
+                     showgrid=False, zeroline=False, constrain="domain")
+    fig.update_yaxes(title="layer", tickvals=centres[:n_layer], ticktext=[str(l) for l in range(n_layer)],
+                     showgrid=False, zeroline=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    if selected is not None:
+        layer, head = selected
+        fig.add_shape(type="rect", x0=head * step - 1, x1=head * step + tile, y0=layer * step - 1, y1=layer * step + tile,
+                      line=dict(color=PICKED_COLOUR, width=3))
+    note = "each tile: queries down, keys across; darker = more attention (max over the cells a pixel covers)"
+    return _styled(fig, "All heads: attention patterns by layer and head", height=720, note=note)
+
+
+_SCORE_TITLES = {"previous_token": "previous-token", "first_token": "first-token (sink)", "self": "self",
+                 "induction": "induction", "entropy": "entropy (0 sharp, 1 uniform)"}
+
+
+def head_scores_heatmap(scores: dict[str, np.ndarray]) -> go.Figure:
+    """One small layer x head map per score (see heads.py), all on the same [0, 1] colour scale.
+
+    A bright cell in "previous-token" is a head whose query i mostly looks at key i-1;
+    in "induction", a head that completes repeated patterns. Missing scores (None) are skipped.
+    """
+    present = {name: values for name, values in scores.items() if values is not None}
+    if not present:
+        return empty_figure("No head scores yet")
+    titles = [_SCORE_TITLES.get(name, name.replace("_", " ")) for name in present]
+    fig = make_subplots(rows=1, cols=len(present), shared_yaxes=True, horizontal_spacing=0.03, subplot_titles=titles)
+    for col, (name, values) in enumerate(present.items(), start=1):
+        fig.add_trace(go.Heatmap(z=_f32(values), coloraxis="coloraxis", name=name,
+                                 hovertemplate=f"layer %{{y}}, head %{{x}}<br>{titles[col - 1]}: %{{z:.2f}}<extra></extra>"),
+                      row=1, col=col)
+        fig.update_xaxes(title="head", row=1, col=col)
+    fig.update_yaxes(title="layer", row=1, col=1)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(coloraxis=dict(colorscale=BLUES, cmin=0, cmax=1, colorbar=dict(title="score", thickness=12)))
+    return _styled(fig, "Head scores: what each head tends to attend to", height=400, header=30)
+
+
+# ---------------------------------------------------------------------------- residual stream
+
+def residual_layer_names(n_layer: int) -> list[str]:
+    """Names of x_0 .. x_L: "embeddings", then "after block 1" (layer 0) ... "after block L"."""
+    return ["embeddings"] + [f"after block {l}" for l in range(1, n_layer + 1)]
+
+
+def residual_norm_heatmap(norms: np.ndarray, tokens: list[str]) -> go.Figure:
+    """||x_l|| for every layer l (rows, embeddings at the top) and position i (columns).
+
+    The stream only accumulates, x_l = x_{l-1} + attn_l + mlp_l, so norms tend to grow
+    with depth. GPT-2's first position grows far larger than the rest (it serves as an
+    attention sink), so the colours are scaled to the other positions when it would
+    dominate them; hover shows the true values.
+    """
+    values = _f32(norms)
+    limit, clip_note = float(values.max()), None
+    rest = float(values[:, 1:].max(initial=0.0))  # GPT-2's position 0 is a huge outlier
+    if 0 < 2 * rest < limit:
+        limit, clip_note = rest, f"colours clipped at {rest:.3g}: position 0 reaches {values.max():.3g} and would wash out the rest"
+    fig = go.Figure(go.Heatmap(
+        z=values, x=token_axis_labels(tokens), y=residual_layer_names(len(values) - 1), colorscale=ORANGES,
+        zmin=0, zmax=limit, colorbar=dict(title="‖x‖", thickness=12),
+        hovertemplate="%{y}, token %{x}<br>‖x‖ = %{z:.1f}<extra></extra>"))
+    fig.update_xaxes(title="token (position:token)", type="category")
+    fig.update_yaxes(title="residual stream", type="category", autorange="reversed")
+    return _styled(fig, "Size of the residual stream ‖x_l‖ at each layer and position", height=460, note=clip_note)
+
+
+def layer_contributions(attn_norms: np.ndarray, mlp_norms: np.ndarray, position: int | None = None) -> go.Figure:
+    """How much each block writes into the residual stream: ||attn_l(x)|| next to ||mlp_l(x)||.
+
+    Averaged over positions, or at one `position`. Big bars are the layers that change
+    the stream most; small ones barely touch it.
+    """
+    attn, mlp = np.asarray(attn_norms), np.asarray(mlp_norms)
+    if position is None:
+        attn, mlp, where = attn.mean(-1), mlp.mean(-1), "mean over positions"
+    else:
+        attn, mlp, where = attn[:, position], mlp[:, position], f"at position {position % attn.shape[-1]}"
+    blocks = [f"block {l + 1}" for l in range(len(attn))]
+    fig = go.Figure()
+    for name, values, colour in (("attention ‖attn_l‖", attn, ATTENTION_COLOUR), ("MLP ‖mlp_l‖", mlp, MLP_COLOUR)):
+        fig.add_trace(go.Bar(x=blocks, y=_f32(values), name=name, marker_color=colour,
+                             customdata=np.arange(len(blocks), dtype=np.int32),
+                             hovertemplate=f"%{{x}} (layer %{{customdata}})<br>{name}: %{{y:.1f}}<extra></extra>"))
+    fig.update_layout(barmode="group", legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
+    fig.update_xaxes(title="block")
+    fig.update_yaxes(title=f"‖output‖ ({where})")
+    return _styled(fig, f"What each block adds to the residual stream ({where})", height=400, header=30)
+
+
+# ---------------------------------------------------------------------------- predictions
+
+def logit_lens_grid(top_tokens: list[list[list[str]]], top_probs: np.ndarray, layer_names: list[str],
+                    position_labels: list[str], max_positions: int = 24) -> go.Figure:
+    """The logit lens: softmax(LN_f(x_l) W_te^T) read at every layer (rows) and position (columns).
+
+    Each cell names the top-1 next token the model would predict if it stopped after
+    that layer; its colour is that token's probability. Read a column top to bottom
+    to watch a prediction form.
+    """
+    start, note = _window(len(position_labels), max_positions, what="positions")
+    probs = _f32(np.asarray(top_probs)[:, start:])  # [L', P', k]
+    tokens = [row[start:] for row in top_tokens]
+    columns = position_labels[start:]
+    hover = [[f"{name} · {column}<br>" + "<br>".join(f"{_short(t, 20)}  {p:.1%}" for t, p in zip(cell, cell_probs))
+              for column, cell, cell_probs in zip(columns, row, row_probs)]
+             for name, row, row_probs in zip(layer_names, tokens, probs)]
+    fig = go.Figure(go.Heatmap(
+        z=probs[..., 0], x=columns, y=layer_names, colorscale=BLUES, zmin=0, zmax=1,
+        text=[[_short(cell[0], 7) for cell in row] for row in tokens], texttemplate="%{text}", textfont=dict(size=10),
+        hovertext=hover, hovertemplate="%{hovertext}<extra></extra>", colorbar=dict(title="top-1 p", thickness=12)))
+    fig.update_xaxes(title="position (each cell predicts the token after it)", type="category")
+    fig.update_yaxes(title="layer read", type="category", autorange="reversed")
+    height = max(320, 26 * len(layer_names) + 140)
+    return _styled(fig, "Logit lens: the top next-token guess after each layer", height=height, note=note)
+
+
+def next_token_bars(token_labels: list[str], probs_before: np.ndarray, probs_after: np.ndarray, kept: np.ndarray,
+                    title: str, chosen: int | None = None) -> go.Figure:
+    """The next-token distribution before and after truncation, most likely at the top.
+
+    Light bars: p_T = softmax(z / T), temperature applied. Solid bars: what is really
+    sampled from, q_i = p_T,i / sum(kept p_T) for kept tokens, 0 for the rest. Dropped
+    tokens are grey, below the dashed cutoff line.
+    """
+    n = len(token_labels)
+    if chosen is not None and not 0 <= chosen < n:
+        raise ValueError(f"chosen must index the {n} tokens shown, got {chosen}")
+    kept = np.asarray(kept, dtype=bool)
+    rows = np.arange(n)
+    ticks = [_short(label) if keep else f"<span style='color:#aaa'>{_short(label)}</span>"
+             for label, keep in zip(token_labels, kept)]
+    hover = [f"{label}<br>before truncation {b:.2%}<br>" + (f"sampled with {a:.2%}" if keep else "dropped")
+             for label, b, a, keep in zip(token_labels, probs_before, probs_after, kept)]
+    fig = go.Figure([
+        go.Bar(y=rows, x=_f32(probs_before), orientation="h", width=0.85, name="before truncation (temperature applied)",
+               marker=dict(color=np.where(kept, "#deebf7", "#eeeeee").tolist(),
+                           line=dict(color=np.where(kept, "#6baed6", "#bbbbbb").tolist(), width=1)),
+               hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"),
+        go.Bar(y=rows, x=_f32(probs_after), orientation="h", width=0.45, name="after truncation, renormalised",
+               marker_color=ATTENTION_COLOUR, hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"),
+    ])
+    if kept.any() and rows[kept].max() < n - 1:
+        cut = rows[kept].max() + 0.5
+        fig.add_hline(y=cut, line=dict(color="#555", dash="dash", width=1))
+        fig.add_annotation(x=1, xref="paper", y=cut, text="cutoff: tokens below are dropped", showarrow=False,
+                           xanchor="right", yanchor="bottom", font=dict(size=11, color="#555"))
+    if chosen is not None:
+        tip = max(probs_before[chosen], probs_after[chosen])
+        fig.add_annotation(x=tip, y=chosen, text="◀ picked", showarrow=False, xanchor="left", xshift=4,
+                           font=dict(color=PICKED_COLOUR, size=13))
+    fig.update_layout(barmode="overlay", legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"), bargap=0.1)
+    fig.update_xaxes(title="probability", tickformat=".0%", rangemode="tozero")
+    fig.update_yaxes(tickvals=rows, ticktext=ticks, autorange="reversed", title="next token", showgrid=False)
+    return _styled(fig, title, height=max(320, 22 * n + 150), header=30)

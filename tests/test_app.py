@@ -1,0 +1,163 @@
+"""The app as a user and an API client meet it: `python app.py` on 127.0.0.1 with a tiny checkpoint."""
+
+import json
+import threading
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+PROMPT = "Every effort moves you"
+# analyze's outputs, in order (gr.State is not sent to API clients).
+OUTPUTS = ["status", "chips", "tokens_md", "emb_token", "emb_position", "emb_sum", "emb_pca", "emb_curve",
+           "emb_cosine", "embeddings_md", "layer", "head", "attn_heatmap", "attn_overview", "head_scores",
+           "attention_md", "resid_plot", "contrib_plot", "lens_plot", "layers_md", "bars", "next_token_md",
+           "generate_md"]
+
+
+@pytest.fixture(scope="module")
+def client(app_server):
+    return Client(app_server.url, verbose=False)
+
+
+def analyze(client, prompt=PROMPT, **kwargs):
+    return dict(zip(OUTPUTS, client.predict(prompt, api_name="/analyze", **kwargs)))
+
+
+def text_of(value) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def model_name(client) -> str:
+    parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/analyze"]["parameters"]
+    return next(p["parameter_default"] for p in parameters if p["parameter_name"] == "model_name")
+
+
+def figure(output):
+    assert output["type"] == "plotly"
+    return json.loads(output["plot"])
+
+
+def test_only_analyze_and_generate_are_listed_in_the_api(client):
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/analyze", "/generate"}
+
+
+def test_analyze_returns_every_panel(client):
+    out = analyze(client)
+    assert "4 tokens" in out["status"]
+    assert out["chips"].count("class=\"token-chip ") == 4 and "6109" in out["chips"]
+    for name in ("emb_token", "emb_pca", "attn_heatmap", "attn_overview", "resid_plot", "lens_plot", "bars"):
+        assert figure(out[name])["data"], name
+    assert "4 tokens" in out["tokens_md"]
+    assert "you" in out["attention_md"]  # the teaching text quotes the prompt's own last token
+
+
+def test_attention_heatmap_has_the_prompt_tokens_on_both_axes(client):
+    heatmap = figure(analyze(client)["attn_heatmap"])
+    labels = text_of(heatmap)
+    for token in ("Every", "␣effort", "␣moves", "␣you"):
+        assert token in labels
+
+
+def test_empty_prompt_is_refused_with_a_message_and_the_app_keeps_serving(client):
+    with pytest.raises(AppError, match="empty"):
+        client.predict("   ", api_name="/analyze")
+    assert "4 tokens" in analyze(client)["status"]
+
+
+def test_prompt_longer_than_the_context_is_truncated_with_a_notice(client):
+    out = analyze(client, " ".join(["word"] * 100))  # the tiny model reads 64 tokens
+    assert "64 tokens" in out["status"] and "only the last 64" in out["status"]
+
+
+def test_endoftext_and_odd_unicode_are_analysed(client):
+    out = analyze(client, "end<|endoftext|>start \u200b日本🤖\x00")
+    assert "50256" in out["chips"]
+    assert "⟨" in out["chips"]  # partial UTF-8 bytes are marked, not garbled
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"temperature": -1}, "less than minimum"), ({"top_p": 5}, "greater than maximum"),
+     ({"top_k": -3}, "less than minimum"), ({"model_name": "../../etc/passwd"}, "not in the list of choices"),
+     ({"layer": "x"}, ".")],
+)
+def test_out_of_range_values_sent_to_the_api_get_a_clear_message(client, kwargs, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(PROMPT, api_name="/analyze", **kwargs)
+    assert "4 tokens" in analyze(client)["status"]
+
+
+def test_unexpected_errors_do_not_leak_internals(client):
+    with pytest.raises(AppError) as raised:
+        client.predict(PROMPT, api_name="/analyze", layer="x")
+    assert "Traceback" not in str(raised.value) and "File " not in str(raised.value)
+
+
+def test_sliders_redraw_from_the_stored_analysis(client):
+    analyze(client)
+    bars, text = client.predict(0.0, 0, 1.0, 0, api_name="/resample")
+    assert "1 token kept" in text_of(figure(bars))
+    assert "T = 0.0" in text
+    bars, text = client.predict(1.0, 3, 1.0, 0, api_name="/resample")
+    assert "3 tokens kept" in text_of(figure(bars))
+
+
+def test_layer_and_head_switch_redraws_the_attention(client):
+    analyze(client)
+    heatmap, overview, text = client.predict(1, 2, False, api_name="/select_head")
+    assert "Layer 1, head 2" in text_of(figure(heatmap))
+    assert "layer 1" in text.lower()
+    with pytest.raises(AppError, match="greater than maximum"):
+        client.predict(1, 9, False, api_name="/select_head")
+
+
+def test_generate_streams_text(client):
+    job = client.submit(PROMPT, api_name="/generate", max_new_tokens=6, temperature=0.0)
+    updates = list(job)
+    assert updates[0] == PROMPT
+    assert len(updates) >= 6 and updates[-1].startswith(PROMPT) and len(updates[-1]) > len(PROMPT)
+    again = client.predict(PROMPT, api_name="/generate", max_new_tokens=6, temperature=0.0)
+    assert again == updates[-1]  # greedy is deterministic
+
+
+def test_generate_refuses_bad_lengths(client):
+    with pytest.raises(AppError, match="greater than maximum"):
+        client.predict(PROMPT, api_name="/generate", max_new_tokens=100000)
+
+
+def test_step_mode_adds_one_token_at_a_time_and_matches_seeded_generation(client):
+    texts = []
+    for _ in range(3):
+        # An undocumented endpoint takes positional arguments: prompt, model, temperature, top-k, top-p, seed.
+        text, plot = client.predict(PROMPT, model_name(client), 0.8, 40, 0.95, 7, api_name="/step")
+        texts.append(text)
+        assert "picked" in text_of(figure(plot)).lower()
+    assert texts[0].startswith(PROMPT) and len(texts[0]) < len(texts[1]) < len(texts[2])
+    generated = client.predict(PROMPT, api_name="/generate", max_new_tokens=3, temperature=0.8, top_k=40,
+                               top_p=0.95, seed=7)
+    assert generated == texts[-1]
+
+
+def test_two_clients_at_once_do_not_see_each_others_results(app_server):
+    prompts = {"a": "one two three four five six", "b": "The capital of France is"}
+    results, errors = {}, []
+
+    def run(key):
+        try:
+            c = Client(app_server.url, verbose=False)
+            for _ in range(3):
+                out = analyze(c, prompts[key])
+                bars, _ = c.predict(1.0, 0, 1.0, 0, api_name="/resample")
+                results.setdefault(key, []).append((out["status"], out["chips"]))
+        except Exception as err:  # surfaced below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(key,)) for key in prompts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert all("6 tokens" in status and "␣six" in chips for status, chips in results["a"])
+    assert all("5 tokens" in status and "␣France" in chips for status, chips in results["b"])

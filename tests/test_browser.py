@@ -1,0 +1,63 @@
+"""A real browser (Debian's headless Chromium, driven by Playwright) uses the app like a learner."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+import gpt2
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+if not CHROMIUM.exists():
+    if os.environ.get("REQUIRE_BROWSER"):
+        raise RuntimeError("REQUIRE_BROWSER is set but /usr/bin/chromium is missing (apt-get install chromium)")
+    pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def page(app_server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_server.url)
+        yield page
+        browser.close()
+
+
+def test_a_learner_analyses_a_prompt_and_sees_the_panels(page, tmp_path_factory):
+    prompt = "The quick brown fox jumps over the lazy dog. The quick brown fox"
+    page.get_by_label("Prompt").fill(prompt)
+    page.get_by_role("button", name="Analyze").click()
+    page.wait_for_selector(".token-chip", timeout=60_000)
+    chips = page.locator(".token-chip")
+    assert chips.count() == len(gpt2.get_tokenizer().encode(prompt))
+    assert "id 464" in chips.first.get_attribute("title")  # hovering a chip shows its id and bytes
+
+    page.get_by_role("tab", name="Attention").click()
+    page.wait_for_selector("#attention-heatmap .js-plotly-plot", timeout=30_000)
+    assert page.locator("#attention-heatmap").inner_text().count("quick") >= 2  # token labels on the axes
+
+    page.get_by_role("tab", name="Next token").click()
+    page.wait_for_selector("#next-token-bars .js-plotly-plot", timeout=30_000)
+    assert "kept" in page.locator("#next-token-bars").inner_text()
+
+    shots = tmp_path_factory.mktemp("screenshots")
+    page.get_by_role("tab", name="Attention").click()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(shots / "attention.png"), full_page=True)
+    assert (shots / "attention.png").stat().st_size > 50_000
+    print(f"screenshot: {shots / 'attention.png'}")
+
+
+def test_an_empty_prompt_shows_a_message_not_a_crash(page):
+    page.get_by_label("Prompt").fill("")
+    page.get_by_role("button", name="Analyze").click()
+    page.get_by_text("The prompt is empty").first.wait_for(timeout=30_000)
+    page.get_by_label("Prompt").fill("Every effort moves you")
+    page.get_by_role("button", name="Analyze").click()
+    page.get_by_text("prompt: 4 tokens").wait_for(timeout=30_000)
