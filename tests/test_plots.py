@@ -1,0 +1,474 @@
+"""The figure builders: what each picture shows, how it is labelled, and that it stays small."""
+
+import ast
+import re
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from explorer import plots
+
+# GPT-2 124M at a 256-token prompt: the payload budget is set for these shapes.
+L, H, C, N_CTX, T = 12, 12, 768, 1024, 256
+MB = 1_000_000
+WORDS = ["␣the", "␣cat", "␣sat", "␣on", "␣the", "␣mat", "."]  # "␣the" twice on purpose
+
+
+def words(n):
+    return [WORDS[i % len(WORDS)] for i in range(n)]
+
+
+def causal_attention(shape, seed=0):
+    """Random causal softmax patterns [..., T, T] in float16, as a Trace stores them."""
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=shape).astype(np.float32) * 2
+    t = shape[-1]
+    scores[..., np.triu(np.ones((t, t), dtype=bool), k=1)] = -np.inf
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    return (weights / weights.sum(-1, keepdims=True)).astype(np.float16)
+
+
+def hover(template, **values):
+    """What Plotly shows for one point: fill %{name} and %{name:format} like d3-format does for these formats."""
+    def fill(match):
+        name, fmt = match.group(1), match.group(2) or ""
+        return format(values[name], fmt)
+    return re.sub(r"%\{(\w+)(?::([^}]*))?\}", fill, template.replace("<extra></extra>", ""))
+
+
+def note_of(fig):
+    return fig.layout.title.subtitle.text or ""
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+# ---------------------------------------------------------------------------- shared pieces
+
+def test_plots_module_does_not_import_gradio():
+    tree = ast.parse(open(plots.__file__).read())
+    imported = [alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in node.names] + [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    assert not [name for name in imported if name.startswith("gradio")]
+
+
+def test_axis_labels_keep_duplicate_tokens_distinct():
+    labels = plots.token_axis_labels(["␣the", "␣cat", "␣the"])
+    assert labels == ["0:␣the", "1:␣cat", "2:␣the"]
+    assert len(set(labels)) == 3
+
+
+def test_axis_labels_shorten_long_tokens_and_count_from_the_window_start():
+    labels = plots.token_axis_labels(["x" * 40], start=7)
+    assert labels[0].startswith("7:x") and labels[0].endswith("…") and len(labels[0]) < 20
+
+
+def test_empty_figure_shows_the_message():
+    fig = plots.empty_figure("Run a prompt first")
+    assert isinstance(fig, go.Figure) and len(fig.data) == 0
+    assert fig.layout.annotations[0].text == "Run a prompt first"
+
+
+def test_numbers_are_sent_as_compact_typed_arrays(rng):
+    fig = plots.embedding_heatmap(rng.normal(size=(5, 16)), words(5), "x")
+    assert '"z":{"dtype":"f4","bdata"' in fig.to_json()
+
+
+# ---------------------------------------------------------------------------- embeddings
+
+def test_embedding_heatmap_puts_dimensions_on_y_and_tokens_on_x(rng):
+    fig = plots.embedding_heatmap(rng.normal(size=(7, 16)), words(7), "Token embeddings")
+    (trace,) = fig.data
+    assert trace.type == "heatmap" and trace.z.shape == (16, 7)
+    assert list(trace.x) == plots.token_axis_labels(words(7))
+    assert fig.layout.yaxis.title.text == "embedding dimension"
+    assert "token" in fig.layout.xaxis.title.text and fig.layout.title.text == "Token embeddings"
+
+
+def test_embedding_heatmap_colours_diverge_from_zero(rng):
+    trace = plots.embedding_heatmap(rng.normal(size=(7, 16)), words(7), "x").data[0]
+    assert trace.zmid == 0 and trace.zmin == -trace.zmax
+
+
+def test_embedding_heatmap_hover_names_token_dimension_and_value():
+    matrix = np.zeros((3, 4), dtype=np.float32)
+    matrix[2, 1] = 0.1234
+    trace = plots.embedding_heatmap(matrix, ["␣a", "␣b", "␣c"], "x").data[0]
+    text = hover(trace.hovertemplate, x=trace.x[2], y=1, z=trace.z[1, 2])
+    assert "2:␣c" in text and "dimension 1" in text and "0.123" in text
+
+
+def test_embedding_heatmap_windows_to_the_last_tokens_and_says_so(rng):
+    fig = plots.embedding_heatmap(rng.normal(size=(100, 8)), words(100), "x", max_tokens=64)
+    assert fig.data[0].z.shape == (8, 64) and fig.data[0].x[0].startswith("36:")
+    assert "last 64 of 100 tokens" in note_of(fig)
+
+
+def test_embedding_heatmap_clips_an_outlier_dimension_and_says_so(rng):
+    matrix = rng.normal(size=(20, 256))
+    matrix[:, [5, 77]] = 500.0  # like GPT-2's few huge residual dimensions
+    fig = plots.embedding_heatmap(matrix, words(20), "x")
+    assert fig.data[0].zmax < 10 and "clipped" in note_of(fig)
+    assert fig.data[0].z.max() == pytest.approx(500.0)  # hover still shows the true value
+
+
+def test_embedding_heatmap_shows_ordinary_spread_unclipped(rng):
+    fig = plots.embedding_heatmap(rng.normal(size=(20, 256)), words(20), "x")
+    assert fig.data[0].zmax == pytest.approx(np.abs(fig.data[0].z).max()) and not note_of(fig)
+
+
+def test_pca_axes_report_explained_variance_summing_to_at_most_100(rng):
+    fig = plots.embedding_pca(rng.normal(size=(10, 32)), words(10), "PCA")
+    shares = [float(re.search(r"([\d.]+)% of variance", fig.layout[axis].title.text).group(1))
+              for axis in ("xaxis", "yaxis")]
+    assert shares[0] >= shares[1] > 0 and sum(shares) <= 100
+
+
+def test_pca_of_points_on_a_line_puts_all_variance_on_pc1(rng):
+    direction = rng.normal(size=32)
+    points = np.outer(np.arange(6.0), direction)
+    fig = plots.embedding_pca(points, words(6), "x")
+    assert "PC1 (100.0% of variance)" == fig.layout.xaxis.title.text
+    np.testing.assert_allclose(np.abs(np.diff(fig.data[0].x)), np.linalg.norm(direction), rtol=1e-5)
+
+
+def test_pca_points_carry_their_tokens_and_positions(rng):
+    trace = plots.embedding_pca(rng.normal(size=(7, 8)), words(7), "x").data[0]
+    assert trace.type == "scatter" and "text" in trace.mode
+    assert list(trace.text) == words(7) and trace.hovertext[4] == "4:␣the"
+
+
+@pytest.mark.parametrize("n, expected", [(1, "one token"), (2, "single direction")])
+def test_pca_of_one_or_two_tokens_draws_them_with_a_note(rng, n, expected):
+    fig = plots.embedding_pca(rng.normal(size=(n, 8)), words(n), "x")
+    assert len(fig.data[0].x) == n and expected in note_of(fig)
+    assert np.all(np.isfinite(fig.data[0].x)) and np.all(fig.data[0].y == 0)
+
+
+def test_position_curve_draws_every_position_coloured_by_position_and_rings_the_prompt(rng):
+    wpe = np.cumsum(rng.normal(size=(64, 16)), axis=0)
+    fig = plots.position_embedding_curve(wpe, n_prompt=5)
+    curve, prompt = fig.data
+    assert len(curve.x) == 64 and list(curve.marker.color) == list(range(64)) and "lines" in curve.mode
+    assert list(prompt.customdata) == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(prompt.x, curve.x[:5])
+    assert "% of variance" in fig.layout.xaxis.title.text
+
+
+def test_position_curve_thins_out_only_beyond_max_points_and_says_so(rng):
+    fig = plots.position_embedding_curve(rng.normal(size=(100, 8)), n_prompt=3, max_points=50)
+    assert len(fig.data[0].x) == 50 and "every 2th position" in note_of(fig)
+    assert not note_of(plots.position_embedding_curve(rng.normal(size=(100, 8)), n_prompt=3))
+
+
+def test_cosine_heatmap_is_symmetric_with_ones_on_the_diagonal(rng):
+    fig = plots.cosine_similarity_heatmap(rng.normal(size=(9, 16)), words(9), "cos")
+    z = fig.data[0].z
+    assert z.shape == (9, 9)
+    np.testing.assert_allclose(z, z.T, atol=1e-6)
+    np.testing.assert_allclose(np.diag(z), 1.0, atol=1e-6)
+    assert (fig.data[0].zmin, fig.data[0].zmax, fig.data[0].zmid) == (-1, 1, 0)
+
+
+def test_cosine_heatmap_of_opposite_vectors_is_minus_one():
+    z = plots.cosine_similarity_heatmap(np.array([[1.0, 2.0], [-2.0, -4.0]]), ["␣a", "␣b"], "x").data[0].z
+    assert z[0, 1] == pytest.approx(-1.0)
+
+
+def test_cosine_heatmap_windows_to_the_last_tokens_and_says_so(rng):
+    fig = plots.cosine_similarity_heatmap(rng.normal(size=(200, 8)), words(200), "x", max_tokens=128)
+    assert fig.data[0].z.shape == (128, 128) and "last 128 of 200 tokens" in note_of(fig)
+
+
+# ---------------------------------------------------------------------------- attention
+
+def test_attention_heatmap_masks_the_future_as_nan_and_keeps_the_past():
+    pattern = causal_attention((10, 10))
+    z = plots.attention_heatmap(pattern, words(10), "L0H0").data[0].z
+    future = np.triu(np.ones((10, 10), dtype=bool), k=1)
+    assert z.dtype == np.float32 and np.all(np.isnan(z[future]))
+    np.testing.assert_array_equal(z[~future], pattern.astype(np.float32)[~future])
+
+
+def test_attention_heatmap_draws_masked_cells_grey_and_says_why():
+    fig = plots.attention_heatmap(causal_attention((5, 5)), words(5), "x")
+    assert fig.layout.plot_bgcolor == plots.MASKED_GREY and fig.data[0].hoverongaps is False
+    assert "grey = masked: a token cannot see the future" in note_of(fig)
+
+
+def test_attention_heatmap_has_queries_down_and_keys_across():
+    fig = plots.attention_heatmap(causal_attention((5, 5)), words(5), "x")
+    assert fig.layout.yaxis.title.text == "query position i" and fig.layout.yaxis.autorange == "reversed"
+    assert fig.layout.xaxis.title.text == "key position j"
+    assert list(fig.data[0].y) == list(fig.data[0].x) == plots.token_axis_labels(words(5))
+
+
+def test_attention_heatmap_hover_names_query_key_and_weight():
+    pattern = np.tril(np.ones((4, 4))) / np.arange(1, 5)[:, None]
+    trace = plots.attention_heatmap(pattern, ["␣A", "␣B", "␣C", "␣D"], "x").data[0]
+    text = hover(trace.hovertemplate, x=trace.x[1], y=trace.y[3], z=trace.z[3, 1])
+    assert text == "query 3:␣D → key 1:␣B: weight 0.250"
+
+
+def test_attention_heatmap_does_not_write_into_the_callers_array():
+    pattern = np.tril(np.ones((4, 4), dtype=np.float32))
+    plots.attention_heatmap(pattern, words(4), "x")
+    assert not np.isnan(pattern).any()
+
+
+def test_attention_heatmap_windows_long_prompts_to_the_last_queries_and_keys_and_says_so():
+    fig = plots.attention_heatmap(causal_attention((300, 300)), words(300), "x", max_tokens=256)
+    assert fig.data[0].z.shape == (256, 256) and fig.data[0].x[0].startswith("44:")
+    assert "last 256 of 300 tokens" in note_of(fig) and "keys before position 44 not shown" in note_of(fig)
+
+
+def overview(attention, labels=None, **kwargs):
+    n_layer, n_head = attention.shape[:2]
+    labels = labels or [[f"label{l}.{h}" for h in range(n_head)] for l in range(n_layer)]
+    return plots.attention_overview(attention, labels, **kwargs)
+
+
+def test_overview_is_one_uint8_image_of_tiles_with_one_cell_gaps():
+    fig = overview(causal_attention((3, 4, 8, 8)), tile=10)
+    image = fig.data[0]
+    assert image.type == "heatmap" and image.z.dtype == np.uint8
+    assert image.z.shape == (3 * 10 + 2, 4 * 10 + 3)
+    assert np.all(image.z[10, :] == plots._GAP) and np.all(image.z[:, 21] == plots._GAP)
+
+
+def test_overview_puts_layer_0_at_the_top_and_head_0_on_the_left():
+    attention = np.zeros((2, 2, 4, 4), dtype=np.float16)
+    attention[..., 0] = 1.0  # every head: all attention on the first token
+    attention[0, 1] = np.eye(4)  # layer 0, head 1: attends to itself
+    z = overview(attention, tile=4).data[0].z
+    assert fig_layer_reversed(overview(attention, tile=4))
+    assert np.all(np.diag(z[0:4, 5:9]) == 255)  # layer 0 is the first rows, head 1 the second tile
+    assert np.all(z[0:4, 0] == 255) and np.all(z[5:9, 0] == 255)
+
+
+def fig_layer_reversed(fig):
+    return fig.layout.yaxis.autorange == "reversed" and fig.layout.yaxis.title.text == "layer"
+
+
+def test_overview_shows_the_masked_future_grey():
+    z = overview(np.tril(np.ones((1, 1, 6, 6), dtype=np.float16)), tile=6).data[0].z
+    assert np.all(z[np.triu_indices(6, k=1)] == plots._MASKED) and np.all(np.diag(z) == 255)
+
+
+def test_overview_shrinking_keeps_a_sharp_previous_token_diagonal_visible():
+    attention = np.zeros((1, 1, 96, 96), dtype=np.float16)
+    attention[0, 0, np.arange(1, 96), np.arange(95)] = 1.0
+    z = overview(attention, tile=24).data[0].z
+    assert z.shape == (24, 24) and np.all(np.diag(z)[1:] == 255)
+
+
+def test_overview_hover_names_layer_head_and_label():
+    labels = [["previous-token", "induction"], ["broad", "first-token sink"]]
+    fig = overview(causal_attention((2, 2, 6, 6)), labels)
+    hovers = fig.data[1]
+    assert hovers.mode == "markers" and hovers.marker.opacity == 0 and len(hovers.x) == 4
+    assert "layer 1, head 1: first-token sink" in hovers.hovertext
+    assert fig.data[0].hoverinfo == "skip"
+
+
+def test_overview_prints_a_short_label_on_each_tile():
+    labels = [["previous-token", "induction"], ["broad", "first-token sink"]]
+    text = overview(causal_attention((2, 2, 6, 6)), labels).data[2]
+    assert text.mode == "text" and list(text.text) == ["previous", "induction", "broad", "first"]
+
+
+def test_overview_outlines_the_selected_head():
+    fig = overview(causal_attention((3, 3, 6, 6)), selected=(1, 2), tile=10)
+    (rect,) = fig.layout.shapes
+    assert rect.type == "rect" and (rect.x0, rect.x1) == (21, 32) and (rect.y0, rect.y1) == (10, 21)
+    assert not overview(causal_attention((3, 3, 6, 6))).layout.shapes
+
+
+def test_head_scores_draw_one_map_per_score_and_skip_missing_ones(rng):
+    scores = {"previous_token": rng.uniform(size=(L, H)), "first_token": rng.uniform(size=(L, H)),
+              "induction": None, "entropy": rng.uniform(size=(L, H))}
+    fig = plots.head_scores_heatmap(scores)
+    assert [trace.type for trace in fig.data] == ["heatmap"] * 3
+    assert all(trace.z.shape == (L, H) for trace in fig.data)
+    assert [a.text for a in fig.layout.annotations][:3] == ["previous-token", "first-token (sink)",
+                                                            "entropy (0 sharp, 1 uniform)"]
+
+
+def test_head_scores_share_one_zero_to_one_colour_scale(rng):
+    fig = plots.head_scores_heatmap({"self": rng.uniform(size=(2, 3)), "entropy": rng.uniform(size=(2, 3))})
+    assert {trace.coloraxis for trace in fig.data} == {"coloraxis"}
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0, 1)
+    assert fig.layout.yaxis.title.text == "layer" and fig.layout.xaxis.title.text == "head"
+
+
+# ---------------------------------------------------------------------------- residual stream
+
+def test_residual_norms_have_a_named_row_per_layer_from_the_embeddings_down(rng):
+    fig = plots.residual_norm_heatmap(rng.uniform(size=(4, 6)), words(6))
+    trace = fig.data[0]
+    assert list(trace.y) == ["embeddings", "after block 1", "after block 2", "after block 3"]
+    assert trace.z.shape == (4, 6) and fig.layout.yaxis.autorange == "reversed"
+    assert hover(trace.hovertemplate, y=trace.y[2], x=trace.x[1], z=12.345) == "after block 2, token 1:␣cat<br>‖x‖ = 12.3"
+
+
+def test_residual_norms_scale_colours_past_a_huge_first_position_and_say_so(rng):
+    norms = rng.uniform(50, 100, size=(4, 6))
+    norms[1:, 0] = 3000.0
+    fig = plots.residual_norm_heatmap(norms, words(6))
+    assert fig.data[0].zmax <= 100 and "position 0 reaches 3e+03" in note_of(fig)
+    assert not note_of(plots.residual_norm_heatmap(rng.uniform(50, 100, size=(4, 6)), words(6)))
+
+
+def test_layer_contributions_compare_attention_and_mlp_averaged_over_positions():
+    attn, mlp = np.array([[1.0, 3.0], [5.0, 7.0]]), np.array([[2.0, 2.0], [0.0, 4.0]])
+    fig = plots.layer_contributions(attn, mlp)
+    assert [trace.type for trace in fig.data] == ["bar", "bar"] and fig.layout.barmode == "group"
+    np.testing.assert_allclose(fig.data[0].y, [2.0, 6.0])
+    np.testing.assert_allclose(fig.data[1].y, [2.0, 2.0])
+    assert list(fig.data[0].x) == ["block 1", "block 2"] and "mean over positions" in fig.layout.yaxis.title.text
+
+
+def test_layer_contributions_at_one_position():
+    attn, mlp = np.array([[1.0, 3.0], [5.0, 7.0]]), np.array([[2.0, 2.0], [0.0, 4.0]])
+    fig = plots.layer_contributions(attn, mlp, position=1)
+    np.testing.assert_allclose(fig.data[0].y, [3.0, 7.0])
+    assert "at position 1" in fig.layout.title.text
+
+
+# ---------------------------------------------------------------------------- predictions
+
+def lens_data(n_layers=3, n_positions=4, k=3):
+    tokens = [[[f"␣l{l}p{p}k{j}" for j in range(k)] for p in range(n_positions)] for l in range(n_layers)]
+    probs = np.tile(np.array([0.5, 0.3, 0.1])[:k], (n_layers, n_positions, 1))
+    probs[1, 2, 0] = 0.9
+    names = plots.residual_layer_names(n_layers - 1)
+    return tokens, probs, names, plots.token_axis_labels(words(n_positions))
+
+
+def test_logit_lens_colours_cells_by_top1_probability_and_writes_the_top1_token():
+    fig = plots.logit_lens_grid(*lens_data())
+    trace = fig.data[0]
+    assert trace.z.shape == (3, 4) and trace.z[1, 2] == pytest.approx(0.9)
+    assert trace.text[1][2] == "␣l1p2k0" and list(trace.y) == ["embeddings", "after block 1", "after block 2"]
+    assert (trace.zmin, trace.zmax) == (0, 1)
+
+
+def test_logit_lens_shortens_long_tokens_in_cells_but_not_in_hover():
+    tokens, probs, names, columns = lens_data()
+    tokens[0][0][0] = "␣international"
+    trace = plots.logit_lens_grid(tokens, probs, names, columns).data[0]
+    assert trace.text[0][0] == "␣inter…" and "␣international" in trace.hovertext[0][0]
+
+
+def test_logit_lens_hover_lists_the_top_k_with_probabilities():
+    trace = plots.logit_lens_grid(*lens_data()).data[0]
+    cell = trace.hovertext[1][2]
+    assert "after block 1 · 2:␣sat" in cell
+    assert "␣l1p2k0  90.0%" in cell and "␣l1p2k1  30.0%" in cell and "␣l1p2k2  10.0%" in cell
+
+
+def test_logit_lens_windows_to_the_last_positions_and_says_so():
+    fig = plots.logit_lens_grid(*lens_data(n_positions=30), max_positions=24)
+    assert fig.data[0].z.shape == (3, 24) and fig.data[0].x[0].startswith("6:")
+    assert "last 24 of 30 positions" in note_of(fig)
+
+
+def bars(n=6, kept_count=4, chosen=None):
+    before = np.array([0.4, 0.2, 0.15, 0.1, 0.08, 0.07])[:n]
+    kept = np.arange(n) < kept_count
+    after = np.where(kept, before / before[kept].sum(), 0.0)
+    labels = ["␣the", "␣a", "␣cat", "␣dog", "␣mat", "␣hat"][:n]
+    return plots.next_token_bars(labels, before, after, kept, "Next token · H = 1.9 bits", chosen=chosen)
+
+
+def test_next_token_bars_are_horizontal_with_the_most_likely_at_the_top():
+    fig = bars()
+    assert all(trace.type == "bar" and trace.orientation == "h" for trace in fig.data)
+    assert fig.layout.yaxis.autorange == "reversed" and list(fig.data[0].y) == list(range(6))
+    assert fig.layout.yaxis.ticktext[0] == "␣the" and fig.layout.title.text == "Next token · H = 1.9 bits"
+
+
+def test_next_token_bars_overlay_before_and_after_truncation():
+    fig = bars()
+    before, after = fig.data
+    assert fig.layout.barmode == "overlay" and before.width > after.width
+    np.testing.assert_allclose(before.x, [0.4, 0.2, 0.15, 0.1, 0.08, 0.07], rtol=1e-6)
+    assert after.x[0] == pytest.approx(0.4 / 0.85) and after.x[5] == 0
+
+
+def test_next_token_bars_grey_out_dropped_tokens_below_a_cutoff_line():
+    fig = bars(kept_count=4)
+    assert "#aaa" in fig.layout.yaxis.ticktext[4] and "#aaa" not in fig.layout.yaxis.ticktext[3]
+    assert fig.data[0].marker.color[4] != fig.data[0].marker.color[3]
+    (line,) = fig.layout.shapes
+    assert line.y0 == line.y1 == 3.5
+    assert any("cutoff" in a.text for a in fig.layout.annotations)
+    assert "dropped" in fig.data[0].hovertext[5]
+
+
+def test_next_token_bars_draw_no_cutoff_when_every_shown_token_is_kept():
+    fig = bars(kept_count=6)
+    assert not fig.layout.shapes and not fig.layout.annotations
+
+
+def test_next_token_bars_mark_the_picked_token():
+    fig = bars(chosen=2)
+    (picked,) = [a for a in fig.layout.annotations if "picked" in a.text]
+    assert picked.y == 2
+
+
+def test_next_token_bars_refuse_a_chosen_index_outside_the_list():
+    with pytest.raises(ValueError, match="chosen"):
+        bars(chosen=6)
+
+
+# ---------------------------------------------------------------------------- payload budget
+
+@pytest.fixture(scope="module")
+def gpt2_small_figures():
+    """Every figure for a 256-token prompt at GPT-2 124M shapes, built from synthetic arrays."""
+    rng = np.random.default_rng(1)
+    tokens = words(T)
+    residual = rng.normal(size=(L + 1, T, C)).astype(np.float32)
+    attention = causal_attention((L, H, T, T))
+    labels = [["previous-token"] * H for _ in range(L)]
+    scores = {name: rng.uniform(size=(L, H)) for name in ("previous_token", "first_token", "induction", "entropy")}
+    lens_tokens = [[["␣" + "long-token" * 2] * 5 for _ in range(T)] for _ in range(L + 1)]
+    lens_probs = np.sort(rng.uniform(size=(L + 1, T, 5)), axis=-1)[..., ::-1] / 5
+    top = np.sort(rng.dirichlet(np.ones(1000)))[::-1][:30]
+    return {
+        "embedding_heatmap": plots.embedding_heatmap(residual[0], tokens, "x_0"),
+        "embedding_pca": plots.embedding_pca(residual[0], tokens, "x_0"),
+        "position_embedding_curve": plots.position_embedding_curve(rng.normal(size=(N_CTX, C)), T),
+        "cosine_similarity_heatmap": plots.cosine_similarity_heatmap(residual[6], tokens, "x_6"),
+        "attention_heatmap": plots.attention_heatmap(attention[5, 1], tokens, "L5H1"),
+        "attention_overview": plots.attention_overview(attention, labels, selected=(5, 1)),
+        "head_scores_heatmap": plots.head_scores_heatmap(scores),
+        "residual_norm_heatmap": plots.residual_norm_heatmap(np.linalg.norm(residual, axis=-1), tokens),
+        "layer_contributions": plots.layer_contributions(rng.uniform(size=(L, T)), rng.uniform(size=(L, T))),
+        "logit_lens_grid": plots.logit_lens_grid(lens_tokens, lens_probs, plots.residual_layer_names(L),
+                                                 plots.token_axis_labels(tokens)),
+        "next_token_bars": plots.next_token_bars(words(30), top, top / top.sum(), np.ones(30, bool), "x", chosen=0),
+    }
+
+
+@pytest.mark.parametrize("name", ["embedding_heatmap", "embedding_pca", "position_embedding_curve",
+                                  "cosine_similarity_heatmap", "attention_heatmap", "attention_overview",
+                                  "head_scores_heatmap", "residual_norm_heatmap", "layer_contributions",
+                                  "logit_lens_grid", "next_token_bars"])
+def test_every_figure_of_a_256_token_prompt_on_gpt2_small_is_at_most_1_mb(gpt2_small_figures, name):
+    assert len(gpt2_small_figures[name].to_json()) <= MB
+
+
+def test_a_1024_token_attention_heatmap_stays_under_1_mb_by_windowing():
+    fig = plots.attention_heatmap(causal_attention((N_CTX, N_CTX)), words(N_CTX), "L0H0")
+    assert len(fig.to_json()) <= MB and "last 256 of 1024 tokens" in note_of(fig)
+
+
+def test_a_1024_token_attention_overview_stays_under_1_mb():
+    attention = np.zeros((L, H, N_CTX, N_CTX), dtype=np.float16)
+    attention[..., 0] = 1.0  # cheap to build; the overview's size does not depend on the values
+    assert len(plots.attention_overview(attention, [["mixed"] * H] * L).to_json()) <= MB
