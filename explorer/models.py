@@ -22,6 +22,7 @@ import gpt2
 from gpt2.download import DownloadError, download_model, is_downloaded
 
 from .heads import induction_scores
+from .embeddings import pca_2d
 
 
 @dataclass
@@ -30,6 +31,11 @@ class LoadedModel:
     model: gpt2.GPT2
     induction: np.ndarray  # [layer, head] induction scores, computed once at load
     load_seconds: float
+    position_pca: tuple[np.ndarray, np.ndarray] = None  # PCA of W_pe, fixed per model: computed once
+
+    @property
+    def wpe(self) -> np.ndarray:
+        return self.model.wpe.weight.detach().float().numpy()
 
     def describe(self) -> str:
         c = self.model.config
@@ -40,9 +46,10 @@ class LoadedModel:
 
 class ModelStore:
     def __init__(self, model_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                 max_loaded: int = 2):
+                 max_loaded: int = 2, **download_options):
         self.local_dir = Path(model_dir) if model_dir else None
         self.cache_dir = cache_dir
+        self.download_options = download_options  # for tests (a local server); never from a user
         self.max_loaded = max_loaded
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
@@ -72,7 +79,9 @@ class ModelStore:
                 return self._loaded[name]
             start = time.perf_counter()
             model = self._load(name, on_progress)
-            loaded = LoadedModel(name, model, induction_scores(model), time.perf_counter() - start)
+            loaded = LoadedModel(name, model, induction_scores(model), 0.0)
+            loaded.position_pca = pca_2d(loaded.wpe)
+            loaded.load_seconds = time.perf_counter() - start
             self._loaded[name] = loaded
             while len(self._loaded) > self.max_loaded:
                 self._loaded.popitem(last=False)
@@ -86,7 +95,9 @@ class ModelStore:
         if name == self.local_name:
             return gpt2.load_openai_checkpoint(self.local_dir)
         try:
-            directory = download_model(name, self.cache_dir, on_progress=on_progress, progress_bar=False)
+            directory = download_model(name, self.cache_dir, on_progress=on_progress, progress_bar=False,
+                                       **self.download_options)
         except DownloadError as err:
-            raise DownloadError(f"Downloading GPT-2 {name} failed. {err}") from None
+            raise DownloadError(f"Downloading GPT-2 {name} failed. {err} "
+                                f"Meanwhile, the models already loaded keep working.") from None
         return gpt2.load_openai_checkpoint(directory)

@@ -20,6 +20,7 @@ from gpt2.generate import check_prompt
 
 from . import plots, teaching
 from .capture import Trace, capture
+from .embeddings import cosine_similarity
 from .heads import HeadScores, head_scores
 from .lens import LensResult, logit_lens
 from .models import LoadedModel
@@ -103,26 +104,21 @@ def tokens_text(trace: Trace) -> str:
 
 # ---- embeddings ----
 
-def _cosine(vectors: np.ndarray) -> np.ndarray:
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
-    return unit @ unit.T
-
-
-def embedding_figures(analysis: Analysis, wpe: np.ndarray) -> dict:
+def embedding_figures(analysis: Analysis, loaded: LoadedModel) -> dict:
     trace, tokens = analysis.trace, analysis.trace.tokens
     return {
         "token": plots.embedding_heatmap(trace.tok_embed, tokens, "Token embeddings W_te[t]"),
         "position": plots.embedding_heatmap(trace.pos_embed, tokens, "Position embeddings W_pe[i]"),
         "sum": plots.embedding_heatmap(trace.embed, tokens, "Their sum x₀ = W_te[t] + W_pe[i]"),
         "pca": plots.embedding_pca(trace.tok_embed, tokens, "Your tokens' embeddings, 2-D PCA"),
-        "curve": plots.position_embedding_curve(wpe, trace.n_tokens),
+        "curve": plots.position_embedding_curve(loaded.wpe, trace.n_tokens, pca=loaded.position_pca),
         "cosine": plots.cosine_similarity_heatmap(trace.tok_embed, tokens, "Cosine similarity of token embeddings"),
     }
 
 
 def embeddings_text(analysis: Analysis) -> str:
     trace = analysis.trace
-    similarity = _cosine(trace.tok_embed)
+    similarity = cosine_similarity(trace.tok_embed)
     different = trace.token_ids[:, None] != trace.token_ids[None, :]
     pair, value = "(only one distinct token)", float("nan")
     if different.any():

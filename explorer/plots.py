@@ -26,6 +26,8 @@ import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .embeddings import cosine_similarity, pca_2d
+
 BLUES = "Blues"
 ORANGES = "Oranges"
 RED_BLUE = "RdBu_r"
@@ -120,29 +122,6 @@ def embedding_heatmap(matrix: np.ndarray, tokens: list[str], title: str, max_tok
     return _styled(fig, title, height=520, note=_join_notes(note, clip_note))
 
 
-def _pca_2d(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Coordinates on the first two principal components [n, 2] and their share of the variance [2].
-
-    Centre the vectors (the rows of X) and write X = U S V^T. The principal directions
-    are the columns of V, the coordinates are U S, and component k explains
-    s_k^2 / sum(s^2) of the variance. U and s^2 are the eigenvectors and eigenvalues of
-    X X^T, V those of X^T X: whichever matrix is smaller is the cheaper to decompose.
-    Missing components (fewer than 3 points) are 0.
-    """
-    x = np.asarray(vectors, dtype=np.float64)
-    x = x - x.mean(axis=0)
-    small_gram = len(x) <= x.shape[1]
-    eigenvalues, eigenvectors = np.linalg.eigh(x @ x.T if small_gram else x.T @ x)  # ascending
-    top = np.argsort(eigenvalues)[::-1][:2]
-    total = float((x ** 2).sum())  # = sum of all s_k^2
-    s_squared = np.where(eigenvalues[top] > 1e-12 * total, eigenvalues[top], 0.0)  # rounding noise -> 0
-    coords, variance = np.zeros((len(x), 2)), np.zeros(2)
-    coords[:, :len(top)] = eigenvectors[:, top] * np.sqrt(s_squared) if small_gram else x @ eigenvectors[:, top]
-    if total > 0:
-        variance[:len(top)] = s_squared / total
-    return coords, variance
-
-
 def _pca_note(n_points: int) -> str | None:
     if n_points == 1:
         return "one token: PCA needs at least two points to find a direction"
@@ -157,7 +136,7 @@ def embedding_pca(vectors: np.ndarray, tokens: list[str], title: str) -> go.Figu
     Tokens close together here have similar vectors; the axis titles say how much of
     the spread (variance) each direction captures; the rest is invisible in 2-D.
     """
-    coords, variance = _pca_2d(vectors)
+    coords, variance = pca_2d(vectors)
     labels = token_axis_labels(tokens)
     fig = go.Figure(go.Scatter(
         x=_f32(coords[:, 0]), y=_f32(coords[:, 1]), mode="markers+text", text=[_short(t) for t in tokens],
@@ -168,14 +147,16 @@ def embedding_pca(vectors: np.ndarray, tokens: list[str], title: str) -> go.Figu
     return _styled(fig, title, height=480, note=_pca_note(len(labels)))
 
 
-def position_embedding_curve(wpe: np.ndarray, n_prompt: int, max_points: int = 4096) -> go.Figure:
+def position_embedding_curve(wpe: np.ndarray, n_prompt: int, max_points: int = 4096,
+                             pca: tuple[np.ndarray, np.ndarray] | None = None) -> go.Figure:
     """All learned position vectors W_pe[0..n_ctx-1] in their first two principal components.
 
     GPT-2 was never told that position 5 is next to position 6, yet neighbouring
     positions learned neighbouring vectors: they trace a smooth curve. The big markers
-    are the positions the current prompt uses.
+    are the positions the current prompt uses. `pca` is `pca_2d(wpe)` if already known:
+    W_pe is fixed for a model, so the app computes it once at load.
     """
-    coords, variance = _pca_2d(wpe)
+    coords, variance = pca if pca is not None else pca_2d(wpe)
     positions = np.arange(len(wpe))
     step = -(-len(wpe) // max_points)  # ceil: only thins out for n_ctx beyond max_points
     shown = positions[::step]
@@ -199,11 +180,9 @@ def position_embedding_curve(wpe: np.ndarray, n_prompt: int, max_points: int = 4
 def cosine_similarity_heatmap(vectors: np.ndarray, tokens: list[str], title: str, max_tokens: int = 128) -> go.Figure:
     """cos(x_i, x_j) = x_i·x_j / (|x_i| |x_j|) for every pair of tokens: 1 same direction, 0 unrelated, -1 opposite."""
     start, note = _window(len(tokens), max_tokens)
-    x = np.asarray(vectors[start:], dtype=np.float64)
-    unit = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
     labels = token_axis_labels(tokens[start:], start)
     fig = go.Figure(go.Heatmap(
-        z=_f32(unit @ unit.T), x=labels, y=labels, colorscale=RED_BLUE, zmin=-1, zmax=1, zmid=0,
+        z=_f32(cosine_similarity(vectors[start:])), x=labels, y=labels, colorscale=RED_BLUE, zmin=-1, zmax=1, zmid=0,
         colorbar=dict(title="cosine", thickness=12),
         hovertemplate="cos(%{y}, %{x}) = %{z:.3f}<extra></extra>"))
     fig.update_xaxes(title="token j", type="category", constrain="domain")

@@ -1,0 +1,44 @@
+"""Embedding geometry: principal components and cosine similarity.
+
+PCA finds the directions along which a set of vectors varies most. Centre the vectors
+(the rows of X) and write X = U S V^T: the principal directions are the columns of V,
+each vector's coordinates are the rows of U S, and component k explains
+s_k^2 / sum(s^2) of the variance. The explorer uses it to draw the prompt's token
+embeddings and GPT-2's 1024 learned position embeddings in 2-D.
+
+Cosine similarity cos(a, b) = a.b / (|a| |b|) compares directions, ignoring length.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pca_2d(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates on the first two principal components [n, 2] and their share of the variance [2].
+
+    Centre the vectors (the rows of X) and write X = U S V^T. The principal directions
+    are the columns of V, the coordinates are U S, and component k explains
+    s_k^2 / sum(s^2) of the variance. U and s^2 are the eigenvectors and eigenvalues of
+    X X^T, V those of X^T X: whichever matrix is smaller is the cheaper to decompose.
+    Missing components (fewer than 3 points) are 0.
+    """
+    x = np.asarray(vectors, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    small_gram = len(x) <= x.shape[1]
+    eigenvalues, eigenvectors = np.linalg.eigh(x @ x.T if small_gram else x.T @ x)  # ascending
+    top = np.argsort(eigenvalues)[::-1][:2]
+    total = float((x ** 2).sum())  # = sum of all s_k^2
+    s_squared = np.where(eigenvalues[top] > 1e-12 * total, eigenvalues[top], 0.0)  # rounding noise -> 0
+    coords, variance = np.zeros((len(x), 2)), np.zeros(2)
+    coords[:, :len(top)] = eigenvectors[:, top] * np.sqrt(s_squared) if small_gram else x @ eigenvectors[:, top]
+    if total > 0:
+        variance[:len(top)] = s_squared / total
+    return coords, variance
+
+
+def cosine_similarity(vectors: np.ndarray) -> np.ndarray:
+    """cos(v_i, v_j) for every pair of rows, [n, n]; a zero vector has similarity 0 to everything."""
+    x = np.asarray(vectors, dtype=np.float64)
+    unit = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    return unit @ unit.T

@@ -1,0 +1,59 @@
+import socket
+
+import numpy as np
+import pytest
+
+from explorer.embeddings import cosine_similarity, pca_2d
+from explorer.models import ModelStore
+from gpt2.download import DownloadError
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/gpt-2/models"
+
+
+def test_choices_are_the_local_directory_then_the_released_sizes(tiny_checkpoint_dir):
+    store = ModelStore(tiny_checkpoint_dir)
+    assert store.choices == [f"local: {tiny_checkpoint_dir.name}", "124M", "355M", "774M", "1558M"]
+    assert store.default == store.choices[0]
+    assert ModelStore().default == "124M"
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "125M", "", "local: other", "http://example.com/x"])
+def test_names_outside_the_allowlist_are_refused(tiny_checkpoint_dir, name):
+    with pytest.raises(ValueError, match="unknown model"):
+        ModelStore(tiny_checkpoint_dir).get(name)
+
+
+def test_a_model_is_loaded_once_and_shared(tiny_checkpoint_dir):
+    store = ModelStore(tiny_checkpoint_dir)
+    first = store.get(store.default)
+    assert store.get(store.default) is first
+    assert first.induction.shape == (first.model.config.n_layer, first.model.config.n_head)
+    assert first.position_pca[0].shape == (first.model.config.n_ctx, 2)
+
+
+def test_a_failed_download_says_what_happened_and_what_to_do(tmp_path):
+    store = ModelStore(cache_dir=tmp_path, base_url=closed_port_url(), retries=0)
+    assert store.needs_download("355M")
+    with pytest.raises(DownloadError) as raised:
+        store.get("355M")
+    message = str(raised.value)
+    assert "355M" in message and "connect" in message.lower() and "keep working" in message
+
+
+def test_pca_finds_the_direction_of_largest_spread():
+    rng = np.random.default_rng(0)
+    points = np.outer(rng.standard_normal(200), [3.0, 4.0, 0.0]) + 0.01 * rng.standard_normal((200, 3))
+    coords, variance = pca_2d(points)
+    assert variance[0] > 0.99 and variance.sum() <= 1.0 + 1e-9
+    # The first coordinate is the projection on (3, 4, 0) / 5, up to sign.
+    expected = (points - points.mean(0)) @ np.array([0.6, 0.8, 0.0])
+    assert abs(np.corrcoef(coords[:, 0], expected)[0, 1]) > 0.999
+
+
+def test_cosine_similarity_of_known_vectors():
+    sims = cosine_similarity(np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0], [-1.0, 0.0]]))
+    np.testing.assert_allclose(sims[0], [1.0, 1.0, 0.0, -1.0], atol=1e-12)

@@ -1,0 +1,82 @@
+import json
+
+import numpy as np
+import pytest
+
+import gpt2
+from explorer import panels
+from explorer.models import ModelStore
+
+PROMPT = "Every effort moves you"
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_checkpoint_dir):
+    store = ModelStore(tiny_checkpoint_dir)
+    return store.get(store.default)
+
+
+@pytest.fixture(scope="module")
+def analysis(loaded):
+    return panels.analyze(loaded, PROMPT)
+
+
+def test_prompt_longer_than_the_context_keeps_the_end_with_a_notice():
+    ids, notice = panels.encode_prompt("a " * 100, n_ctx=64)
+    assert len(ids) == 64 and "only the last 64" in notice
+    assert panels.encode_prompt(PROMPT, 64) == ([6109, 3626, 6100, 345], "")
+
+
+@pytest.mark.parametrize("prompt", ["", "   \n\t", None])
+def test_empty_prompt_is_refused(prompt):
+    with pytest.raises(ValueError, match="empty"):
+        panels.encode_prompt(prompt, 64)
+
+
+def test_slider_values_map_to_sampler_settings():
+    assert panels.parse_sampling(0.7, 0, 1.0) == (0.7, None, None)  # 0 and 1 switch filters off
+    assert panels.parse_sampling("1", 40, 0.9) == (1.0, 40, 0.9)
+    with pytest.raises(ValueError, match="numbers"):
+        panels.parse_sampling("hot", 0, 1.0)
+
+
+def test_attention_text_quotes_the_patterns_own_numbers(analysis):
+    text = panels.attention_text(analysis, layer=1, head=2, mean_over_heads=False)
+    row = analysis.trace.attention[1, 2, -1].astype(np.float64)
+    j = int(np.argmax(row))
+    assert f"key {j} **{analysis.trace.tokens[j]}**: {row[j]:.3f}" in text
+    assert "layer 1, head 2" in text
+
+
+def test_mean_over_heads_averages_the_layer(analysis):
+    mean = panels.head_pattern(analysis, 0, 0, mean_over_heads=True)
+    np.testing.assert_allclose(mean, analysis.trace.attention[0].astype(np.float32).mean(0), atol=1e-6)
+
+
+def test_logit_lens_covers_the_last_positions_of_every_layer(analysis):
+    lens = analysis.lens
+    assert lens.top_ids.shape[:2] == (analysis.trace.config.n_layer + 1, analysis.trace.n_tokens)
+    assert lens.top_ids[-1, -1, 0] == int(np.argmax(analysis.trace.next_token_probs))
+    assert "final prediction for your last token is **" + analysis.lens_labels[-1][-1][0] in panels.layers_text(analysis)
+
+
+def test_distribution_figure_counts_kept_tokens(analysis):
+    figure, anatomy = panels.distribution_figure(analysis.trace.logits, 1.0, 5, 1.0)
+    assert anatomy.n_kept == 5
+    assert "5 tokens kept" in json.dumps(figure.to_plotly_json()["layout"]["title"], ensure_ascii=False)
+
+
+def test_step_mode_reproduces_seeded_generation(loaded):
+    state = panels.start_steps(loaded, PROMPT, seed=123)
+    for _ in range(5):
+        figure, anatomy = panels.next_step(loaded, state, 0.9, 50, 0.95)
+        assert "picked" in json.dumps(figure.to_plotly_json(), ensure_ascii=False)
+    expected = list(gpt2.generate(loaded.model, [6109, 3626, 6100, 345], 5, temperature=0.9, top_k=50, top_p=0.95,
+                                  seed=123))
+    assert state.ids[4:] == expected
+
+
+def test_token_chips_escape_html(loaded):
+    analysis = panels.analyze(loaded, "<script>alert(1)</script>")
+    chips = panels.token_chips(analysis.trace)
+    assert "<script>" not in chips and "&lt;" in chips
