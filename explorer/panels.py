@@ -188,7 +188,7 @@ def attention_text(analysis: Analysis, layer: int, head: int, mean_over_heads: b
 
 def layer_figures(analysis: Analysis) -> tuple:
     trace, lens = analysis.trace, analysis.lens
-    layer_names = ["embeddings"] + [f"after block {l}" for l in range(trace.config.n_layer)]
+    layer_names = plots.residual_layer_names(trace.config.n_layer)
     position_labels = [f"{p}:{trace.tokens[p]}" for p in lens.positions]
     return (
         plots.residual_norm_heatmap(trace.residual_norms, trace.tokens),

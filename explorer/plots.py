@@ -16,7 +16,8 @@ One look for every panel (`_styled`), and colours that mean something:
 Positions are labelled "i:token" ("3:␣the"), so a token that occurs twice is still two
 distinct rows and columns, and the label says where it sits. Layers that index a block
 are 0-based as in the interpretability literature ("layer 0, head 3"); the residual
-stream is named by how many blocks it has passed ("embeddings", "after block 1", ...).
+stream is named by the block it has just passed ("embeddings", "after block 0", ...);
+blocks, layers and heads all count from 0, as in the hook names (h.0 ... h.11).
 """
 
 from __future__ import annotations
@@ -327,8 +328,8 @@ def head_scores_heatmap(scores: dict[str, np.ndarray]) -> go.Figure:
 # ---------------------------------------------------------------------------- residual stream
 
 def residual_layer_names(n_layer: int) -> list[str]:
-    """Names of x_0 .. x_L: "embeddings", then "after block 1" (layer 0) ... "after block L"."""
-    return ["embeddings"] + [f"after block {l}" for l in range(1, n_layer + 1)]
+    """Names of x_0 .. x_L: "embeddings", then "after block 0" ... "after block L-1" (0-based, like h.0)."""
+    return ["embeddings"] + [f"after block {l}" for l in range(n_layer)]
 
 
 def residual_norm_heatmap(norms: np.ndarray, tokens: list[str]) -> go.Figure:
@@ -364,12 +365,11 @@ def layer_contributions(attn_norms: np.ndarray, mlp_norms: np.ndarray, position:
         attn, mlp, where = attn.mean(-1), mlp.mean(-1), "mean over positions"
     else:
         attn, mlp, where = attn[:, position], mlp[:, position], f"at position {position % attn.shape[-1]}"
-    blocks = [f"block {l + 1}" for l in range(len(attn))]
+    blocks = [f"block {l}" for l in range(len(attn))]
     fig = go.Figure()
     for name, values, colour in (("attention ‖attn_l‖", attn, ATTENTION_COLOUR), ("MLP ‖mlp_l‖", mlp, MLP_COLOUR)):
         fig.add_trace(go.Bar(x=blocks, y=_f32(values), name=name, marker_color=colour,
-                             customdata=np.arange(len(blocks), dtype=np.int32),
-                             hovertemplate=f"%{{x}} (layer %{{customdata}})<br>{name}: %{{y:.1f}}<extra></extra>"))
+                             hovertemplate=f"%{{x}}<br>{name}: %{{y:.1f}}<extra></extra>"))
     fig.update_layout(barmode="group", legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
     fig.update_xaxes(title="block")
     fig.update_yaxes(title=f"‖output‖ ({where})")
@@ -438,6 +438,6 @@ def next_token_bars(token_labels: list[str], probs_before: np.ndarray, probs_aft
         fig.add_annotation(x=tip, y=chosen, text="◀ picked", showarrow=False, xanchor="left", xshift=4,
                            font=dict(color=PICKED_COLOUR, size=13))
     fig.update_layout(barmode="overlay", legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"), bargap=0.1)
-    fig.update_xaxes(title="probability", tickformat=".0%", rangemode="tozero")
+    fig.update_xaxes(title="probability", tickformat=".1%", rangemode="tozero")
     fig.update_yaxes(tickvals=rows, ticktext=ticks, autorange="reversed", title="next token", showgrid=False)
     return _styled(fig, title, height=max(320, 22 * n + 150), header=30)

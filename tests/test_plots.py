@@ -309,9 +309,9 @@ def test_head_scores_share_one_zero_to_one_colour_scale(rng):
 def test_residual_norms_have_a_named_row_per_layer_from_the_embeddings_down(rng):
     fig = plots.residual_norm_heatmap(rng.uniform(size=(4, 6)), words(6))
     trace = fig.data[0]
-    assert list(trace.y) == ["embeddings", "after block 1", "after block 2", "after block 3"]
+    assert list(trace.y) == ["embeddings", "after block 0", "after block 1", "after block 2"]
     assert trace.z.shape == (4, 6) and fig.layout.yaxis.autorange == "reversed"
-    assert hover(trace.hovertemplate, y=trace.y[2], x=trace.x[1], z=12.345) == "after block 2, token 1:␣cat<br>‖x‖ = 12.3"
+    assert hover(trace.hovertemplate, y=trace.y[2], x=trace.x[1], z=12.345) == "after block 1, token 1:␣cat<br>‖x‖ = 12.3"
 
 
 def test_residual_norms_scale_colours_past_a_huge_first_position_and_say_so(rng):
@@ -328,7 +328,7 @@ def test_layer_contributions_compare_attention_and_mlp_averaged_over_positions()
     assert [trace.type for trace in fig.data] == ["bar", "bar"] and fig.layout.barmode == "group"
     np.testing.assert_allclose(fig.data[0].y, [2.0, 6.0])
     np.testing.assert_allclose(fig.data[1].y, [2.0, 2.0])
-    assert list(fig.data[0].x) == ["block 1", "block 2"] and "mean over positions" in fig.layout.yaxis.title.text
+    assert list(fig.data[0].x) == ["block 0", "block 1"] and "mean over positions" in fig.layout.yaxis.title.text
 
 
 def test_layer_contributions_at_one_position():
@@ -352,7 +352,7 @@ def test_logit_lens_colours_cells_by_top1_probability_and_writes_the_top1_token(
     fig = plots.logit_lens_grid(*lens_data())
     trace = fig.data[0]
     assert trace.z.shape == (3, 4) and trace.z[1, 2] == pytest.approx(0.9)
-    assert trace.text[1][2] == "␣l1p2k0" and list(trace.y) == ["embeddings", "after block 1", "after block 2"]
+    assert trace.text[1][2] == "␣l1p2k0" and list(trace.y) == ["embeddings", "after block 0", "after block 1"]
     assert (trace.zmin, trace.zmax) == (0, 1)
 
 
@@ -366,7 +366,7 @@ def test_logit_lens_shortens_long_tokens_in_cells_but_not_in_hover():
 def test_logit_lens_hover_lists_the_top_k_with_probabilities():
     trace = plots.logit_lens_grid(*lens_data()).data[0]
     cell = trace.hovertext[1][2]
-    assert "after block 1 · 2:␣sat" in cell
+    assert "after block 0 · 2:␣sat" in cell
     assert "␣l1p2k0  90.0%" in cell and "␣l1p2k1  30.0%" in cell and "␣l1p2k2  10.0%" in cell
 
 
