@@ -162,10 +162,8 @@ def attention_figures(analysis: Analysis, layer: int, head: int, mean_over_heads
 
 def head_scores_figure(analysis: Analysis):
     s = analysis.scores
-    scores = {"previous-token": s.previous_token, "first-token": s.first_token, "self": s.self, "entropy": s.entropy}
-    if s.induction is not None:
-        scores["induction"] = s.induction
-    return plots.head_scores_heatmap(scores)
+    return plots.head_scores_heatmap({"previous_token": s.previous_token, "first_token": s.first_token,
+                                      "self": s.self, "induction": s.induction, "entropy": s.entropy})
 
 
 def attention_text(analysis: Analysis, layer: int, head: int, mean_over_heads: bool) -> str:
