@@ -222,7 +222,7 @@ def parse_sampling(temperature, top_k, top_p) -> tuple[float, int | None, float 
     return temperature, (None if top_k == 0 else top_k), (None if top_p == 1.0 else top_p)
 
 
-def _parse_seed(seed) -> int | None:
+def parse_seed(seed) -> int | None:
     if seed is None or seed == "":
         return None
     try:
@@ -237,7 +237,7 @@ def _parse_seed(seed) -> int | None:
 def distribution_figure(logits: np.ndarray, temperature, top_k, top_p, seed=None, generator=None, title_prefix=""):
     """Bars of the most likely tokens before and after truncation, and the anatomy behind them."""
     t, k, p = parse_sampling(temperature, top_k, top_p)
-    anatomy = sampling_anatomy(logits, t, k, p, seed=_parse_seed(seed), generator=generator)
+    anatomy = sampling_anatomy(logits, t, k, p, seed=parse_seed(seed), generator=generator)
     order = np.argsort(-anatomy.probs_tempered, kind="stable")[:BAR_TOKENS]
     chosen = None
     if anatomy.chosen is not None:
@@ -279,7 +279,7 @@ class StepState:
 def start_steps(loaded: LoadedModel, prompt: str, seed) -> StepState:
     ids, _ = encode_prompt(prompt, loaded.model.config.n_ctx)
     generator = torch.Generator()
-    seed = _parse_seed(seed)
+    seed = parse_seed(seed)
     generator.seed() if seed is None else generator.manual_seed(seed)
     return StepState(loaded.name, ids, generator.get_state())
 

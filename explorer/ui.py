@@ -89,7 +89,9 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
         loaded = load_model(model_name, progress)
         analysis = panels.analyze(loaded, prompt)
         trace = analysis.trace
-        layer, head = min(int(layer), trace.config.n_layer - 1), min(int(head), trace.config.n_head - 1)
+        # Keep the selected head when it exists in this model (sizes differ in layers and heads).
+        layer = min(max(int(layer), 0), trace.config.n_layer - 1)
+        head = min(max(int(head), 0), trace.config.n_head - 1)
         emb = panels.embedding_figures(analysis, loaded)
         heatmap, overview = panels.attention_figures(analysis, layer, head, mean_heads)
         resid, contributions, lens = panels.layer_figures(analysis)
@@ -129,8 +131,14 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
         if not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
             raise ValueError(f"max new tokens must be between 1 and {MAX_NEW_TOKENS}")
         t, k, p = panels.parse_sampling(temperature, top_k, top_p)
+        n_ctx = loaded.model.config.n_ctx
+        if notice:
+            gr.Warning(notice)
+        if len(ids) + max_new_tokens > n_ctx:
+            gr.Warning(f"Prompt + new tokens exceed GPT-2's {n_ctx}-token context: past it, the model only sees "
+                       f"the most recent {n_ctx - n_ctx // 4} tokens (a sliding window).")
         tokens = gpt2.generate(loaded.model, ids, max_new_tokens, temperature=t, top_k=k, top_p=p,
-                               seed=panels._parse_seed(seed))
+                               seed=panels.parse_seed(seed))
         enc, decoder = gpt2.get_tokenizer(), codecs.getincrementaldecoder("utf-8")(errors="replace")
         text = enc.decode(ids)
         yield text

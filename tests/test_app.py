@@ -161,3 +161,9 @@ def test_two_clients_at_once_do_not_see_each_others_results(app_server):
     assert not errors
     assert all("6 tokens" in status and "␣six" in chips for status, chips in results["a"])
     assert all("5 tokens" in status and "␣France" in chips for status, chips in results["b"])
+
+
+def test_generating_past_the_context_keeps_going_with_a_sliding_window(client):
+    prompt = " ".join(["word"] * 60)  # the tiny model's context is 64 tokens
+    updates = list(client.submit(prompt, api_name="/generate", max_new_tokens=12, temperature=0.0))
+    assert len(updates) >= 12 and updates[-1].startswith(prompt) and len(updates[-1]) > len(prompt)
