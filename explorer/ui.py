@@ -66,6 +66,12 @@ def user_errors(fn):
     return call
 
 
+def explanation(open: bool = False) -> gr.Markdown:
+    """A panel's collapsible teaching text, filled in once a prompt is analysed."""
+    with gr.Accordion("How this works", open=open):
+        return gr.Markdown(ANALYZE_FIRST)
+
+
 def _need_analysis(analysis):
     if analysis is None:
         raise ValueError("Analyze a prompt first.")
@@ -172,8 +178,7 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Tokens"):
                 chips = gr.HTML(elem_id="token-chips")
-                with gr.Accordion("How this works", open=False):
-                    tokens_md = gr.Markdown(ANALYZE_FIRST)
+                tokens_md = explanation(open=False)
             with gr.Tab("Embeddings"):
                 with gr.Tabs():
                     with gr.Tab("Token"):
@@ -186,8 +191,7 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
                     emb_pca = gr.Plot(show_label=False)
                     emb_curve = gr.Plot(show_label=False)
                 emb_cosine = gr.Plot(show_label=False)
-                with gr.Accordion("How this works", open=False):
-                    embeddings_md = gr.Markdown(ANALYZE_FIRST)
+                embeddings_md = explanation(open=False)
             with gr.Tab("Attention"):
                 with gr.Row():
                     layer = gr.Slider(0, 11, value=0, step=1, label="Layer")
@@ -197,15 +201,13 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
                     attn_heatmap = gr.Plot(show_label=False, elem_id="attention-heatmap")
                     attn_overview = gr.Plot(show_label=False)
                 head_scores = gr.Plot(show_label=False)
-                with gr.Accordion("How this works", open=True):
-                    attention_md = gr.Markdown(ANALYZE_FIRST)
+                attention_md = explanation(open=True)
             with gr.Tab("Layers"):
                 with gr.Row():
                     resid_plot = gr.Plot(show_label=False)
                     contrib_plot = gr.Plot(show_label=False)
                 lens_plot = gr.Plot(show_label=False)
-                with gr.Accordion("How this works", open=False):
-                    layers_md = gr.Markdown(ANALYZE_FIRST)
+                layers_md = explanation(open=False)
             with gr.Tab("Next token"):
                 with gr.Row():
                     temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = greedy)")
@@ -213,8 +215,7 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
                     top_p = gr.Slider(0.01, 1, value=1.0, step=0.01, label="Top-p (1 = off)")
                     seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
                 bars = gr.Plot(show_label=False, elem_id="next-token-bars")
-                with gr.Accordion("How this works", open=True):
-                    next_token_md = gr.Markdown(ANALYZE_FIRST)
+                next_token_md = explanation(open=True)
             with gr.Tab("Generate"):
                 gr.Markdown("Uses the temperature, top-k, top-p and seed from the *Next token* tab.")
                 with gr.Row():
@@ -225,8 +226,7 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
                     reset_button = gr.Button("Reset")
                 output = gr.Textbox(label="Text", lines=8, buttons=["copy"], interactive=False)
                 step_plot = gr.Plot(show_label=False)
-                with gr.Accordion("How this works", open=False):
-                    generate_md = gr.Markdown(ANALYZE_FIRST)
+                generate_md = explanation(open=False)
 
         sampling = [temperature, top_k, top_p, seed]
         analyze_outputs = [status, analysis_state, chips, tokens_md, emb_token, emb_position, emb_sum, emb_pca,
