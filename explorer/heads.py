@@ -126,3 +126,18 @@ def head_outputs(model: GPT2, trace: Trace, layer: int) -> np.ndarray:
 def head_output_norms(model: GPT2, trace: Trace, layer: int) -> np.ndarray:
     """||z_h W_O^h|| for each position and head of one layer, [pos, head]: how much each head writes."""
     return np.linalg.norm(head_outputs(model, trace, layer), axis=-1)
+
+
+@torch.inference_mode()
+def attention_scores_row(model: GPT2, trace: Trace, layer: int, head: int, query: int) -> np.ndarray:
+    """The pre-softmax scores q_i . k_j / sqrt(d_head) of one query row, keys 0..query, [query + 1].
+
+    Recomputed from the stored residual stream x_{layer} (the block's input): LN_1, then the
+    head's slice of c_attn. softmax of this row is the row of the attention pattern.
+    """
+    block, d_head = model.h[layer], trace.config.d_head
+    x = block.ln_1(torch.as_tensor(trace.residual[layer, : query + 1]).to(model.wte.weight.dtype))
+    q_all, k_all, _ = block.attn.c_attn(x).float().split(trace.config.n_embd, dim=-1)  # (T, d_model) each
+    q = q_all[query, head * d_head:(head + 1) * d_head]  # (d_head,)
+    k = k_all[:, head * d_head:(head + 1) * d_head]  # (query + 1, d_head)
+    return (k @ q / np.sqrt(d_head)).numpy()

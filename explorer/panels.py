@@ -21,7 +21,7 @@ from gpt2.generate import check_prompt
 from . import plots, teaching
 from .capture import Trace, capture
 from .embeddings import cosine_similarity
-from .heads import HeadScores, head_scores
+from .heads import HeadScores, attention_scores_row, head_scores
 from .lens import LensResult, logit_lens
 from .models import LoadedModel
 from .sampling import sampling_anatomy
@@ -151,11 +151,12 @@ def head_pattern(analysis: Analysis, layer: int, head: int, mean_over_heads: boo
     return attention.astype(np.float32).mean(0) if mean_over_heads else attention[head]
 
 
-def attention_figures(analysis: Analysis, layer: int, head: int, mean_over_heads: bool) -> tuple:
+def attention_figures(analysis: Analysis, layer: int, head: int, mean_over_heads: bool, query: int) -> tuple:
     trace = analysis.trace
     name = f"mean of {trace.config.n_head} heads" if mean_over_heads else f"head {head}"
     title = f"Layer {layer}, {name}" + ("" if mean_over_heads else f" ({analysis.scores.label(layer, head)})")
-    heatmap = plots.attention_heatmap(head_pattern(analysis, layer, head, mean_over_heads), trace.tokens, title)
+    pattern = head_pattern(analysis, layer, head, mean_over_heads)
+    heatmap = plots.attention_heatmap(pattern, trace.tokens, title, query=query)
     overview = plots.attention_overview(trace.attention, analysis.scores.labels(), selected=(layer, head))
     return heatmap, overview
 
@@ -166,19 +167,41 @@ def head_scores_figure(analysis: Analysis):
                                       "self": s.self, "induction": s.induction, "entropy": s.entropy})
 
 
-def attention_text(analysis: Analysis, layer: int, head: int, mean_over_heads: bool) -> str:
+def clamp_query(analysis: Analysis, query) -> int:
+    """A query position inside the prompt; None or anything past the end means the last token."""
+    try:
+        query = int(query)
+    except (TypeError, ValueError):
+        return analysis.trace.n_tokens - 1
+    return min(max(query, 0), analysis.trace.n_tokens - 1)
+
+
+def _score_table(trace: Trace, weights: np.ndarray, scores: np.ndarray | None, rows: int = 6) -> str:
+    """A markdown table of the keys with the largest weights, and what the rest share."""
+    order = np.argsort(-weights, kind="stable")[:rows]
+    header = "| key j | token | score qᵢ·kⱼ/√d | weight |\n|---:|---|---:|---:|"
+    lines = [f"| {j} | {trace.tokens[j]} | {'—' if scores is None else f'{scores[j]:.2f}'} | {weights[j]:.3f} |"
+             for j in order]
+    rest = len(weights) - len(order)
+    if rest > 0:
+        lines.append(f"| … | {rest} more keys | | {max(0.0, 1 - weights[order].sum()):.3f} |")
+    return "\n".join([header, *lines])
+
+
+def attention_text(loaded: LoadedModel, analysis: Analysis, layer: int, head: int, mean_over_heads: bool,
+                   query: int) -> str:
     trace = analysis.trace
-    row = head_pattern(analysis, layer, head, mean_over_heads)[-1].astype(np.float64)
-    order = np.argsort(-row, kind="stable")[:5]
-    top_keys = "\n".join(f"- key {j} **{trace.tokens[j]}**: {row[j]:.3f}" for j in order if row[j] > 0)
-    nonzero = row[row > 0]
+    weights = head_pattern(analysis, layer, head, mean_over_heads)[query, : query + 1].astype(np.float64)
+    # An average of softmaxes has no single score row: the table then shows weights only.
+    scores = None if mean_over_heads else attention_scores_row(loaded.model, trace, layer, head, query)
+    nonzero = weights[weights > 0]
     entropy = float(-(nonzero * np.log2(nonzero)).sum())
     c = trace.config
     return teaching.render(
         "attention", n_head=c.n_head, n_layer=c.n_layer, d_head=c.d_head, layer=layer,
         head_name=f"the mean of all {c.n_head} heads" if mean_over_heads else f"head {head}",
         label="averaged" if mean_over_heads else analysis.scores.label(layer, head),
-        query_token=trace.tokens[-1], query_pos=trace.n_tokens - 1, top_keys=top_keys,
+        query_token=trace.tokens[query], query_pos=query, score_table=_score_table(trace, weights, scores),
         entropy_bits=entropy, effective_keys=2**entropy)
 
 

@@ -199,11 +199,13 @@ def cosine_similarity_heatmap(vectors: np.ndarray, tokens: list[str], title: str
 
 # ---------------------------------------------------------------------------- attention
 
-def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str, max_tokens: int = 256) -> go.Figure:
+def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str, max_tokens: int = 256,
+                      query: int | None = None) -> go.Figure:
     """One head's attention A = softmax(q k^T / sqrt(d_head) + mask): row i says how query i spreads its attention.
 
     Each row sums to 1. Cells right of the diagonal (key j > query i) are masked to
     -inf before the softmax, so they are exactly 0: they are drawn grey, not white.
+    `query` outlines that row (the one the teaching text works through).
     """
     start, note = _window(len(tokens), max_tokens)
     weights = np.array(pattern[start:, start:], dtype=np.float32)  # a copy (NaNs go in), float16 -> float32
@@ -217,6 +219,10 @@ def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str, max_to
     fig.update_yaxes(title="query position i", type="category", autorange="reversed", showgrid=False,
                      scaleanchor="x", constrain="domain")
     fig.update_layout(plot_bgcolor=MASKED_GREY)
+    if query is not None and start <= query < len(tokens):
+        row = query - start  # category axes place row r at r
+        fig.add_shape(type="rect", x0=-0.5, x1=row + 0.5, y0=row - 0.5, y1=row + 0.5,
+                      line=dict(color=PICKED_COLOUR, width=2))
     if note:
         note += f"; keys before position {start} not shown"
     return _styled(fig, title, height=620, note=_join_notes("grey = masked: a token cannot see the future", note))

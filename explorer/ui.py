@@ -99,7 +99,8 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
         layer = min(max(int(layer), 0), trace.config.n_layer - 1)
         head = min(max(int(head), 0), trace.config.n_head - 1)
         emb = panels.embedding_figures(analysis, loaded)
-        heatmap, overview = panels.attention_figures(analysis, layer, head, mean_heads)
+        query = trace.n_tokens - 1
+        heatmap, overview = panels.attention_figures(analysis, layer, head, mean_heads, query)
         resid, contributions, lens = panels.layer_figures(analysis)
         bars, anatomy = panels.distribution_figure(trace.logits, temperature, top_k, top_p, seed)
         c = trace.config
@@ -109,19 +110,22 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
             emb["token"], emb["position"], emb["sum"], emb["pca"], emb["curve"], emb["cosine"],
             panels.embeddings_text(analysis),
             gr.update(maximum=c.n_layer - 1, value=layer), gr.update(maximum=c.n_head - 1, value=head),
+            gr.update(maximum=query, value=query),
             heatmap, overview, panels.head_scores_figure(analysis),
-            panels.attention_text(analysis, layer, head, mean_heads),
+            panels.attention_text(loaded, analysis, layer, head, mean_heads, query),
             resid, contributions, lens, panels.layers_text(analysis),
             bars, panels.next_token_text(trace, anatomy),
             panels.generate_text(c),
         )
 
     @user_errors
-    def select_head(analysis, layer, head, mean_heads):
+    def select_head(analysis, layer, head, mean_heads, query):
         analysis = _need_analysis(analysis)
         layer, head = panels.clamp_head(analysis, layer, head)
-        heatmap, overview = panels.attention_figures(analysis, layer, head, bool(mean_heads))
-        return heatmap, overview, panels.attention_text(analysis, layer, head, bool(mean_heads))
+        query, mean_heads = panels.clamp_query(analysis, query), bool(mean_heads)
+        heatmap, overview = panels.attention_figures(analysis, layer, head, mean_heads, query)
+        text = panels.attention_text(store.get(analysis.model_name), analysis, layer, head, mean_heads, query)
+        return heatmap, overview, text
 
     @user_errors
     def resample(analysis, temperature, top_k, top_p, seed):
@@ -196,6 +200,7 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
                 with gr.Row():
                     layer = gr.Slider(0, 11, value=0, step=1, label="Layer")
                     head = gr.Slider(0, 11, value=0, step=1, label="Head")
+                    query = gr.Slider(0, 1023, value=1023, step=1, label="Query position (outlined row)")
                     mean_heads = gr.Checkbox(False, label="Mean over heads")
                 with gr.Row():
                     attn_heatmap = gr.Plot(show_label=False, elem_id="attention-heatmap")
@@ -230,14 +235,14 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
 
         sampling = [temperature, top_k, top_p, seed]
         analyze_outputs = [status, analysis_state, chips, tokens_md, emb_token, emb_position, emb_sum, emb_pca,
-                           emb_curve, emb_cosine, embeddings_md, layer, head, attn_heatmap, attn_overview,
+                           emb_curve, emb_cosine, embeddings_md, layer, head, query, attn_heatmap, attn_overview,
                            head_scores, attention_md, resid_plot, contrib_plot, lens_plot, layers_md, bars,
                            next_token_md, generate_md]
         gr.on([analyze_button.click, prompt.submit], analyze,
               inputs=[prompt, model_name, layer, head, mean_heads, *sampling], outputs=analyze_outputs,
               api_name="analyze", concurrency_id=MODEL_EVENTS, concurrency_limit=1)
-        gr.on([layer.release, head.release, mean_heads.input], select_head,
-              inputs=[analysis_state, layer, head, mean_heads], outputs=[attn_heatmap, attn_overview, attention_md],
+        gr.on([layer.release, head.release, query.release, mean_heads.input], select_head,
+              inputs=[analysis_state, layer, head, mean_heads, query], outputs=[attn_heatmap, attn_overview, attention_md],
               api_name="select_head", api_visibility="undocumented", show_progress="hidden",
               trigger_mode="always_last")
         gr.on([temperature.change, top_k.change, top_p.change, seed.change], resample,

@@ -10,7 +10,7 @@ from gradio_client.exceptions import AppError
 PROMPT = "Every effort moves you"
 # analyze's outputs, in order (gr.State is not sent to API clients).
 OUTPUTS = ["status", "chips", "tokens_md", "emb_token", "emb_position", "emb_sum", "emb_pca", "emb_curve",
-           "emb_cosine", "embeddings_md", "layer", "head", "attn_heatmap", "attn_overview", "head_scores",
+           "emb_cosine", "embeddings_md", "layer", "head", "query", "attn_heatmap", "attn_overview", "head_scores",
            "attention_md", "resid_plot", "contrib_plot", "lens_plot", "layers_md", "bars", "next_token_md",
            "generate_md"]
 
@@ -105,11 +105,11 @@ def test_sliders_redraw_from_the_stored_analysis(client):
 
 def test_layer_and_head_switch_redraws_the_attention(client):
     analyze(client)
-    heatmap, overview, text = client.predict(1, 2, False, api_name="/select_head")
+    heatmap, overview, text = client.predict(1, 2, False, 2, api_name="/select_head")
     assert "Layer 1, head 2" in text_of(figure(heatmap))
-    assert "layer 1" in text.lower()
+    assert "layer 1, head 2" in text and "query **␣moves** at position 2" in text
     with pytest.raises(AppError, match="greater than maximum"):
-        client.predict(1, 9, False, api_name="/select_head")
+        client.predict(1, 9, False, 2, api_name="/select_head")
 
 
 def test_generate_streams_text(client):

@@ -77,3 +77,14 @@ def test_head_outputs_sum_to_the_attention_output(tiny_model):
     bias = tiny_model.h[1].attn.c_proj.bias.detach().numpy()
     np.testing.assert_allclose(per_head.sum(1) + bias, trace.attn_out[1], atol=1e-4)
     np.testing.assert_allclose(head_output_norms(tiny_model, trace, 1), np.linalg.norm(per_head, axis=-1), rtol=1e-5)
+
+
+def test_recomputed_scores_give_the_stored_pattern_row_by_softmax(tiny_model):
+    from explorer.heads import attention_scores_row
+
+    trace = capture(tiny_model, list(range(300, 312)))
+    for layer, head, query in ((0, 1, 11), (1, 3, 5), (1, 0, 0)):
+        scores = attention_scores_row(tiny_model, trace, layer, head, query)
+        assert scores.shape == (query + 1,)
+        weights = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+        np.testing.assert_allclose(weights, trace.attention[layer, head, query, : query + 1], atol=1e-3)

@@ -40,12 +40,22 @@ def test_slider_values_map_to_sampler_settings():
         panels.parse_sampling("hot", 0, 1.0)
 
 
-def test_attention_text_quotes_the_patterns_own_numbers(analysis):
-    text = panels.attention_text(analysis, layer=1, head=2, mean_over_heads=False)
-    row = analysis.trace.attention[1, 2, -1].astype(np.float64)
+def test_attention_text_quotes_the_patterns_own_numbers(loaded, analysis):
+    text = panels.attention_text(loaded, analysis, layer=1, head=2, mean_over_heads=False, query=3)
+    row = analysis.trace.attention[1, 2, 3].astype(np.float64)
     j = int(np.argmax(row))
-    assert f"key {j} **{analysis.trace.tokens[j]}**: {row[j]:.3f}" in text
-    assert "layer 1, head 2" in text
+    assert f"| {j} | {analysis.trace.tokens[j]} |" in text and f"| {row[j]:.3f} |" in text
+    assert "layer 1, head 2" in text and "position 3" in text
+
+
+def test_attention_text_for_an_earlier_query_lists_only_visible_keys(loaded, analysis):
+    text = panels.attention_text(loaded, analysis, layer=0, head=0, mean_over_heads=False, query=1)
+    assert "| 0 |" in text and "| 1 |" in text and "| 2 |" not in text and "| 3 |" not in text
+
+
+def test_mean_over_heads_has_no_single_score_row(loaded, analysis):
+    text = panels.attention_text(loaded, analysis, layer=0, head=0, mean_over_heads=True, query=3)
+    assert "| — |" in text and "mean of all" in text
 
 
 def test_mean_over_heads_averages_the_layer(analysis):

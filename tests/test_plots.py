@@ -472,3 +472,12 @@ def test_a_1024_token_attention_overview_stays_under_1_mb():
     attention = np.zeros((L, H, N_CTX, N_CTX), dtype=np.float16)
     attention[..., 0] = 1.0  # cheap to build; the overview's size does not depend on the values
     assert len(plots.attention_overview(attention, [["mixed"] * H] * L).to_json()) <= MB
+
+
+def test_attention_heatmap_outlines_the_selected_query_row():
+    pattern = np.tril(np.ones((5, 5), dtype=np.float32))
+    pattern /= pattern.sum(-1, keepdims=True)
+    fig = plots.attention_heatmap(pattern, ["a", "b", "c", "d", "e"], "t", query=3)
+    (shape,) = fig.layout.shapes
+    assert (shape.y0, shape.y1, shape.x0, shape.x1) == (2.5, 3.5, -0.5, 3.5)
+    assert not plots.attention_heatmap(pattern, ["a", "b", "c", "d", "e"], "t").layout.shapes
