@@ -297,6 +297,11 @@ class StepState:
     model_name: str
     ids: list[int]
     generator_state: torch.Tensor
+    prompt_length: int
+
+    @property
+    def steps_taken(self) -> int:
+        return len(self.ids) - self.prompt_length
 
 
 def start_steps(loaded: LoadedModel, prompt: str, seed) -> StepState:
@@ -304,7 +309,7 @@ def start_steps(loaded: LoadedModel, prompt: str, seed) -> StepState:
     generator = torch.Generator()
     seed = parse_seed(seed)
     generator.seed() if seed is None else generator.manual_seed(seed)
-    return StepState(loaded.name, ids, generator.get_state())
+    return StepState(loaded.name, ids, generator.get_state(), len(ids))
 
 
 @torch.inference_mode()
@@ -318,7 +323,7 @@ def next_step(loaded: LoadedModel, state: StepState, temperature, top_k, top_p):
     generator = torch.Generator()
     generator.set_state(state.generator_state)
     figure, anatomy = distribution_figure(logits, temperature, top_k, top_p, generator=generator,
-                                          title_prefix=f"Step {len(state.ids)}: ")
+                                          title_prefix=f"Step {state.steps_taken + 1}: ")
     state.ids.append(anatomy.chosen)
     state.generator_state = generator.get_state()
     return figure, anatomy

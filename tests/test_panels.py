@@ -90,3 +90,10 @@ def test_token_chips_escape_html(loaded):
     analysis = panels.analyze(loaded, "<script>alert(1)</script>")
     chips = panels.token_chips(analysis.trace)
     assert "<script>" not in chips and "&lt;" in chips
+
+
+def test_step_titles_count_generated_tokens(loaded):
+    state = panels.start_steps(loaded, PROMPT, seed=1)
+    titles = [panels.next_step(loaded, state, 1.0, 0, 1.0)[0].layout.title.text for _ in range(2)]
+    assert titles[0].startswith("Step 1:") and titles[1].startswith("Step 2:")
+    assert state.steps_taken == 2
