@@ -27,7 +27,11 @@ from .models import LoadedModel
 from .sampling import sampling_anatomy
 from .tokens import describe_bytes, display_token
 
-LENS_POSITIONS = 16  # logit-lens columns: the most recent positions (each costs n_layer vocabulary projections)
+# The logit lens projects (n_layer + 1) x positions vectors onto all 50,257 tokens: for 124M and
+# 8 positions that is ~8 GFLOP, more than the forward pass of a 32-token prompt. So it covers the
+# most recent positions, as many as the learner asks for (the Layers tab's window slider).
+LENS_POSITIONS = 8
+MAX_LENS_POSITIONS = 32
 LENS_TOP_K = 5
 BAR_TOKENS = 25  # tokens drawn in the next-token bar chart
 
@@ -40,7 +44,7 @@ class Analysis:
     prompt: str
     trace: Trace
     scores: HeadScores
-    lens: LensResult
+    lens: LensResult | None
     notice: str = ""  # e.g. that the prompt was truncated to the context
     lens_labels: list[list[list[str]]] = field(default_factory=list)
 
@@ -61,14 +65,27 @@ def encode_prompt(prompt: str, n_ctx: int) -> tuple[list[int], str]:
     return ids[-n_ctx:], notice
 
 
-def analyze(loaded: LoadedModel, prompt: str) -> Analysis:
+def analyze(loaded: LoadedModel, prompt: str, lens_positions: int = LENS_POSITIONS) -> Analysis:
     """Run the prompt through the model once and compute everything the panels show."""
     ids, notice = encode_prompt(prompt, loaded.model.config.n_ctx)
     trace = capture(loaded.model, ids)
-    positions = np.arange(max(0, trace.n_tokens - LENS_POSITIONS), trace.n_tokens)
-    lens = logit_lens(loaded.model, trace, positions=positions, k=LENS_TOP_K)
-    labels = [[[_label(int(i)) for i in cell] for cell in row] for row in lens.top_ids]
-    return Analysis(loaded.name, prompt, trace, head_scores(trace, loaded.induction), lens, notice, labels)
+    analysis = Analysis(loaded.name, prompt, trace, head_scores(trace, loaded.induction), None, notice)
+    return update_lens(loaded, analysis, lens_positions)
+
+
+def update_lens(loaded: LoadedModel, analysis: Analysis, n_positions) -> Analysis:
+    """Compute the logit lens for the last `n_positions` positions (1 to MAX_LENS_POSITIONS)."""
+    try:
+        n_positions = int(n_positions)
+    except (TypeError, ValueError):
+        raise ValueError("the logit-lens window must be a whole number of positions") from None
+    if not 1 <= n_positions <= MAX_LENS_POSITIONS:
+        raise ValueError(f"the logit-lens window must be 1 to {MAX_LENS_POSITIONS} positions")
+    trace = analysis.trace
+    positions = np.arange(max(0, trace.n_tokens - n_positions), trace.n_tokens)
+    analysis.lens = logit_lens(loaded.model, trace, positions=positions, k=LENS_TOP_K)
+    analysis.lens_labels = [[[_label(int(i)) for i in cell] for cell in row] for row in analysis.lens.top_ids]
+    return analysis
 
 
 def status_line(loaded: LoadedModel, analysis: Analysis | None = None) -> str:

@@ -90,10 +90,10 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
         return store.get(name)
 
     @user_errors
-    def analyze(prompt, model_name, layer, head, mean_heads, temperature, top_k, top_p, seed,
+    def analyze(prompt, model_name, layer, head, mean_heads, temperature, top_k, top_p, seed, lens_positions,
                 progress=gr.Progress()):
         loaded = load_model(model_name, progress)
-        analysis = panels.analyze(loaded, prompt)
+        analysis = panels.analyze(loaded, prompt, lens_positions)
         trace = analysis.trace
         # Keep the selected head when it exists in this model (sizes differ in layers and heads).
         layer = min(max(int(layer), 0), trace.config.n_layer - 1)
@@ -126,6 +126,11 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
         heatmap, overview = panels.attention_figures(analysis, layer, head, mean_heads, query)
         text = panels.attention_text(store.get(analysis.model_name), analysis, layer, head, mean_heads, query)
         return heatmap, overview, text
+
+    @user_errors
+    def relens(analysis, lens_positions):
+        analysis = panels.update_lens(store.get(_need_analysis(analysis).model_name), analysis, lens_positions)
+        return panels.layer_figures(analysis)[2], panels.layers_text(analysis)
 
     @user_errors
     def resample(analysis, temperature, top_k, top_p, seed):
@@ -211,6 +216,8 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
                 with gr.Row():
                     resid_plot = gr.Plot(show_label=False)
                     contrib_plot = gr.Plot(show_label=False)
+                lens_positions = gr.Slider(1, panels.MAX_LENS_POSITIONS, value=panels.LENS_POSITIONS, step=1,
+                                           label="Logit lens: how many of the last positions to show")
                 lens_plot = gr.Plot(show_label=False)
                 layers_md = explanation(open=False)
             with gr.Tab("Next token"):
@@ -239,12 +246,14 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
                            head_scores, attention_md, resid_plot, contrib_plot, lens_plot, layers_md, bars,
                            next_token_md, generate_md]
         gr.on([analyze_button.click, prompt.submit], analyze,
-              inputs=[prompt, model_name, layer, head, mean_heads, *sampling], outputs=analyze_outputs,
+              inputs=[prompt, model_name, layer, head, mean_heads, *sampling, lens_positions], outputs=analyze_outputs,
               api_name="analyze", concurrency_id=MODEL_EVENTS, concurrency_limit=1)
         gr.on([layer.release, head.release, query.release, mean_heads.input], select_head,
               inputs=[analysis_state, layer, head, mean_heads, query], outputs=[attn_heatmap, attn_overview, attention_md],
               api_name="select_head", api_visibility="undocumented", show_progress="hidden",
               trigger_mode="always_last")
+        lens_positions.release(relens, inputs=[analysis_state, lens_positions], outputs=[lens_plot, layers_md],
+                               api_name="lens", api_visibility="undocumented", concurrency_id=MODEL_EVENTS)
         gr.on([temperature.change, top_k.change, top_p.change, seed.change], resample,
               inputs=[analysis_state, *sampling], outputs=[bars, next_token_md],
               api_name="resample", api_visibility="undocumented", show_progress="hidden", trigger_mode="always_last")

@@ -167,3 +167,13 @@ def test_generating_past_the_context_keeps_going_with_a_sliding_window(client):
     prompt = " ".join(["word"] * 60)  # the tiny model's context is 64 tokens
     updates = list(client.submit(prompt, api_name="/generate", max_new_tokens=12, temperature=0.0))
     assert len(updates) >= 12 and updates[-1].startswith(prompt) and len(updates[-1]) > len(prompt)
+
+
+def test_logit_lens_window_can_be_widened_without_rerunning_the_prompt(client):
+    out = analyze(client, "one two three four five six seven eight nine ten eleven twelve")
+    assert len(figure(out["lens_plot"])["data"][0]["x"]) == 8  # the default window: the last 8 positions
+    lens, text = client.predict(12, api_name="/lens")
+    assert figure(lens)["data"][0]["x"][0] == "0:one" and len(figure(lens)["data"][0]["x"]) == 12
+    assert "final prediction" in text
+    with pytest.raises(AppError, match="greater than maximum"):
+        client.predict(500, api_name="/lens")

@@ -1,0 +1,79 @@
+"""Capture time of the explorer against Hugging Face transformers, with the same weights.
+
+    .venv/bin/python benchmarks/capture_speed.py                    # T = 64, 256, 1024
+    .venv/bin/python benchmarks/capture_speed.py --lengths 256 --rounds 7
+
+What is compared, for a prompt of T tokens on GPT-2 124M's shape (random weights):
+
+    ours   explorer.capture.capture(model, ids): one forward pass with hooks recording the
+           embeddings, every attention pattern, the residual stream after every block, each
+           block's attention and MLP outputs, each head's output before W_O, and the logits of
+           the last position; copied out to numpy (attention as float16)
+    HF     GPT2LMHeadModel(ids, output_attentions=True, output_hidden_states=True,
+           logits_to_keep=1) with eager attention (the only kind that returns the pattern),
+           under torch.inference_mode(); its tensors stay where they are, not copied
+
+Both run in float32 on 2 threads, alternating round after round after a warm-up of each.
+The table shows the median and the fastest round of each: on a shared machine the fastest
+round is the one least disturbed by other processes, so its ratio is the steadier one.
+Target from the issue: ours / HF <= 0.8 at T = 256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from decode_speed import hf_model_like, our_model  # noqa: E402
+from explorer.capture import capture  # noqa: E402
+
+
+def time_ours(model, ids: list[int]) -> float:
+    start = time.perf_counter()
+    capture(model, ids)
+    return time.perf_counter() - start
+
+
+def time_hf(hf, ids: list[int]) -> float:
+    tensor = torch.tensor([ids])
+    start = time.perf_counter()
+    with torch.inference_mode():
+        hf(tensor, output_attentions=True, output_hidden_states=True, logits_to_keep=1)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    model = our_model(seed=0)
+    hf = hf_model_like(model, "eager")
+    generator = torch.Generator().manual_seed(0)
+    print(f"GPT-2 124M shapes, float32, {args.threads} threads, {args.rounds} rounds, median ms")
+    print(f"{'T':>6} {'ours ms':>10} {'HF ms':>10} {'ours/HF':>9} {'ours min':>10} {'HF min':>10} {'min ratio':>10}")
+    for length in args.lengths:
+        ids = torch.randint(0, model.config.n_vocab, (length,), generator=generator).tolist()
+        time_ours(model, ids), time_hf(hf, ids)  # warm-up
+        ours, theirs = [], []
+        for _ in range(args.rounds):
+            ours.append(time_ours(model, ids))
+            theirs.append(time_hf(hf, ids))
+        o, h = statistics.median(ours), statistics.median(theirs)
+        print(f"{length:>6} {o * 1000:>10.0f} {h * 1000:>10.0f} {o / h:>9.2f} "
+              f"{min(ours) * 1000:>10.0f} {min(theirs) * 1000:>10.0f} {min(ours) / min(theirs):>10.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
