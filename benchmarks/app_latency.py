@@ -1,0 +1,109 @@
+"""Round-trip latency and payload size of the explorer app, as a browser would see them.
+
+    .venv/bin/python benchmarks/app_latency.py
+
+Starts `python app.py --model-dir DIR` on 127.0.0.1, where DIR holds GPT-2 124M's shape with
+random weights (hparams.json + model.safetensors; nothing can be downloaded here), and
+measures through `gradio_client`, median over rounds:
+
+    analyze        /analyze with a 32-token prompt: tokenize, one captured forward pass, logit
+                   lens, head scores, every figure built and serialised, sent back
+    slider         /resample: the next-token panel redrawn for new temperature/top-k/top-p
+    head switch    /select_head: the attention heatmap and overview for another layer/head
+    payload        the largest single figure in /analyze's answer for a 256-token prompt
+
+Targets from the issue: analyze <= 0.5 s, slider and head switch <= 100 ms, payload <= 1 MB.
+For scale, the table also times Hugging Face transformers' eager forward with attentions and
+hidden states on the same weights and prompt, in this process (no server, no figures).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+
+import gpt2  # noqa: E402
+from app_server import AppServer  # noqa: E402
+from decode_speed import hf_model_like  # noqa: E402
+
+ROUNDS = 7
+WORDS = ("the cat sat on a mat and looked at the dog who barked at the moon while the night grew "
+         "long and the stars came out over the quiet town by the river").split()
+
+
+def prompt_of(n_tokens: int) -> str:
+    enc, text, i = gpt2.get_tokenizer(), "", 0
+    while len(enc.encode(text)) < n_tokens:
+        text += ("" if not text else " ") + WORDS[i % len(WORDS)]
+        i += 1
+    return text
+
+
+def write_random_124m(directory: Path) -> gpt2.GPT2:
+    torch.manual_seed(0)
+    model = gpt2.GPT2(gpt2.GPTConfig()).eval()
+    (directory / "hparams.json").write_text(json.dumps(model.config.to_hparams()))
+    save_file({name: p.detach().contiguous() for name, p in model.named_parameters()},
+              str(directory / "model.safetensors"))
+    return model
+
+
+def median_seconds(call, rounds: int = ROUNDS) -> float:
+    call()  # warm-up
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def largest_figure_bytes(outputs) -> int:
+    return max(len(o["plot"].encode()) for o in outputs if isinstance(o, dict) and o.get("type") == "plotly")
+
+
+def main() -> None:
+    from gradio_client import Client
+
+    torch.set_num_threads(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = write_random_124m(Path(tmp))
+        server = AppServer(Path(tmp), Path(tmp) / "app.log")
+        try:
+            server.wait_until_ready()
+            client = Client(server.url, verbose=False)
+            short, long = prompt_of(32), prompt_of(256)
+            analyze = median_seconds(lambda: client.predict(short, api_name="/analyze"))
+            slider = median_seconds(lambda: client.predict(0.7, 40, 0.9, 1, api_name="/resample"))
+            head = median_seconds(lambda: client.predict(5, 3, False, api_name="/select_head"))
+            payload = largest_figure_bytes(client.predict(long, api_name="/analyze"))
+        finally:
+            server.stop()
+    hf = hf_model_like(model, "eager")
+    ids = torch.tensor([gpt2.get_tokenizer().encode(short)])
+    with torch.inference_mode():
+        hf_forward = median_seconds(lambda: hf(ids, output_attentions=True, output_hidden_states=True,
+                                               logits_to_keep=1))
+
+    print(f"GPT-2 124M shapes, 2 threads, median of {ROUNDS} rounds through gradio_client")
+    print(f"{'measure':<34} {'value':>10} {'target':>10}")
+    print(f"{'analyze, 32-token prompt':<34} {analyze * 1000:>8.0f}ms {'<= 500ms':>10}")
+    print(f"{'slider redraw (/resample)':<34} {slider * 1000:>8.0f}ms {'<= 100ms':>10}")
+    print(f"{'layer/head switch (/select_head)':<34} {head * 1000:>8.0f}ms {'<= 100ms':>10}")
+    print(f"{'largest figure, 256-token prompt':<34} {payload / 1e6:>8.2f}MB {'<= 1 MB':>10}")
+    print(f"{'HF forward alone, 32 tokens':<34} {hf_forward * 1000:>8.0f}ms "
+          f"(analyze / HF forward = {analyze / hf_forward:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()
