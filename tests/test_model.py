@@ -190,3 +190,18 @@ def test_float64_reference_agrees_on_attention(tiny_model, tiny_weights):
             handle.remove()
     expected = reference_forward(tiny_weights, TINY_HPARAMS, IDS)["attention"]
     np.testing.assert_allclose(torch.stack(patterns).double().numpy(), expected, atol=1e-5)
+
+
+def test_global_module_hooks_still_see_hook_points(tiny_model):
+    # Hook points skip nn.Module's call machinery only when no hook at all could fire.
+    from torch.nn.modules.module import register_module_forward_hook
+
+    seen = []
+    handle = register_module_forward_hook(lambda m, i, o: seen.append(type(m).__name__))
+    try:
+        tiny_model(torch.tensor([IDS[:3]]))
+    finally:
+        handle.remove()
+    # Every hook point fires, except scores and pattern: unwatched, attention takes the fused path.
+    fused_only = [n for n in tiny_model.hook_points() if not n.endswith(("hook_scores", "hook_pattern"))]
+    assert seen.count("HookPoint") == len(fused_only)
