@@ -79,8 +79,8 @@ class HookPoint(nn.Module):
 class Dropout(nn.Dropout):
     """nn.Dropout, minus the cost of calling it where it does nothing.
 
-    Outside training dropout is the identity. Decoding calls it 25 times a token, and in
-    eval mode, with no hook to run, this returns x without going through nn.Module.__call__.
+    Outside training dropout is the identity, yet decoding calls it twice per block for every
+    token. In eval mode, with no hook to run, this returns x without nn.Module.__call__.
     """
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,8 +160,9 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         # c_attn's output is [q | k | v], each C wide, and heads come from the last dimension:
         # (B, T, 3C) -> (B, T, 3, n_head, d_head) -> three views of shape (B, n_head, T, d_head).
+        # Three ops where split + view + transpose take seven: a decoded token pays per op.
         qkv = self.c_attn(x).view(B, T, 3, self.n_head, self.d_head)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 views in 3 ops, not 7: it adds up when decoding
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         if kv_cache is not None:
             k, v = kv_cache.append(layer, k, v)  # (B, n_head, T_past + T, d_head)
