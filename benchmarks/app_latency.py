@@ -85,7 +85,7 @@ def main() -> None:
             short, long = prompt_of(32), prompt_of(256)
             analyze = median_seconds(lambda: client.predict(short, api_name="/analyze"))
             slider = median_seconds(lambda: client.predict(0.7, 40, 0.9, 1, api_name="/resample"))
-            head = median_seconds(lambda: client.predict(5, 3, False, api_name="/select_head"))
+            head = median_seconds(lambda: client.predict(5, 3, False, 31, api_name="/select_head"))
             payload = largest_figure_bytes(client.predict(long, api_name="/analyze"))
         finally:
             server.stop()
