@@ -73,6 +73,9 @@ class ModelStore:
     def get(self, name: str, on_progress: Callable[[str, int, int | None], None] | None = None) -> LoadedModel:
         """The loaded model for a choice, loading (and downloading) it first if needed."""
         self._check(name)
+        loaded = self._loaded.get(name)
+        if loaded is not None:  # no lock: a download of another size must not block users of this one
+            return loaded
         with self._lock:
             if name in self._loaded:
                 self._loaded.move_to_end(name)

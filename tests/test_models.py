@@ -57,3 +57,10 @@ def test_pca_finds_the_direction_of_largest_spread():
 def test_cosine_similarity_of_known_vectors():
     sims = cosine_similarity(np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0], [-1.0, 0.0]]))
     np.testing.assert_allclose(sims[0], [1.0, 1.0, 0.0, -1.0], atol=1e-12)
+
+
+def test_a_loaded_model_is_served_while_another_is_loading(tiny_checkpoint_dir):
+    store = ModelStore(tiny_checkpoint_dir)
+    first = store.get(store.default)
+    with store._lock:  # as if another size were downloading
+        assert store.get(store.default) is first
