@@ -28,8 +28,10 @@ alternately, round after round, after one warm-up run each, so noise hits all of
 alike; the table gives the median over rounds and the best round (interference only ever
 slows a run down, so the best is the closest to a quiet machine); and each run records the
 share of the CPUs that other processes used meanwhile ("others" column, from /proc/stat).
-Trust a comparison when that share is near 0. Hugging Face runs with each attention
-implementation in `--hf-attn` (eager and sdpa by default); ratios are against the fastest.
+Trust a comparison when that share is near 0. Even then absolute speeds drift by ~10 %
+from one run to the next (probably memory bandwidth shared with the host's other machines), so
+compare ratios within a run. Hugging Face runs with each attention implementation in
+`--hf-attn` (eager and sdpa by default); ratios are against the fastest.
 """
 
 from __future__ import annotations
