@@ -8,7 +8,10 @@ What is compared, for a prompt of T tokens on GPT-2 124M's shape (random weights
     ours   explorer.capture.capture(model, ids): one forward pass with hooks recording the
            embeddings, every attention pattern, the residual stream after every block, each
            block's attention and MLP outputs, each head's output before W_O, and the logits of
-           the last position; copied out to numpy (attention as float16)
+           the last position; copied out to numpy (attention as float16). The model is
+           prepared as the app prepares it: weights prepacked for the CPU (model.prepack(),
+           see gpt2/packing.py), which the app does at load time
+    plain  the same capture on a model without prepacked weights (shown for reference)
     HF     GPT2LMHeadModel(ids, output_attentions=True, output_hidden_states=True,
            logits_to_keep=1) with eager attention (the only kind that returns the pattern),
            under torch.inference_mode(); its tensors stay where they are, not copied
@@ -58,21 +61,27 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    plain = our_model(seed=0)
+    hf = hf_model_like(plain, "eager")
     model = our_model(seed=0)
-    hf = hf_model_like(model, "eager")
+    if not model.prepack():
+        print("note: this PyTorch cannot prepack weights here; 'ours' runs unpacked")
     generator = torch.Generator().manual_seed(0)
     print(f"GPT-2 124M shapes, float32, {args.threads} threads, {args.rounds} rounds, median ms")
-    print(f"{'T':>6} {'ours ms':>10} {'HF ms':>10} {'ours/HF':>9} {'ours min':>10} {'HF min':>10} {'min ratio':>10}")
+    print(f"{'T':>6} {'ours ms':>10} {'HF ms':>10} {'ours/HF':>9} {'ours min':>10} {'HF min':>10} {'min ratio':>10}"
+          f" {'plain ms':>10} {'plain/HF':>9}")
     for length in args.lengths:
         ids = torch.randint(0, model.config.n_vocab, (length,), generator=generator).tolist()
-        time_ours(model, ids), time_hf(hf, ids)  # warm-up
-        ours, theirs = [], []
+        time_ours(model, ids), time_hf(hf, ids), time_ours(plain, ids)  # warm-up
+        ours, theirs, unpacked = [], [], []
         for _ in range(args.rounds):
             ours.append(time_ours(model, ids))
             theirs.append(time_hf(hf, ids))
-        o, h = statistics.median(ours), statistics.median(theirs)
+            unpacked.append(time_ours(plain, ids))
+        o, h, u = statistics.median(ours), statistics.median(theirs), statistics.median(unpacked)
         print(f"{length:>6} {o * 1000:>10.0f} {h * 1000:>10.0f} {o / h:>9.2f} "
-              f"{min(ours) * 1000:>10.0f} {min(theirs) * 1000:>10.0f} {min(ours) / min(theirs):>10.2f}", flush=True)
+              f"{min(ours) * 1000:>10.0f} {min(theirs) * 1000:>10.0f} {min(ours) / min(theirs):>10.2f}"
+              f" {u * 1000:>10.0f} {u / h:>9.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -105,25 +105,30 @@ class _Recorder:
 
     def __init__(self):
         self.thread = threading.get_ident()
-        self.records: dict[str, list[np.ndarray]] = {}
+        self.records: dict[str, list[torch.Tensor]] = {}
 
     def hook(self, key: str, dtype=torch.float32):
         def record(module, inputs, output):
+            # A float32 CPU tensor is kept as it is (no copy): the model never writes to a
+            # tensor after passing it through a hook point. stacked() makes the one copy.
             if threading.get_ident() == self.thread:
-                self.records.setdefault(key, []).append(output[0].detach().to("cpu", dtype).numpy())
+                self.records.setdefault(key, []).append(output[0].detach().to("cpu", dtype))
         return record
+
+    def stacked(self) -> dict[str, np.ndarray]:
+        return {key: torch.stack(value).numpy() for key, value in self.records.items()}
 
 
 def _hooks_to_attach(model: GPT2, recorder: _Recorder) -> list[tuple[torch.nn.Module, object]]:
     hooks = [(model.hook_tok_embed, recorder.hook("tok_embed")), (model.hook_pos_embed, recorder.hook("pos_embed"))]
+    hooks.append((model.h[0].hook_resid_pre, recorder.hook("residual")))  # x_0, then x_l after each block
     for block in model.h:
         hooks += [
-            (block.hook_resid_pre, recorder.hook("resid_pre")),
             (block.attn.hook_pattern, recorder.hook("attention", torch.float16)),
             (block.attn.hook_z, recorder.hook("head_z")),
             (block.hook_attn_out, recorder.hook("attn_out")),
             (block.hook_mlp_out, recorder.hook("mlp_out")),
-            (block.hook_resid_post, recorder.hook("resid_post")),
+            (block.hook_resid_post, recorder.hook("residual")),
         ]
     hooks.append((model.hook_logits, recorder.hook("logits")))
     return hooks
@@ -149,7 +154,7 @@ def capture(model: GPT2, token_ids) -> Trace:
     device = model.wte.weight.device
     with _capture_lock, hooks_attached(_hooks_to_attach(model, recorder)), torch.inference_mode():
         model(torch.tensor([ids], device=device), last_only=True)
-    r = {key: np.stack(value) for key, value in recorder.records.items()}
+    r = recorder.stacked()
     enc = get_tokenizer()
     pieces = [enc.decode_single_token_bytes(i) if i < enc.n_vocab else b"?" for i in ids]
     return Trace(
@@ -158,7 +163,7 @@ def capture(model: GPT2, token_ids) -> Trace:
         tok_embed=r["tok_embed"][0],
         pos_embed=r["pos_embed"][0],
         attention=r["attention"],
-        residual=np.concatenate([r["resid_pre"][:1], r["resid_post"]]),
+        residual=r["residual"],
         attn_out=r["attn_out"],
         mlp_out=r["mlp_out"],
         head_z=r["head_z"],

@@ -20,6 +20,7 @@ import numpy as np
 
 import gpt2
 from gpt2.download import DownloadError, download_model, is_downloaded
+from gpt2.packing import prepack_if_it_fits
 
 from .heads import induction_scores
 from .embeddings import pca_2d
@@ -82,6 +83,7 @@ class ModelStore:
                 return self._loaded[name]
             start = time.perf_counter()
             model = self._load(name, on_progress)
+            prepack_if_it_fits(model)
             loaded = LoadedModel(name, model, induction_scores(model), 0.0)
             loaded.position_pca = pca_2d(loaded.wpe)
             loaded.load_seconds = time.perf_counter() - start
