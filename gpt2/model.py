@@ -193,11 +193,45 @@ class CausalSelfAttention(nn.Module):
 
     def _explicit_attention(self, q, k, v):
         T_q, T_k = q.shape[2], k.shape[2]
+        if T_q >= 2 * ATTENTION_BLOCK and not self.training and not self.hook_scores.is_watched():
+            return self._blocked_attention(q, k, v)
         # Scores and softmax in float32 even for a bfloat16 model: the pattern is what learners read.
         scores = (q.float() @ k.float().transpose(-2, -1)).mul_(1.0 / math.sqrt(self.d_head))
         scores = self.hook_scores(scores.add_(causal_bias(T_q, T_k, q.device)))  # (B, n_head, T_q, T_k)
         pattern = self.hook_pattern(torch.softmax(scores, dim=-1))
         return self.attn_dropout(pattern).to(v.dtype) @ v  # (B, n_head, T_q, d_head)
+
+    def _blocked_attention(self, q, k, v):
+        """The same pattern and output, computed a block of queries at a time.
+
+        Query i sees keys 0..i only, so the block of queries [start, end) needs keys
+        [0, end) and the rest of its rows are exactly 0. Skipping them saves ~1/3 of the
+        score and value products at T = 256 and ~1/2 at T = 1024, where they dominate.
+        The full (B, n_head, T_q, T_k) pattern is still formed for hook_pattern; if a hook
+        hands back a different tensor, the output is computed from all of that tensor.
+        """
+        B, H, T_q, T_k = *q.shape[:3], k.shape[2]
+        offset = T_k - T_q  # queries are the last T_q positions when a cache holds earlier keys
+        qf, kf = q.float(), k.float()
+        pattern = qf.new_zeros(B, H, T_q, T_k)
+        blocks = [(start, min(start + ATTENTION_BLOCK, T_q)) for start in range(0, T_q, ATTENTION_BLOCK)]
+        for start, end in blocks:
+            seen = offset + end  # keys 0..seen-1 are visible to some query in this block
+            scores = (qf[:, :, start:end] @ kf[:, :, :seen].transpose(-2, -1)).mul_(1.0 / math.sqrt(self.d_head))
+            scores.add_(causal_bias(end - start, seen, q.device))
+            pattern[:, :, start:end, :seen] = torch.softmax(scores, dim=-1)
+        watched = self.hook_pattern(pattern)
+        if watched is not pattern:
+            return watched.to(v.dtype) @ v
+        z = v.new_empty(B, H, T_q, v.shape[-1])
+        for start, end in blocks:
+            z[:, :, start:end] = pattern[:, :, start:end, :offset + end].to(v.dtype) @ v[:, :, :offset + end]
+        return z  # (B, n_head, T_q, d_head)
+
+
+# Queries per block in CausalSelfAttention._blocked_attention: 64 was fastest at T = 256 and 1024 on
+# a 2-core CPU (32 pays too much per-block overhead; 128 skips less of the masked triangle).
+ATTENTION_BLOCK = 64
 
 
 _GELU_C = 2.0 * math.sqrt(2.0 / math.pi)

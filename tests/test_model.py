@@ -92,6 +92,51 @@ def test_fused_and_explicit_attention_agree(tiny_model):
     torch.testing.assert_close(explicit, fused, atol=1e-5, rtol=1e-5)
 
 
+def _run_with_patterns(model, ids, kv_cache=None, replace=None):
+    """Logits and every layer's pattern, with hook_pattern watched (the explicit path)."""
+    patterns = []
+
+    def hook(module, inputs, output):
+        patterns.append(output.clone())
+        return replace(output) if replace else None
+
+    handles = [block.attn.hook_pattern.register_forward_hook(hook) for block in model.h]
+    try:
+        return model(ids, kv_cache), patterns
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@pytest.mark.parametrize("block", [3, 5])
+def test_blocked_attention_equals_the_full_pattern(tiny_model, monkeypatch, block):
+    # Blocks of queries skip the masked triangle; with tiny blocks a 12-token prompt takes that path.
+    ids = torch.tensor([IDS])
+    full_logits, full_patterns = _run_with_patterns(tiny_model, ids)
+    monkeypatch.setattr(gpt2.model, "ATTENTION_BLOCK", block)
+    logits, patterns = _run_with_patterns(tiny_model, ids)
+    torch.testing.assert_close(logits, full_logits, atol=1e-5, rtol=1e-5)
+    for got, expected in zip(patterns, full_patterns):
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
+        assert torch.all(torch.triu(got[0], diagonal=1) == 0)
+    # The same with a cache holding earlier keys: queries are the last positions, T_q < T_k.
+    cache = tiny_model.new_kv_cache()
+    tiny_model(ids[:, :2], cache)
+    logits, patterns = _run_with_patterns(tiny_model, ids[:, 2:], cache)
+    torch.testing.assert_close(logits, full_logits[:, 2:], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(patterns[0], full_patterns[0][:, :, 2:], atol=1e-6, rtol=1e-6)
+
+
+def test_a_replaced_pattern_drives_the_blocked_attention_output(tiny_model, monkeypatch):
+    ids = torch.tensor([IDS])
+    uniform = lambda p: torch.tril(torch.ones_like(p)) / torch.arange(1, p.shape[-1] + 1).unsqueeze(-1)  # noqa: E731
+    expected, _ = _run_with_patterns(tiny_model, ids, replace=uniform)
+    monkeypatch.setattr(gpt2.model, "ATTENTION_BLOCK", 4)
+    got, _ = _run_with_patterns(tiny_model, ids, replace=uniform)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(got, tiny_model(ids), atol=1e-3)  # the replacement really changed the output
+
+
 def test_attention_pattern_is_causal_and_normalised(tiny_model):
     seen = {}
     handle = tiny_model.h[1].attn.hook_pattern.register_forward_hook(lambda m, i, o: seen.setdefault("p", o))
