@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt2 import GPT2
+from gpt2.packing import linear
 
 from .capture import Trace
 
@@ -42,7 +43,8 @@ def lens_logits(model: GPT2, residual: np.ndarray) -> torch.Tensor:
     x = torch.as_tensor(residual, dtype=torch.float32)
     ln = model.ln_f
     normed = F.layer_norm(x, ln.normalized_shape, ln.weight.float(), ln.bias.float(), ln.eps)
-    return normed @ model.wte.weight.float().T
+    # The model's own head (through its prepacked W_te when it has one: see gpt2/packing.py).
+    return linear(normed, model.wte.weight.float(), None, model.packed_head)
 
 
 def logit_lens(model: GPT2, trace: Trace, layers=None, positions=None, k: int = 5) -> LensResult:
@@ -50,8 +52,8 @@ def logit_lens(model: GPT2, trace: Trace, layers=None, positions=None, k: int = 
     layers = np.arange(trace.config.n_layer + 1) if layers is None else np.asarray(layers)
     positions = np.arange(trace.n_tokens) if positions is None else np.asarray(positions)
     logits = lens_logits(model, trace.residual[np.ix_(layers, positions)])  # [L', P, n_vocab]
-    logp = torch.log_softmax(logits, dim=-1)
-    top = logp.topk(k, dim=-1)
-    entropy = -(logp.exp() * logp).sum(-1) / np.log(2)
+    probs = torch.softmax(logits, dim=-1)
+    top = probs.topk(k, dim=-1)
+    entropy = torch.special.entr(probs).sum(-1) / np.log(2)  # entr(p) = -p ln p, 0 at p = 0
     return LensResult(layers=layers, positions=positions, top_ids=top.indices.numpy(),
-                      top_probs=top.values.exp().numpy(), entropy=entropy.numpy())
+                      top_probs=top.values.numpy(), entropy=entropy.numpy())

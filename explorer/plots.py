@@ -6,6 +6,18 @@ arrays (a list of Python floats costs ~4x more), and uint8 where only a colour m
 For a 256-token prompt on GPT-2 124M every figure stays under 1 MB; when a figure has
 to show less than it was given (a window of the last tokens), its subtitle says so.
 
+Figures are written as plain dicts in Plotly's JSON form ({"data": [{"type": "heatmap",
+...}], "layout": {...}}) and wrapped once, without validation, by `_figure`. Plotly's
+Python objects (`go.Heatmap(...)`, `update_layout`, `add_shape`, `make_subplots`, a
+`template=`) check and deep-copy every property at every step: 20-80 ms per figure,
+a third of a second or more for the ~14 figures of one request. As dicts the same
+figures take 0.4-5 ms, most of it our own numpy and string work. No safety is lost:
+the tests rebuild every builder's figure with full validation, so a misspelt or
+invalid property still fails, just there instead of at runtime. What validation used
+to do is done here by hand: colour scales are spelled out as [position, colour] lists,
+titles are {"text": ...} dicts, and the subplot grid of `head_scores_heatmap` is
+written out axis by axis.
+
 One look for every panel (`_styled`), and colours that mean something:
 
     BLUES     probabilities and attention weights, 0 = white        (sequential, [0, 1])
@@ -25,39 +37,61 @@ from __future__ import annotations
 import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from .embeddings import cosine_similarity, pca_2d
 
-BLUES = "Blues"
-ORANGES = "Oranges"
-RED_BLUE = "RdBu_r"
+# Colour scales as explicit [[position, colour], ...] lists. A name such as "Blues" would reach
+# the browser unexpanded (expanding it was validation's job), and plotly.js's own "Blues" has
+# other colours than plotly.py's, while "Oranges" and "RdBu_r" do not exist there at all.
+BLUES = plotly.colors.get_colorscale("Blues")
+ORANGES = plotly.colors.get_colorscale("Oranges")
+RED_BLUE = plotly.colors.get_colorscale("RdBu_r")
+VIRIDIS = plotly.colors.get_colorscale("Viridis")
 MASKED_GREY = "#d4d4d4"
 ATTENTION_COLOUR, MLP_COLOUR, PICKED_COLOUR = "#2171b5", "#e6550d", "#d62728"
 FONT = dict(family="Inter, 'Helvetica Neue', Arial, sans-serif", size=13, color="#222")
 MAX_LABEL_CHARS = 14
-# A small white template built once. Plotly's named "plotly_white" is deep-copied and validated
-# for every figure (~25 ms each, the largest cost of a redraw) and adds ~7 kB to each payload.
-HOUSE_TEMPLATE = go.layout.Template(layout=dict(
+# A small white template, sent with every figure and applied by plotly.js in the browser.
+# Plotly's named "plotly_white" would add ~7 kB to each payload.
+HOUSE_TEMPLATE = {"layout": dict(
     plot_bgcolor="white", paper_bgcolor="white", colorway=[ATTENTION_COLOUR, MLP_COLOUR, PICKED_COLOUR],
     xaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#d0d0d0", ticks=""),
-    yaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#d0d0d0", ticks="")))
+    yaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#d0d0d0", ticks=""))}
 
 
 # ---------------------------------------------------------------------------- shared pieces
 
-def _styled(fig: go.Figure, title: str, height: int, note: str | None = None, header: int = 0) -> go.Figure:
-    """The house look: white template, one font, tight margins, a fixed height, notes as subtitle.
+def _figure(data: list[dict], layout: dict) -> go.Figure:
+    """Wrap a finished figure, written as Plotly JSON, into a `go.Figure` without validating it.
+
+    `_validate=False` is the switch Plotly itself uses to skip its checks; the tests
+    rebuild every figure with the checks on (see the module docstring).
+    """
+    return go.Figure({"data": data, "layout": layout}, _validate=False)
+
+
+def _styled(layout: dict, title: str, height: int, note: str | None = None, header: int = 0) -> dict:
+    """The house look added to a layout: white template, one font, tight margins, a fixed height, notes as subtitle.
 
     `header` is extra room (px) under the title, for a legend or subplot titles.
+    Returns the same layout dict.
     """
     title_spec = dict(text=title, x=0.01, xanchor="left", font=dict(size=16))
     if note:
         title_spec["subtitle"] = dict(text=note, font=dict(size=12, color="#555"))
-    fig.update_layout(template=HOUSE_TEMPLATE, font=FONT, height=height, title=title_spec,
-                      margin=dict(l=70, r=20, t=(80 if note else 50) + header, b=50),
-                      hoverlabel=dict(font=dict(family=FONT["family"], size=13)))
-    return fig
+    layout.update(template=HOUSE_TEMPLATE, font=FONT, height=height, title=title_spec,
+                  margin=dict(l=70, r=20, t=(80 if note else 50) + header, b=50),
+                  hoverlabel=dict(font=dict(family=FONT["family"], size=13)))
+    return layout
+
+
+def _axis(title: str, **settings) -> dict:
+    """One axis of a layout, with its title in the form Plotly's JSON expects."""
+    return dict(title=dict(text=title), **settings)
+
+
+def _colorbar(title: str) -> dict:
+    return dict(title=dict(text=title), thickness=12)
 
 
 def _short(token: str, limit: int = MAX_LABEL_CHARS) -> str:
@@ -101,12 +135,11 @@ def _colour_limit(values: np.ndarray, percentile: float = 99) -> tuple[float, st
 
 def empty_figure(message: str) -> go.Figure:
     """A blank panel with a centred message, e.g. "Run a prompt first"."""
-    fig = go.Figure()
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                       font=dict(size=16, color="#777"))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _styled(fig, "", height=300)
+    layout = dict(
+        annotations=[dict(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                          font=dict(size=16, color="#777"))],
+        xaxis=dict(visible=False), yaxis=dict(visible=False))
+    return _figure([], _styled(layout, "", height=300))
 
 
 # ---------------------------------------------------------------------------- embeddings
@@ -120,13 +153,13 @@ def embedding_heatmap(matrix: np.ndarray, tokens: list[str], title: str, max_tok
     start, note = _window(len(tokens), max_tokens)
     values = _f32(matrix[start:]).T  # (d_model, T')
     limit, clip_note = _colour_limit(values)
-    fig = go.Figure(go.Heatmap(
-        z=values, x=token_axis_labels(tokens[start:], start), colorscale=RED_BLUE, zmid=0, zmin=-limit, zmax=limit,
-        colorbar=dict(title="value", thickness=12),
-        hovertemplate="token %{x}<br>dimension %{y}<br>value %{z:.3f}<extra></extra>"))
-    fig.update_xaxes(title="token (position:token)", type="category")
-    fig.update_yaxes(title="embedding dimension", autorange="reversed")
-    return _styled(fig, title, height=520, note=_join_notes(note, clip_note))
+    heatmap = dict(
+        type="heatmap", z=values, x=token_axis_labels(tokens[start:], start),
+        colorscale=RED_BLUE, zmid=0, zmin=-limit, zmax=limit, colorbar=_colorbar("value"),
+        hovertemplate="token %{x}<br>dimension %{y}<br>value %{z:.3f}<extra></extra>")
+    layout = dict(xaxis=_axis("token (position:token)", type="category"),
+                  yaxis=_axis("embedding dimension", autorange="reversed"))
+    return _figure([heatmap], _styled(layout, title, height=520, note=_join_notes(note, clip_note)))
 
 
 def _pca_note(n_points: int) -> str | None:
@@ -145,13 +178,14 @@ def embedding_pca(vectors: np.ndarray, tokens: list[str], title: str) -> go.Figu
     """
     coords, variance = pca_2d(vectors)
     labels = token_axis_labels(tokens)
-    fig = go.Figure(go.Scatter(
-        x=_f32(coords[:, 0]), y=_f32(coords[:, 1]), mode="markers+text", text=[_short(t) for t in tokens],
-        textposition="top center", textfont=dict(size=11), marker=dict(size=8, color=ATTENTION_COLOUR),
-        hovertext=labels, hovertemplate="%{hovertext}<br>PC1 %{x:.2f}, PC2 %{y:.2f}<extra></extra>"))
-    fig.update_xaxes(title=f"PC1 ({variance[0]:.1%} of variance)", zeroline=True)
-    fig.update_yaxes(title=f"PC2 ({variance[1]:.1%} of variance)", zeroline=True)
-    return _styled(fig, title, height=480, note=_pca_note(len(labels)))
+    points = dict(
+        type="scatter", x=_f32(coords[:, 0]), y=_f32(coords[:, 1]), mode="markers+text",
+        text=[_short(t) for t in tokens], textposition="top center", textfont=dict(size=11),
+        marker=dict(size=8, color=ATTENTION_COLOUR),
+        hovertext=labels, hovertemplate="%{hovertext}<br>PC1 %{x:.2f}, PC2 %{y:.2f}<extra></extra>")
+    layout = dict(xaxis=_axis(f"PC1 ({variance[0]:.1%} of variance)", zeroline=True),
+                  yaxis=_axis(f"PC2 ({variance[1]:.1%} of variance)", zeroline=True))
+    return _figure([points], _styled(layout, title, height=480, note=_pca_note(len(labels))))
 
 
 def position_embedding_curve(wpe: np.ndarray, n_prompt: int, max_points: int = 4096,
@@ -167,34 +201,36 @@ def position_embedding_curve(wpe: np.ndarray, n_prompt: int, max_points: int = 4
     positions = np.arange(len(wpe))
     step = -(-len(wpe) // max_points)  # ceil: only thins out for n_ctx beyond max_points
     shown = positions[::step]
-    fig = go.Figure(go.Scatter(
-        x=_f32(coords[shown, 0]), y=_f32(coords[shown, 1]), mode="lines+markers", name="all positions",
-        line=dict(color="#ccc", width=1), customdata=shown.astype(np.int32),
-        marker=dict(size=4, color=shown.astype(np.float32), colorscale="Viridis", colorbar=dict(title="position i", thickness=12)),
-        hovertemplate="position %{customdata}<br>PC1 %{x:.2f}, PC2 %{y:.2f}<extra></extra>"))
+    curve = dict(
+        type="scatter", x=_f32(coords[shown, 0]), y=_f32(coords[shown, 1]), mode="lines+markers",
+        name="all positions", line=dict(color="#ccc", width=1), customdata=shown.astype(np.int32),
+        marker=dict(size=4, color=shown.astype(np.float32), colorscale=VIRIDIS, colorbar=_colorbar("position i")),
+        hovertemplate="position %{customdata}<br>PC1 %{x:.2f}, PC2 %{y:.2f}<extra></extra>")
     prompt = positions[: max(0, min(n_prompt, len(wpe)))]
-    fig.add_trace(go.Scatter(
-        x=_f32(coords[prompt, 0]), y=_f32(coords[prompt, 1]), mode="markers", name="this prompt",
-        customdata=prompt.astype(np.int32), marker=dict(size=9, color="rgba(0,0,0,0)", line=dict(color=PICKED_COLOUR, width=2)),
-        hovertemplate="prompt position %{customdata}<extra></extra>"))
-    fig.update_xaxes(title=f"PC1 ({variance[0]:.1%} of variance)")
-    fig.update_yaxes(title=f"PC2 ({variance[1]:.1%} of variance)")
-    fig.update_layout(legend=dict(x=0.01, y=0.99, bgcolor="rgba(255,255,255,0.7)"))
+    rings = dict(
+        type="scatter", x=_f32(coords[prompt, 0]), y=_f32(coords[prompt, 1]), mode="markers",
+        name="this prompt", customdata=prompt.astype(np.int32),
+        marker=dict(size=9, color="rgba(0,0,0,0)", line=dict(color=PICKED_COLOUR, width=2)),
+        hovertemplate="prompt position %{customdata}<extra></extra>")
+    layout = dict(xaxis=_axis(f"PC1 ({variance[0]:.1%} of variance)"),
+                  yaxis=_axis(f"PC2 ({variance[1]:.1%} of variance)"),
+                  legend=dict(x=0.01, y=0.99, bgcolor="rgba(255,255,255,0.7)"))
     note = f"every {step}th position drawn" if step > 1 else None
-    return _styled(fig, f"Learned position embeddings W_pe (all {len(wpe)} positions, PCA)", height=520, note=note)
+    title = f"Learned position embeddings W_pe (all {len(wpe)} positions, PCA)"
+    return _figure([curve, rings], _styled(layout, title, height=520, note=note))
 
 
 def cosine_similarity_heatmap(vectors: np.ndarray, tokens: list[str], title: str, max_tokens: int = 128) -> go.Figure:
     """cos(x_i, x_j) = x_i·x_j / (|x_i| |x_j|) for every pair of tokens: 1 same direction, 0 unrelated, -1 opposite."""
     start, note = _window(len(tokens), max_tokens)
     labels = token_axis_labels(tokens[start:], start)
-    fig = go.Figure(go.Heatmap(
-        z=_f32(cosine_similarity(vectors[start:])), x=labels, y=labels, colorscale=RED_BLUE, zmin=-1, zmax=1, zmid=0,
-        colorbar=dict(title="cosine", thickness=12),
-        hovertemplate="cos(%{y}, %{x}) = %{z:.3f}<extra></extra>"))
-    fig.update_xaxes(title="token j", type="category", constrain="domain")
-    fig.update_yaxes(title="token i", type="category", autorange="reversed", scaleanchor="x", constrain="domain")
-    return _styled(fig, title, height=560, note=note)
+    heatmap = dict(
+        type="heatmap", z=_f32(cosine_similarity(vectors[start:])), x=labels, y=labels,
+        colorscale=RED_BLUE, zmin=-1, zmax=1, zmid=0, colorbar=_colorbar("cosine"),
+        hovertemplate="cos(%{y}, %{x}) = %{z:.3f}<extra></extra>")
+    layout = dict(xaxis=_axis("token j", type="category", constrain="domain"),
+                  yaxis=_axis("token i", type="category", autorange="reversed", scaleanchor="x", constrain="domain"))
+    return _figure([heatmap], _styled(layout, title, height=560, note=note))
 
 
 # ---------------------------------------------------------------------------- attention
@@ -211,21 +247,22 @@ def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str, max_to
     weights = np.array(pattern[start:, start:], dtype=np.float32)  # a copy (NaNs go in), float16 -> float32
     weights[np.triu_indices(len(weights), k=1)] = np.nan  # j > i: the future
     labels = token_axis_labels(tokens[start:], start)
-    fig = go.Figure(go.Heatmap(
-        z=weights, x=labels, y=labels, colorscale=BLUES, zmin=0, zmax=1, hoverongaps=False,
-        colorbar=dict(title="weight", thickness=12),
-        hovertemplate="query %{y} → key %{x}: weight %{z:.3f}<extra></extra>"))
-    fig.update_xaxes(title="key position j", type="category", showgrid=False, constrain="domain")
-    fig.update_yaxes(title="query position i", type="category", autorange="reversed", showgrid=False,
-                     scaleanchor="x", constrain="domain")
-    fig.update_layout(plot_bgcolor=MASKED_GREY)
+    heatmap = dict(
+        type="heatmap", z=weights, x=labels, y=labels, colorscale=BLUES, zmin=0, zmax=1, hoverongaps=False,
+        colorbar=_colorbar("weight"), hovertemplate="query %{y} → key %{x}: weight %{z:.3f}<extra></extra>")
+    layout = dict(
+        xaxis=_axis("key position j", type="category", showgrid=False, constrain="domain"),
+        yaxis=_axis("query position i", type="category", autorange="reversed", showgrid=False,
+                    scaleanchor="x", constrain="domain"),
+        plot_bgcolor=MASKED_GREY)  # NaN cells are left undrawn, so the background shows through
     if query is not None and start <= query < len(tokens):
         row = query - start  # category axes place row r at r
-        fig.add_shape(type="rect", x0=-0.5, x1=row + 0.5, y0=row - 0.5, y1=row + 0.5,
-                      line=dict(color=PICKED_COLOUR, width=2))
+        layout["shapes"] = [dict(type="rect", x0=-0.5, x1=row + 0.5, y0=row - 0.5, y1=row + 0.5,
+                                 line=dict(color=PICKED_COLOUR, width=2))]
     if note:
         note += f"; keys before position {start} not shown"
-    return _styled(fig, title, height=620, note=_join_notes("grey = masked: a token cannot see the future", note))
+    note = _join_notes("grey = masked: a token cannot see the future", note)
+    return _figure([heatmap], _styled(layout, title, height=620, note=note))
 
 
 # The overview packs every head into one uint8 image. Two reserved values draw the gaps
@@ -287,32 +324,36 @@ def attention_overview(attention: np.ndarray, labels: list[list[str]], selected:
     for layer in range(n_layer):
         for head in range(n_head):
             image[layer * step: layer * step + tile, head * step: head * step + tile] = small[layer, head]
-    fig = go.Figure(go.Heatmap(z=image, colorscale=_overview_colourscale(), zmin=0, zmax=255, showscale=False,
-                               hoverinfo="skip"))
+    picture = dict(type="heatmap", z=image, colorscale=_overview_colourscale(), zmin=0, zmax=255, showscale=False,
+                   hoverinfo="skip")
     centres = np.arange(max(n_layer, n_head)) * step + (tile - 1) / 2
     layer_of, head_of = np.divmod(np.arange(n_layer * n_head), n_head)
-    fig.add_trace(go.Scatter(  # invisible, one per tile: carries the hover text
-        x=_f32(centres[head_of]), y=_f32(centres[layer_of]), mode="markers", marker=dict(size=28, opacity=0),
+    hovers = dict(  # invisible, one per tile: carries the hover text
+        type="scatter", x=_f32(centres[head_of]), y=_f32(centres[layer_of]), mode="markers",
+        marker=dict(size=28, opacity=0), showlegend=False,
         hovertext=[f"layer {l}, head {h}: {labels[l][h]}" for l, h in zip(layer_of, head_of)],
-        hovertemplate="%{hovertext}<extra></extra>", showlegend=False))
-    fig.add_trace(go.Scatter(  # the label, small, in each tile's empty (masked) upper-right corner
-        x=_f32(head_of * step + tile - 0.5), y=_f32(layer_of * step - 0.5), mode="text", hoverinfo="skip",
-        text=[_tile_label(labels[l][h]) for l, h in zip(layer_of, head_of)],
-        textposition="bottom left", textfont=dict(size=9, color="#333"), showlegend=False))
-    fig.update_xaxes(title="head", tickvals=centres[:n_head], ticktext=[str(h) for h in range(n_head)],
-                     showgrid=False, zeroline=False, constrain="domain")
-    fig.update_yaxes(title="layer", tickvals=centres[:n_layer], ticktext=[str(l) for l in range(n_layer)],
-                     showgrid=False, zeroline=False, autorange="reversed", scaleanchor="x", constrain="domain")
+        hovertemplate="%{hovertext}<extra></extra>")
+    names = dict(  # the label, small, in each tile's empty (masked) upper-right corner
+        type="scatter", x=_f32(head_of * step + tile - 0.5), y=_f32(layer_of * step - 0.5), mode="text",
+        hoverinfo="skip", showlegend=False, text=[_tile_label(labels[l][h]) for l, h in zip(layer_of, head_of)],
+        textposition="bottom left", textfont=dict(size=9, color="#333"))
+    layout = dict(
+        xaxis=_axis("head", tickvals=centres[:n_head], ticktext=[str(h) for h in range(n_head)],
+                    showgrid=False, zeroline=False, constrain="domain"),
+        yaxis=_axis("layer", tickvals=centres[:n_layer], ticktext=[str(l) for l in range(n_layer)],
+                    showgrid=False, zeroline=False, autorange="reversed", scaleanchor="x", constrain="domain"))
     if selected is not None:
         layer, head = selected
-        fig.add_shape(type="rect", x0=head * step - 1, x1=head * step + tile, y0=layer * step - 1, y1=layer * step + tile,
-                      line=dict(color=PICKED_COLOUR, width=3))
+        layout["shapes"] = [dict(type="rect", x0=head * step - 1, x1=head * step + tile,
+                                 y0=layer * step - 1, y1=layer * step + tile, line=dict(color=PICKED_COLOUR, width=3))]
     note = "each tile: queries down, keys across; darker = more attention (max over the cells a pixel covers)"
-    return _styled(fig, "All heads: attention patterns by layer and head", height=720, note=note)
+    title = "All heads: attention patterns by layer and head"
+    return _figure([picture, hovers, names], _styled(layout, title, height=720, note=note))
 
 
 _SCORE_TITLES = {"previous_token": "previous-token", "first_token": "first-token (sink)", "self": "self",
                  "induction": "induction", "entropy": "entropy (0 sharp, 1 uniform)"}
+_SUBPLOT_GAP = 0.03  # horizontal space between the small maps, as a fraction of the plot width
 
 
 def head_scores_heatmap(scores: dict[str, np.ndarray]) -> go.Figure:
@@ -324,18 +365,28 @@ def head_scores_heatmap(scores: dict[str, np.ndarray]) -> go.Figure:
     present = {name: values for name, values in scores.items() if values is not None}
     if not present:
         return empty_figure("No head scores yet")
-    titles = [_SCORE_TITLES.get(name, name.replace("_", " ")) for name in present]
-    fig = make_subplots(rows=1, cols=len(present), shared_yaxes=True, horizontal_spacing=0.03, subplot_titles=titles)
-    for col, (name, values) in enumerate(present.items(), start=1):
-        fig.add_trace(go.Heatmap(z=_f32(values), coloraxis="coloraxis", name=name,
-                                 hovertemplate=f"layer %{{y}}, head %{{x}}<br>{titles[col - 1]}: %{{z:.2f}}<extra></extra>"),
-                      row=1, col=col)
-        fig.update_xaxes(title="head", row=1, col=col)
-    fig.update_yaxes(title="layer", row=1, col=1)
-    fig.update_yaxes(autorange="reversed", dtick=1)
-    fig.update_xaxes(dtick=1)
-    fig.update_layout(coloraxis=dict(colorscale=BLUES, cmin=0, cmax=1, colorbar=dict(title="score", thickness=12)))
-    return _styled(fig, "Head scores: what each head tends to attend to", height=400, header=30)
+    # One row of small maps side by side, laid out as make_subplots(rows=1, cols=n, shared_yaxes=True)
+    # would: map c draws on axes x{c}/y{c} (Plotly calls the first pair plain "x"/"y"), its x axis
+    # takes one slice of the width, every y axis follows the first one ("matches") and only the
+    # first shows tick labels, and each map's title is an annotation just above its slice.
+    width = (1 - _SUBPLOT_GAP * (len(present) - 1)) / len(present)
+    data, layout, subplot_titles = [], {}, []
+    for col, (name, values) in enumerate(present.items()):
+        title = _SCORE_TITLES.get(name, name.replace("_", " "))
+        suffix = str(col + 1) if col else ""
+        left = col * (width + _SUBPLOT_GAP)
+        data.append(dict(type="heatmap", z=_f32(values), coloraxis="coloraxis", name=name,
+                         xaxis="x" + suffix, yaxis="y" + suffix,
+                         hovertemplate=f"layer %{{y}}, head %{{x}}<br>{title}: %{{z:.2f}}<extra></extra>"))
+        layout["xaxis" + suffix] = _axis("head", anchor="y" + suffix, domain=[left, left + width], dtick=1)
+        shared = _axis("layer") if col == 0 else dict(matches="y", showticklabels=False)
+        layout["yaxis" + suffix] = dict(anchor="x" + suffix, domain=[0.0, 1.0], autorange="reversed", dtick=1, **shared)
+        subplot_titles.append(dict(text=title, x=left + width / 2, xref="paper", xanchor="center",
+                                   y=1.0, yref="paper", yanchor="bottom", showarrow=False, font=dict(size=16)))
+    layout["annotations"] = subplot_titles
+    layout["coloraxis"] = dict(colorscale=BLUES, cmin=0, cmax=1, colorbar=_colorbar("score"))
+    title = "Head scores: what each head tends to attend to"
+    return _figure(data, _styled(layout, title, height=400, header=30))
 
 
 # ---------------------------------------------------------------------------- residual stream
@@ -358,13 +409,14 @@ def residual_norm_heatmap(norms: np.ndarray, tokens: list[str]) -> go.Figure:
     rest = float(values[:, 1:].max(initial=0.0))  # GPT-2's position 0 is a huge outlier
     if 0 < 2 * rest < limit:
         limit, clip_note = rest, f"colours clipped at {rest:.3g}: position 0 reaches {values.max():.3g} and would wash out the rest"
-    fig = go.Figure(go.Heatmap(
-        z=values, x=token_axis_labels(tokens), y=residual_layer_names(len(values) - 1), colorscale=ORANGES,
-        zmin=0, zmax=limit, colorbar=dict(title="‖x‖", thickness=12),
-        hovertemplate="%{y}, token %{x}<br>‖x‖ = %{z:.1f}<extra></extra>"))
-    fig.update_xaxes(title="token (position:token)", type="category")
-    fig.update_yaxes(title="residual stream", type="category", autorange="reversed")
-    return _styled(fig, "Size of the residual stream ‖x_l‖ at each layer and position", height=460, note=clip_note)
+    heatmap = dict(
+        type="heatmap", z=values, x=token_axis_labels(tokens), y=residual_layer_names(len(values) - 1),
+        colorscale=ORANGES, zmin=0, zmax=limit, colorbar=_colorbar("‖x‖"),
+        hovertemplate="%{y}, token %{x}<br>‖x‖ = %{z:.1f}<extra></extra>")
+    layout = dict(xaxis=_axis("token (position:token)", type="category"),
+                  yaxis=_axis("residual stream", type="category", autorange="reversed"))
+    title = "Size of the residual stream ‖x_l‖ at each layer and position"
+    return _figure([heatmap], _styled(layout, title, height=460, note=clip_note))
 
 
 def layer_contributions(attn_norms: np.ndarray, mlp_norms: np.ndarray, position: int | None = None) -> go.Figure:
@@ -379,14 +431,13 @@ def layer_contributions(attn_norms: np.ndarray, mlp_norms: np.ndarray, position:
     else:
         attn, mlp, where = attn[:, position], mlp[:, position], f"at position {position % attn.shape[-1]}"
     blocks = [f"block {l}" for l in range(len(attn))]
-    fig = go.Figure()
-    for name, values, colour in (("attention ‖attn_l‖", attn, ATTENTION_COLOUR), ("MLP ‖mlp_l‖", mlp, MLP_COLOUR)):
-        fig.add_trace(go.Bar(x=blocks, y=_f32(values), name=name, marker_color=colour,
-                             hovertemplate=f"%{{x}}<br>{name}: %{{y:.1f}}<extra></extra>"))
-    fig.update_layout(barmode="group", legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
-    fig.update_xaxes(title="block")
-    fig.update_yaxes(title=f"‖output‖ ({where})")
-    return _styled(fig, f"What each block adds to the residual stream ({where})", height=400, header=30)
+    data = [dict(type="bar", x=blocks, y=_f32(values), name=name, marker=dict(color=colour),
+                 hovertemplate=f"%{{x}}<br>{name}: %{{y:.1f}}<extra></extra>")
+            for name, values, colour in (("attention ‖attn_l‖", attn, ATTENTION_COLOUR), ("MLP ‖mlp_l‖", mlp, MLP_COLOUR))]
+    layout = dict(barmode="group", legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"),
+                  xaxis=_axis("block"), yaxis=_axis(f"‖output‖ ({where})"))
+    title = f"What each block adds to the residual stream ({where})"
+    return _figure(data, _styled(layout, title, height=400, header=30))
 
 
 # ---------------------------------------------------------------------------- predictions
@@ -406,14 +457,15 @@ def logit_lens_grid(top_tokens: list[list[list[str]]], top_probs: np.ndarray, la
     hover = [[f"{name} · {column}<br>" + "<br>".join(f"{_short(t, 20)}  {p:.1%}" for t, p in zip(cell, cell_probs))
               for column, cell, cell_probs in zip(columns, row, row_probs)]
              for name, row, row_probs in zip(layer_names, tokens, probs)]
-    fig = go.Figure(go.Heatmap(
-        z=probs[..., 0], x=columns, y=layer_names, colorscale=BLUES, zmin=0, zmax=1,
+    heatmap = dict(
+        type="heatmap", z=probs[..., 0], x=columns, y=layer_names, colorscale=BLUES, zmin=0, zmax=1,
         text=[[_short(cell[0], 7) for cell in row] for row in tokens], texttemplate="%{text}", textfont=dict(size=10),
-        hovertext=hover, hovertemplate="%{hovertext}<extra></extra>", colorbar=dict(title="top-1 p", thickness=12)))
-    fig.update_xaxes(title="position (each cell predicts the token after it)", type="category")
-    fig.update_yaxes(title="layer read", type="category", autorange="reversed")
+        hovertext=hover, hovertemplate="%{hovertext}<extra></extra>", colorbar=_colorbar("top-1 p"))
+    layout = dict(xaxis=_axis("position (each cell predicts the token after it)", type="category"),
+                  yaxis=_axis("layer read", type="category", autorange="reversed"))
     height = max(320, 26 * len(layer_names) + 140)
-    return _styled(fig, "Logit lens: the top next-token guess after each layer", height=height, note=note)
+    title = "Logit lens: the top next-token guess after each layer"
+    return _figure([heatmap], _styled(layout, title, height=height, note=note))
 
 
 def next_token_bars(token_labels: list[str], probs_before: np.ndarray, probs_after: np.ndarray, kept: np.ndarray,
@@ -433,24 +485,30 @@ def next_token_bars(token_labels: list[str], probs_before: np.ndarray, probs_aft
              for label, keep in zip(token_labels, kept)]
     hover = [f"{label}<br>before truncation {b:.2%}<br>" + (f"sampled with {a:.2%}" if keep else "dropped")
              for label, b, a, keep in zip(token_labels, probs_before, probs_after, kept)]
-    fig = go.Figure([
-        go.Bar(y=rows, x=_f32(probs_before), orientation="h", width=0.85, name="before truncation (temperature applied)",
-               marker=dict(color=np.where(kept, "#deebf7", "#eeeeee").tolist(),
-                           line=dict(color=np.where(kept, "#6baed6", "#bbbbbb").tolist(), width=1)),
-               hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"),
-        go.Bar(y=rows, x=_f32(probs_after), orientation="h", width=0.45, name="after truncation, renormalised",
-               marker_color=ATTENTION_COLOUR, hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"),
-    ])
+    data = [
+        dict(type="bar", y=rows, x=_f32(probs_before), orientation="h", width=0.85,
+             name="before truncation (temperature applied)",
+             marker=dict(color=np.where(kept, "#deebf7", "#eeeeee").tolist(),
+                         line=dict(color=np.where(kept, "#6baed6", "#bbbbbb").tolist(), width=1)),
+             hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"),
+        dict(type="bar", y=rows, x=_f32(probs_after), orientation="h", width=0.45, name="after truncation, renormalised",
+             marker=dict(color=ATTENTION_COLOUR), hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"),
+    ]
+    layout = dict(barmode="overlay", legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"), bargap=0.1,
+                  xaxis=_axis("probability", tickformat=".1%", rangemode="tozero"),
+                  yaxis=_axis("next token", tickvals=rows, ticktext=ticks, autorange="reversed", showgrid=False))
+    annotations = []
     if kept.any() and rows[kept].max() < n - 1:
-        cut = rows[kept].max() + 0.5
-        fig.add_hline(y=cut, line=dict(color="#555", dash="dash", width=1))
-        fig.add_annotation(x=1, xref="paper", y=cut, text="cutoff: tokens below are dropped", showarrow=False,
-                           xanchor="right", yanchor="bottom", font=dict(size=11, color="#555"))
+        cut = float(rows[kept].max() + 0.5)
+        # A dashed line across the whole plot width ("x domain": 0 is the left edge, 1 the right).
+        layout["shapes"] = [dict(type="line", xref="x domain", x0=0, x1=1, yref="y", y0=cut, y1=cut,
+                                 line=dict(color="#555", dash="dash", width=1))]
+        annotations.append(dict(x=1, xref="paper", y=cut, text="cutoff: tokens below are dropped", showarrow=False,
+                                xanchor="right", yanchor="bottom", font=dict(size=11, color="#555")))
     if chosen is not None:
-        tip = max(probs_before[chosen], probs_after[chosen])
-        fig.add_annotation(x=tip, y=chosen, text="◀ picked", showarrow=False, xanchor="left", xshift=4,
-                           font=dict(color=PICKED_COLOUR, size=13))
-    fig.update_layout(barmode="overlay", legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"), bargap=0.1)
-    fig.update_xaxes(title="probability", tickformat=".1%", rangemode="tozero")
-    fig.update_yaxes(tickvals=rows, ticktext=ticks, autorange="reversed", title="next token", showgrid=False)
-    return _styled(fig, title, height=max(320, 22 * n + 150), header=30)
+        tip = float(max(probs_before[chosen], probs_after[chosen]))
+        annotations.append(dict(x=tip, y=int(chosen), text="◀ picked", showarrow=False, xanchor="left", xshift=4,
+                                font=dict(color=PICKED_COLOUR, size=13)))
+    if annotations:
+        layout["annotations"] = annotations
+    return _figure(data, _styled(layout, title, height=max(320, 22 * n + 150), header=30))

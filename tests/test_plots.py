@@ -1,11 +1,14 @@
 """The figure builders: what each picture shows, how it is labelled, and that it stays small."""
 
 import ast
+import inspect
+import json
 import re
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+from plotly.subplots import make_subplots
 
 from explorer import plots
 
@@ -481,3 +484,93 @@ def test_attention_heatmap_outlines_the_selected_query_row():
     (shape,) = fig.layout.shapes
     assert (shape.y0, shape.y1, shape.x0, shape.x1) == (2.5, 3.5, -0.5, 3.5)
     assert not plots.attention_heatmap(pattern, ["a", "b", "c", "d", "e"], "t").layout.shapes
+
+
+# ---------------------------------------------------------------------------- valid Plotly, built by hand
+
+def _outliers(rng, n_tokens, d):
+    matrix = rng.normal(size=(n_tokens, d))
+    matrix[:, [1, 5]] = 500.0
+    return matrix
+
+
+def _norms_with_a_sink(rng):
+    norms = rng.uniform(50, 100, size=(4, 6))
+    norms[1:, 0] = 3000.0
+    return norms
+
+
+def _scores(rng, names):
+    return {name: rng.uniform(size=(3, 4)) for name in names}
+
+
+# One small figure from every public builder, in each of its variants (notes, shapes, annotations).
+BUILDER_CASES = {
+    "empty_figure": lambda rng: plots.empty_figure("Run a prompt first"),
+    "embedding_heatmap": lambda rng: plots.embedding_heatmap(rng.normal(size=(7, 16)), words(7), "x"),
+    "embedding_heatmap windowed, clipped": lambda rng: plots.embedding_heatmap(_outliers(rng, 12, 16), words(12), "x",
+                                                                                max_tokens=8),
+    "embedding_pca": lambda rng: plots.embedding_pca(rng.normal(size=(7, 16)), words(7), "x"),
+    "embedding_pca one token": lambda rng: plots.embedding_pca(rng.normal(size=(1, 16)), words(1), "x"),
+    "position_embedding_curve": lambda rng: plots.position_embedding_curve(rng.normal(size=(64, 16)), 5),
+    "position_embedding_curve thinned": lambda rng: plots.position_embedding_curve(rng.normal(size=(100, 8)), 3,
+                                                                                   max_points=50),
+    "cosine_similarity_heatmap": lambda rng: plots.cosine_similarity_heatmap(rng.normal(size=(9, 16)), words(9), "x",
+                                                                             max_tokens=6),
+    "attention_heatmap": lambda rng: plots.attention_heatmap(causal_attention((6, 6)), words(6), "x"),
+    "attention_heatmap windowed, query": lambda rng: plots.attention_heatmap(causal_attention((9, 9)), words(9), "x",
+                                                                             max_tokens=6, query=7),
+    "attention_overview": lambda rng: overview(causal_attention((2, 3, 8, 8)), tile=6),
+    "attention_overview selected": lambda rng: overview(causal_attention((2, 3, 8, 8)), tile=6, selected=(1, 2)),
+    "head_scores_heatmap": lambda rng: plots.head_scores_heatmap({**_scores(rng, ["previous_token", "self", "entropy"]),
+                                                                  "induction": None}),
+    "head_scores_heatmap one score": lambda rng: plots.head_scores_heatmap(_scores(rng, ["my_score"])),
+    "head_scores_heatmap none": lambda rng: plots.head_scores_heatmap({"induction": None}),
+    "residual_norm_heatmap": lambda rng: plots.residual_norm_heatmap(rng.uniform(size=(4, 6)), words(6)),
+    "residual_norm_heatmap clipped": lambda rng: plots.residual_norm_heatmap(_norms_with_a_sink(rng), words(6)),
+    "layer_contributions": lambda rng: plots.layer_contributions(rng.uniform(size=(3, 5)), rng.uniform(size=(3, 5))),
+    "layer_contributions at a position": lambda rng: plots.layer_contributions(rng.uniform(size=(3, 5)),
+                                                                               rng.uniform(size=(3, 5)), position=-1),
+    "logit_lens_grid windowed": lambda rng: plots.logit_lens_grid(*lens_data(n_positions=30), max_positions=24),
+    "next_token_bars": lambda rng: bars(kept_count=6),
+    "next_token_bars cutoff, chosen": lambda rng: bars(kept_count=4, chosen=2),
+}
+
+
+def test_every_public_builder_has_a_validation_case():
+    builders = {name for name, function in inspect.getmembers(plots, inspect.isfunction)
+                if function.__module__ == plots.__name__ and not name.startswith("_")
+                and inspect.signature(function).return_annotation in ("go.Figure", go.Figure)}
+    assert builders == {case.split()[0] for case in BUILDER_CASES}
+
+
+@pytest.mark.parametrize("case", list(BUILDER_CASES))
+def test_every_figure_passes_plotly_validation_unchanged(case):
+    """The builders skip Plotly's checks for speed; here they run, on everything a builder writes.
+
+    Rebuilding with validation raises ValueError on a misspelt or invalid property. The
+    rebuilt figure must also serialise to the same JSON: validation would have changed
+    nothing (no named colour scale left to expand, no title string left to wrap).
+    """
+    fig = BUILDER_CASES[case](np.random.default_rng(3))
+    validated = go.Figure(fig.to_plotly_json())
+    assert json.loads(validated.to_json()) == json.loads(fig.to_json())
+
+
+@pytest.mark.parametrize("n_maps", [1, 2, 3, 5])
+def test_head_scores_lay_out_their_maps_as_make_subplots_would(rng, n_maps):
+    names = ["previous_token", "first_token", "self", "induction", "entropy"][:n_maps]
+    fig = plots.head_scores_heatmap(_scores(rng, names))
+    grid = make_subplots(rows=1, cols=n_maps, shared_yaxes=True, horizontal_spacing=0.03,
+                         subplot_titles=[plots._SCORE_TITLES[name] for name in names])
+    for col in range(n_maps):
+        suffix = str(col + 1) if col else ""
+        for axis, settings in (("xaxis", ["anchor", "domain"]), ("yaxis", ["anchor", "domain", "matches", "showticklabels"])):
+            for setting in settings:
+                mine, theirs = fig.layout[axis + suffix][setting], grid.layout[axis + suffix][setting]
+                assert mine == (pytest.approx(theirs) if setting == "domain" else theirs), (axis + suffix, setting)
+        assert (fig.data[col].xaxis, fig.data[col].yaxis) == ("x" + suffix, "y" + suffix)
+    for mine, theirs in zip(fig.layout.annotations, grid.layout.annotations, strict=True):
+        assert mine.text == theirs.text and mine.x == pytest.approx(theirs.x)
+        assert (mine.y, mine.xref, mine.yref, mine.xanchor, mine.yanchor, mine.showarrow, mine.font.size) == \
+               (theirs.y, theirs.xref, theirs.yref, theirs.xanchor, theirs.yanchor, theirs.showarrow, theirs.font.size)
