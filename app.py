@@ -12,15 +12,22 @@ Torch uses as many threads as this process may use CPUs (Spaces sets CPU_CORES).
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
-import sys
 
-import torch
+# numpy's BLAS (OpenBLAS) keeps its own worker threads spinning for a while after each call.
+# The explorer's numpy work is small (a PCA, cosine similarities), but those spinning threads
+# then compete with torch's for the same cores: on 2 cores the next forward pass took ~60 %
+# longer. One BLAS thread is plenty; it must be set before numpy is first imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import gpt2
-from explorer.models import ModelStore
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+import torch  # noqa: E402
+
+import gpt2  # noqa: E402
+from explorer.models import ModelStore  # noqa: E402
 
 
 def cpu_threads() -> int:

@@ -39,3 +39,12 @@ def test_only_requested_layers_and_positions_are_projected(tiny_model, trace):
     full = logit_lens(tiny_model, trace, k=3)
     assert lens.top_ids.shape == (2, 2, 3)
     assert np.array_equal(lens.top_ids, full.top_ids[np.ix_([0, 2], [1, 5])])
+
+
+def test_entropy_in_bits_matches_a_float64_computation(tiny_model, trace):
+    lens = logit_lens(tiny_model, trace, k=3)
+    logits = lens_logits(tiny_model, trace.residual).double()  # [L+1, T, n_vocab]
+    p = torch.softmax(logits, dim=-1)
+    expected = -(p * torch.log2(p.clamp_min(1e-300))).sum(-1)
+    np.testing.assert_allclose(lens.entropy, expected.numpy(), atol=2e-3)
+    assert np.all(lens.entropy >= 0) and np.all(lens.entropy <= np.log2(trace.config.n_vocab) + 1e-3)

@@ -97,3 +97,14 @@ def test_step_titles_count_generated_tokens(loaded):
     titles = [panels.next_step(loaded, state, 1.0, 0, 1.0)[0].layout.title.text for _ in range(2)]
     assert titles[0].startswith("Step 1:") and titles[1].startswith("Step 2:")
     assert state.steps_taken == 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_most_likely_is_a_stable_sort_of_the_top(seed):
+    rng = np.random.default_rng(seed)
+    probs = rng.random(5000)
+    probs[rng.integers(0, 5000, 400)] = probs[7]  # many exact ties, some at the cut
+    probs[:30] = np.sort(probs)[-20]
+    for n in (1, 5, 25, 60, 5000):
+        expected = np.argsort(-probs, kind="stable")[:n]
+        assert panels.most_likely(probs, n).tolist() == expected.tolist()
