@@ -101,36 +101,54 @@ class Trace:
 
 
 class _Recorder:
-    """Forward hooks that copy tensors out of one forward pass, in one thread."""
+    """Forward hooks that copy tensors out of one forward pass, in one thread.
+
+    Each key's array is allocated once, [count, ...] in its final dtype, when its first
+    tensor arrives, and every hook call copies (and converts) straight into its slot. At
+    T = 1024 the attention alone is 300 MB: converting it to float16 in one pass into its
+    final place, rather than converting and then stacking, saves ~0.4 s.
+    """
 
     def __init__(self):
         self.thread = threading.get_ident()
-        self.records: dict[str, list[torch.Tensor]] = {}
+        self.arrays: dict[str, torch.Tensor] = {}
+        self.filled: dict[str, int] = {}
+        self.expected: dict[str, int] = {}
 
-    def hook(self, key: str, dtype=torch.float32):
+    def hook(self, key: str, count: int, dtype=torch.float32):
+        self.expected[key] = count
+
         def record(module, inputs, output):
-            # A float32 CPU tensor is kept as it is (no copy): the model never writes to a
-            # tensor after passing it through a hook point. stacked() makes the one copy.
-            if threading.get_ident() == self.thread:
-                self.records.setdefault(key, []).append(output[0].detach().to("cpu", dtype))
+            if threading.get_ident() != self.thread:
+                return
+            x = output[0].detach()
+            if key not in self.arrays:
+                self.arrays[key] = torch.empty((count, *x.shape), dtype=dtype)
+                self.filled[key] = 0
+            self.arrays[key][self.filled[key]].copy_(x)
+            self.filled[key] += 1
         return record
 
-    def stacked(self) -> dict[str, np.ndarray]:
-        return {key: torch.stack(value).numpy() for key, value in self.records.items()}
+    def result(self) -> dict[str, np.ndarray]:
+        if self.filled != self.expected:
+            raise RuntimeError(f"capture recorded {self.filled} tensors, expected {self.expected}")
+        return {key: array.numpy() for key, array in self.arrays.items()}
 
 
 def _hooks_to_attach(model: GPT2, recorder: _Recorder) -> list[tuple[torch.nn.Module, object]]:
-    hooks = [(model.hook_tok_embed, recorder.hook("tok_embed")), (model.hook_pos_embed, recorder.hook("pos_embed"))]
-    hooks.append((model.h[0].hook_resid_pre, recorder.hook("residual")))  # x_0, then x_l after each block
+    L = model.config.n_layer
+    hooks = [(model.hook_tok_embed, recorder.hook("tok_embed", 1)),
+             (model.hook_pos_embed, recorder.hook("pos_embed", 1)),
+             (model.h[0].hook_resid_pre, recorder.hook("residual", L + 1))]  # x_0, then x_l after each block
     for block in model.h:
         hooks += [
-            (block.attn.hook_pattern, recorder.hook("attention", torch.float16)),
-            (block.attn.hook_z, recorder.hook("head_z")),
-            (block.hook_attn_out, recorder.hook("attn_out")),
-            (block.hook_mlp_out, recorder.hook("mlp_out")),
-            (block.hook_resid_post, recorder.hook("residual")),
+            (block.attn.hook_pattern, recorder.hook("attention", L, torch.float16)),
+            (block.attn.hook_z, recorder.hook("head_z", L)),
+            (block.hook_attn_out, recorder.hook("attn_out", L)),
+            (block.hook_mlp_out, recorder.hook("mlp_out", L)),
+            (block.hook_resid_post, recorder.hook("residual", L + 1)),
         ]
-    hooks.append((model.hook_logits, recorder.hook("logits")))
+    hooks.append((model.hook_logits, recorder.hook("logits", 1)))
     return hooks
 
 
@@ -154,7 +172,7 @@ def capture(model: GPT2, token_ids) -> Trace:
     device = model.wte.weight.device
     with _capture_lock, hooks_attached(_hooks_to_attach(model, recorder)), torch.inference_mode():
         model(torch.tensor([ids], device=device), last_only=True)
-    r = recorder.stacked()
+    r = recorder.result()
     enc = get_tokenizer()
     pieces = [enc.decode_single_token_bytes(i) if i < enc.n_vocab else b"?" for i in ids]
     return Trace(

@@ -36,7 +36,11 @@ forward hooks attach to (the idea comes from TransformerLens). Names and shapes:
 
 Attention runs through PyTorch's fused `scaled_dot_product_attention` unless a hook
 watches the scores or the pattern; then it forms the T x T pattern explicitly so the
-hook can see it. Both paths compute the same function (tests check they agree).
+hook can see it, a block of 64 queries at a time so the masked future is skipped. All
+paths compute the same function (tests check they agree).
+
+The projections are `packing.Linear`, an nn.Linear that can also keep its weight packed
+for the CPU's matrix multiply (`GPT2.prepack()`; see packing.py).
 """
 
 from __future__ import annotations
@@ -213,13 +217,14 @@ class CausalSelfAttention(nn.Module):
         B, H, T_q, T_k = *q.shape[:3], k.shape[2]
         offset = T_k - T_q  # queries are the last T_q positions when a cache holds earlier keys
         qf, kf = q.float(), k.float()
-        pattern = qf.new_zeros(B, H, T_q, T_k)
+        pattern = qf.new_empty(B, H, T_q, T_k)  # each block writes its rows, zeros included
         blocks = [(start, min(start + ATTENTION_BLOCK, T_q)) for start in range(0, T_q, ATTENTION_BLOCK)]
         for start, end in blocks:
             seen = offset + end  # keys 0..seen-1 are visible to some query in this block
             scores = (qf[:, :, start:end] @ kf[:, :, :seen].transpose(-2, -1)).mul_(1.0 / math.sqrt(self.d_head))
             scores.add_(causal_bias(end - start, seen, q.device))
             pattern[:, :, start:end, :seen] = torch.softmax(scores, dim=-1)
+            pattern[:, :, start:end, seen:] = 0.0  # keys no query of this block may see
         watched = self.hook_pattern(pattern)
         if watched is not pattern:
             return watched.to(v.dtype) @ v
