@@ -298,20 +298,28 @@ def distribution_figure(logits: np.ndarray, temperature, top_k, top_p, seed=None
             order[-1] = anatomy.chosen
         chosen = int(np.nonzero(order == anatomy.chosen)[0][0])
     kept = f"{anatomy.n_kept:,} token{'' if anatomy.n_kept == 1 else 's'} kept"
-    title = (f"{title_prefix}{kept} ({anatomy.kept_mass:.1%} of the mass) · "
+    title = (f"{title_prefix}{kept} ({percent(anatomy.kept_mass)} of the mass) · "
              f"entropy {anatomy.entropy_before:.2f} → {anatomy.entropy_after:.2f} bits")
     figure = plots.next_token_bars([_label(int(i)) for i in order], anatomy.probs_tempered[order],
                                    anatomy.probs_final[order], anatomy.kept[order], title, chosen=chosen)
     return figure, anatomy
 
 
+def percent(p: float) -> str:
+    """A probability as a percentage a learner can read: "12.3%", and "0.0047%" rather than "0.0%"."""
+    if p >= 0.001 or p == 0:
+        return f"{p:.1%}"
+    return f"{p * 100:.2g}%"
+
+
 def next_token_text(trace: Trace, anatomy) -> str:
     top = int(np.argmax(trace.next_token_probs))
+    effective = 2**anatomy.entropy_after  # the perplexity of what is sampled from
     return teaching.render(
         "next_token", temperature=anatomy.temperature, top_k=anatomy.top_k or "off", top_p=anatomy.top_p or "off",
-        top_token=_label(top), top_prob=float(trace.next_token_probs[top]), n_kept=anatomy.n_kept,
-        kept_mass=anatomy.kept_mass, entropy_before=anatomy.entropy_before, entropy_after=anatomy.entropy_after,
-        effective_after=2**anatomy.entropy_after)
+        top_token=_label(top), top_prob=percent(float(trace.next_token_probs[top])), n_kept=anatomy.n_kept,
+        kept_mass=percent(anatomy.kept_mass), entropy_before=anatomy.entropy_before,
+        entropy_after=anatomy.entropy_after, effective_after=f"{effective:.1f}" if effective < 10 else f"{effective:,.0f}")
 
 
 def generate_text(config: gpt2.GPTConfig) -> str:

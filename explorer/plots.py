@@ -55,8 +55,8 @@ MAX_LABEL_CHARS = 14
 # Plotly's named "plotly_white" would add ~7 kB to each payload.
 HOUSE_TEMPLATE = {"layout": dict(
     plot_bgcolor="white", paper_bgcolor="white", colorway=[ATTENTION_COLOUR, MLP_COLOUR, PICKED_COLOUR],
-    xaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#d0d0d0", ticks=""),
-    yaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#d0d0d0", ticks=""))}
+    xaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#d0d0d0", ticks="", automargin=True),
+    yaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#d0d0d0", ticks="", automargin=True))}
 
 
 # ---------------------------------------------------------------------------- shared pieces
@@ -495,7 +495,7 @@ def next_token_bars(token_labels: list[str], probs_before: np.ndarray, probs_aft
              marker=dict(color=ATTENTION_COLOUR), hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"),
     ]
     layout = dict(barmode="overlay", legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"), bargap=0.1,
-                  xaxis=_axis("probability", tickformat=".1%", rangemode="tozero"),
+                  xaxis=_axis("probability", tickformat=".3~%", rangemode="tozero"),
                   yaxis=_axis("next token", tickvals=rows, ticktext=ticks, autorange="reversed", showgrid=False))
     annotations = []
     if kept.any() and rows[kept].max() < n - 1:

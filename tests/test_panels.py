@@ -108,3 +108,17 @@ def test_most_likely_is_a_stable_sort_of_the_top(seed):
     for n in (1, 5, 25, 60, 5000):
         expected = np.argsort(-probs, kind="stable")[:n]
         assert panels.most_likely(probs, n).tolist() == expected.tolist()
+
+
+def test_small_probabilities_stay_readable():
+    assert panels.percent(0.1234) == "12.3%"
+    assert panels.percent(0.0) == "0.0%"
+    assert panels.percent(4.7e-5) == "0.0047%"  # not "0.0%": a learner must see it is not zero
+
+
+def test_next_token_text_quotes_the_model_numbers(analysis):
+    _, anatomy = panels.distribution_figure(analysis.trace.logits, 1.0, 0, 1.0, 0)
+    text = panels.next_token_text(analysis.trace, anatomy)
+    top = float(analysis.trace.next_token_probs.max())
+    assert f"p = {panels.percent(top)} at temperature 1" in text
+    assert f"**{anatomy.n_kept:,}** tokens are kept" in text
