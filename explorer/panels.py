@@ -47,6 +47,12 @@ class Analysis:
     lens: LensResult | None
     notice: str = ""  # e.g. that the prompt was truncated to the context
     lens_labels: list[list[list[str]]] = field(default_factory=list)
+    overview_tiles: np.ndarray | None = None  # every head's pattern shrunk for the overview, made once
+
+    def tiles(self) -> np.ndarray:
+        if self.overview_tiles is None:
+            self.overview_tiles = plots.overview_tiles(self.trace.attention)
+        return self.overview_tiles
 
 
 def _label(token_id: int) -> str:
@@ -174,7 +180,8 @@ def attention_figures(analysis: Analysis, layer: int, head: int, mean_over_heads
     title = f"Layer {layer}, {name}" + ("" if mean_over_heads else f" ({analysis.scores.label(layer, head)})")
     pattern = head_pattern(analysis, layer, head, mean_over_heads)
     heatmap = plots.attention_heatmap(pattern, trace.tokens, title, query=query)
-    overview = plots.attention_overview(trace.attention, analysis.scores.labels(), selected=(layer, head))
+    overview = plots.attention_overview(trace.attention, analysis.scores.labels(), selected=(layer, head),
+                                        tiles=analysis.tiles())
     return heatmap, overview
 
 

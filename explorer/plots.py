@@ -288,11 +288,13 @@ def _tile_index(n: int, tile: int) -> tuple[np.ndarray, np.ndarray]:
     return first, np.append(first[1:], n) - 1
 
 
-def _shrink_patterns(attention: np.ndarray, tile: int) -> np.ndarray:
+def overview_tiles(attention: np.ndarray, tile: int = 24) -> np.ndarray:
     """[..., T, T] -> [..., tile, tile] by the max over each block of cells, as uint8 levels.
 
     The max, not the mean: a sharp pattern such as a previous-token diagonal is one
     cell per row, and averaging it with its zero neighbours would make it invisible.
+    For a 1024-token prompt on 124M this reads 150 M weights (~0.8 s), and the result
+    does not depend on which head is selected, so callers may keep it (`tiles=` below).
     """
     first, last = _tile_index(attention.shape[-1], tile)
     if attention.shape[-1] <= tile:
@@ -310,17 +312,20 @@ def _tile_label(label: str) -> str:
 
 
 def attention_overview(attention: np.ndarray, labels: list[list[str]], selected: tuple[int, int] | None = None,
-                       tile: int = 24) -> go.Figure:
+                       tile: int = 24, tiles: np.ndarray | None = None) -> go.Figure:
     """Every head of every layer at a glance: one small attention pattern per tile.
 
     Rows are layers (layer 0 at the top), columns heads. Each tile is that head's
     pattern (queries down, keys across) shrunk to tile x tile cells; a cell shows the
-    strongest weight in the block it covers. Hover a tile for its label.
+    strongest weight in the block it covers. Hover a tile for its label. `tiles` is
+    `overview_tiles(attention, tile)` if the caller already has it.
     """
     n_layer, n_head = attention.shape[:2]
+    small = overview_tiles(attention, tile) if tiles is None else tiles
+    if small.shape != (n_layer, n_head, tile, tile):
+        raise ValueError(f"tiles of shape {small.shape} do not fit {n_layer} x {n_head} heads of {tile} x {tile}")
     step = tile + 1  # one blank cell between tiles
     image = np.full((n_layer * step - 1, n_head * step - 1), _GAP, dtype=np.uint8)
-    small = _shrink_patterns(attention, tile)
     for layer in range(n_layer):
         for head in range(n_head):
             image[layer * step: layer * step + tile, head * step: head * step + tile] = small[layer, head]

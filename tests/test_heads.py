@@ -88,3 +88,23 @@ def test_recomputed_scores_give_the_stored_pattern_row_by_softmax(tiny_model):
         assert scores.shape == (query + 1,)
         weights = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
         np.testing.assert_allclose(weights, trace.attention[layer, head, query, : query + 1], atol=1e-3)
+
+
+def test_scores_of_many_patterns_in_small_steps_match_float64(monkeypatch):
+    import explorer.heads as heads
+
+    rng = np.random.default_rng(3)
+    T = 17
+    logits = rng.normal(size=(3, 4, T, T)) * 3
+    logits[..., np.triu(np.ones((T, T), dtype=bool), k=1)] = -np.inf
+    a = np.exp(logits - logits.max(-1, keepdims=True))
+    a /= a.sum(-1, keepdims=True)
+    i = np.arange(2, T)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.where(a[..., i, :] > 0, a[..., i, :] * np.log(a[..., i, :]), 0.0).sum(-1) / np.log(i + 1)
+    expected = {"previous_token": a[..., i, i - 1].mean(-1), "first_token": a[..., i, 0].mean(-1),
+                "self": a[..., i, i].mean(-1), "entropy": h.mean(-1)}
+    monkeypatch.setattr(heads, "SCORE_CHUNK", 2 * T * T)  # two patterns per step: 6 steps for 12 patterns
+    for name, values in pattern_scores(a.astype(np.float16)).items():
+        assert values.shape == (3, 4)
+        np.testing.assert_allclose(values, expected[name], atol=2e-3, err_msg=name)

@@ -574,3 +574,14 @@ def test_head_scores_lay_out_their_maps_as_make_subplots_would(rng, n_maps):
         assert mine.text == theirs.text and mine.x == pytest.approx(theirs.x)
         assert (mine.y, mine.xref, mine.yref, mine.xanchor, mine.yanchor, mine.showarrow, mine.font.size) == \
                (theirs.y, theirs.xref, theirs.yref, theirs.xanchor, theirs.yanchor, theirs.showarrow, theirs.font.size)
+
+
+def test_overview_from_kept_tiles_equals_the_one_from_patterns():
+    attention = causal_attention((2, 3, 30, 30))
+    labels = [["mixed"] * 3] * 2
+    tiles = plots.overview_tiles(attention, 6)
+    fresh = plots.attention_overview(attention, labels, selected=(1, 2), tile=6)
+    kept = plots.attention_overview(attention, labels, selected=(1, 2), tile=6, tiles=tiles)
+    assert fresh.to_json() == kept.to_json()
+    with pytest.raises(ValueError, match="do not fit"):
+        plots.attention_overview(attention, labels, tile=8, tiles=tiles)
