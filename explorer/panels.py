@@ -9,6 +9,7 @@ Only `next_step` (generation one token at a time) runs the model.
 
 from __future__ import annotations
 
+import functools
 import html
 from dataclasses import dataclass, field
 
@@ -55,6 +56,7 @@ class Analysis:
         return self.overview_tiles
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a token's display string never changes: one entry per vocabulary id
 def _label(token_id: int) -> str:
     return display_token(gpt2.get_tokenizer().decode_single_token_bytes(token_id))
 
