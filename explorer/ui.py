@@ -248,7 +248,7 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
         gr.on([analyze_button.click, prompt.submit], analyze,
               inputs=[prompt, model_name, layer, head, mean_heads, *sampling, lens_positions], outputs=analyze_outputs,
               api_name="analyze", concurrency_id=MODEL_EVENTS, concurrency_limit=1)
-        gr.on([layer.release, head.release, query.release, mean_heads.input], select_head,
+        gr.on([layer.input, head.input, query.input, mean_heads.input], select_head,
               inputs=[analysis_state, layer, head, mean_heads, query], outputs=[attn_heatmap, attn_overview, attention_md],
               api_name="select_head", api_visibility="undocumented", show_progress="hidden",
               trigger_mode="always_last")

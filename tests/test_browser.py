@@ -41,6 +41,11 @@ def test_a_learner_analyses_a_prompt_and_sees_the_panels(page, tmp_path_factory)
     page.get_by_role("tab", name="Attention").click()
     page.wait_for_selector("#attention-heatmap .js-plotly-plot", timeout=30_000)
     assert page.locator("#attention-heatmap").inner_text().count("quick") >= 2  # token labels on the axes
+    head = page.get_by_label("number input for Head")  # typing a head and pressing Enter redraws at once
+    head.fill("2")
+    head.press("Enter")
+    page.wait_for_function("document.querySelector('#attention-heatmap').innerText.includes('head 2 (')",
+                           timeout=30_000)
 
     page.get_by_role("tab", name="Next token").click()
     page.wait_for_selector("#next-token-bars .js-plotly-plot", timeout=30_000)
