@@ -218,7 +218,7 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
                     contrib_plot = gr.Plot(show_label=False)
                 lens_positions = gr.Slider(1, panels.MAX_LENS_POSITIONS, value=panels.LENS_POSITIONS, step=1,
                                            label="Logit lens: how many of the last positions to show")
-                lens_plot = gr.Plot(show_label=False)
+                lens_plot = gr.Plot(show_label=False, elem_id="logit-lens")
                 layers_md = explanation(open=False)
             with gr.Tab("Next token"):
                 with gr.Row():
@@ -252,8 +252,9 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
               inputs=[analysis_state, layer, head, mean_heads, query], outputs=[attn_heatmap, attn_overview, attention_md],
               api_name="select_head", api_visibility="undocumented", show_progress="hidden",
               trigger_mode="always_last")
-        lens_positions.release(relens, inputs=[analysis_state, lens_positions], outputs=[lens_plot, layers_md],
-                               api_name="lens", api_visibility="undocumented", concurrency_id=MODEL_EVENTS)
+        lens_positions.input(relens, inputs=[analysis_state, lens_positions], outputs=[lens_plot, layers_md],
+                             api_name="lens", api_visibility="undocumented", concurrency_id=MODEL_EVENTS,
+                             trigger_mode="always_last")
         gr.on([temperature.change, top_k.change, top_p.change, seed.change], resample,
               inputs=[analysis_state, *sampling], outputs=[bars, next_token_md],
               api_name="resample", api_visibility="undocumented", show_progress="hidden", trigger_mode="always_last")

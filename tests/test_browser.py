@@ -47,6 +47,13 @@ def test_a_learner_analyses_a_prompt_and_sees_the_panels(page, tmp_path_factory)
     page.wait_for_function("document.querySelector('#attention-heatmap').innerText.includes('head 2 (')",
                            timeout=30_000)
 
+    page.get_by_role("tab", name="Layers").click()
+    window = page.get_by_label("number input for Logit lens: how many of the last positions to show")
+    window.fill("3")  # the lens grid narrows to the last 3 positions as soon as Enter is pressed
+    window.press("Enter")
+    page.wait_for_function("document.querySelector('#logit-lens').innerText.includes('11:␣quick')"
+                           " && !document.querySelector('#logit-lens').innerText.includes('10:␣The')", timeout=30_000)
+
     page.get_by_role("tab", name="Next token").click()
     page.wait_for_selector("#next-token-bars .js-plotly-plot", timeout=30_000)
     assert "kept" in page.locator("#next-token-bars").inner_text()
