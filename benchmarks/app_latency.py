@@ -9,7 +9,8 @@ measures, median over rounds:
     analyze        /analyze with a 32-token prompt: tokenize, one captured forward pass, logit
                    lens, head scores, every figure built and serialised, sent back
     slider         /resample: the next-token panel redrawn for new temperature/top-k/top-p
-    head switch    /select_head: the attention heatmap and overview for another layer/head
+    head switch    /select_head: the attention heatmap and its text for another layer/head (the
+                   overview's frame around the selected head moves in the page itself)
     payload        the largest single figure in /analyze's answer for a 256-token prompt
 
 Each event is timed two ways, both over HTTP to the real server:

@@ -176,15 +176,23 @@ def head_pattern(analysis: Analysis, layer: int, head: int, mean_over_heads: boo
     return attention.astype(np.float32).mean(0) if mean_over_heads else attention[head]
 
 
-def attention_figures(analysis: Analysis, layer: int, head: int, mean_over_heads: bool, query: int) -> tuple:
+def attention_heatmap(analysis: Analysis, layer: int, head: int, mean_over_heads: bool, query: int):
     trace = analysis.trace
     name = f"mean of {trace.config.n_head} heads" if mean_over_heads else f"head {head}"
     title = f"Layer {layer}, {name}" + ("" if mean_over_heads else f" ({analysis.scores.label(layer, head)})")
     pattern = head_pattern(analysis, layer, head, mean_over_heads)
-    heatmap = plots.attention_heatmap(pattern, trace.tokens, title, query=query)
-    overview = plots.attention_overview(trace.attention, analysis.scores.labels(), selected=(layer, head),
-                                        tiles=analysis.tiles())
-    return heatmap, overview
+    return plots.attention_heatmap(pattern, trace.tokens, title, query=query)
+
+
+def attention_overview(analysis: Analysis, layer: int, head: int):
+    return plots.attention_overview(analysis.trace.attention, analysis.scores.labels(), selected=(layer, head),
+                                    tiles=analysis.tiles())
+
+
+def attention_figures(analysis: Analysis, layer: int, head: int, mean_over_heads: bool, query: int) -> tuple:
+    """The selected head's heatmap and the overview of all heads, with the selected one framed."""
+    return (attention_heatmap(analysis, layer, head, mean_over_heads, query),
+            attention_overview(analysis, layer, head))
 
 
 def head_scores_figure(analysis: Analysis):

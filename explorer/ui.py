@@ -35,6 +35,19 @@ CSS = (ASSETS / "style.css").read_text(encoding="utf-8")
 MODEL_EVENTS = "model"  # concurrency id shared by every event that runs the model
 MAX_NEW_TOKENS = 256
 ANALYZE_FIRST = "Analyze a prompt to see this panel explained with its own numbers."
+# Moving the frame around the selected head in the overview happens in the page: sending and
+# redrawing the whole overview (144 tiles and their labels) for it took ~0.3 s of drawing in
+# the browser. The geometry comes from the figure's layout.meta (plots.attention_overview).
+FRAME_SELECTED_HEAD = """(layer, head) => {
+    const plot = document.querySelector('#attention-overview .js-plotly-plot');
+    const meta = plot && plot.layout && plot.layout.meta;
+    if (meta && window.Plotly && plot.layout.shapes && plot.layout.shapes.length) {
+        const frame = Object.assign({}, plot.layout.shapes[0], {x0: head * meta.step - 1, x1: head * meta.step + meta.tile,
+                                                               y0: layer * meta.step - 1, y1: layer * meta.step + meta.tile});
+        window.Plotly.relayout(plot, {shapes: [frame]});
+    }
+    return [layer, head];
+}"""
 
 
 def _as_user_error(fn_name: str, err: Exception) -> gr.Error:
@@ -123,9 +136,9 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
         analysis = _need_analysis(analysis)
         layer, head = panels.clamp_head(analysis, layer, head)
         query, mean_heads = panels.clamp_query(analysis, query), bool(mean_heads)
-        heatmap, overview = panels.attention_figures(analysis, layer, head, mean_heads, query)
+        heatmap = panels.attention_heatmap(analysis, layer, head, mean_heads, query)
         text = panels.attention_text(store.get(analysis.model_name), analysis, layer, head, mean_heads, query)
-        return heatmap, overview, text
+        return heatmap, text  # the overview stays: the page moves its frame (FRAME_SELECTED_HEAD)
 
     @user_errors
     def relens(analysis, lens_positions):
@@ -209,7 +222,7 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
                     mean_heads = gr.Checkbox(False, label="Mean over heads")
                 with gr.Row():
                     attn_heatmap = gr.Plot(show_label=False, elem_id="attention-heatmap")
-                    attn_overview = gr.Plot(show_label=False)
+                    attn_overview = gr.Plot(show_label=False, elem_id="attention-overview")
                 head_scores = gr.Plot(show_label=False)
                 attention_md = explanation(open=True)
             with gr.Tab("Layers"):
@@ -249,9 +262,10 @@ def build_app(store: ModelStore, default: str | None = None) -> gr.Blocks:
               inputs=[prompt, model_name, layer, head, mean_heads, *sampling, lens_positions], outputs=analyze_outputs,
               api_name="analyze", concurrency_id=MODEL_EVENTS, concurrency_limit=1)
         gr.on([layer.input, head.input, query.input, mean_heads.input], select_head,
-              inputs=[analysis_state, layer, head, mean_heads, query], outputs=[attn_heatmap, attn_overview, attention_md],
+              inputs=[analysis_state, layer, head, mean_heads, query], outputs=[attn_heatmap, attention_md],
               api_name="select_head", api_visibility="undocumented", show_progress="hidden",
               trigger_mode="always_last")
+        gr.on([layer.input, head.input], None, inputs=[layer, head], js=FRAME_SELECTED_HEAD, api_visibility="private")
         lens_positions.input(relens, inputs=[analysis_state, lens_positions], outputs=[lens_plot, layers_md],
                              api_name="lens", api_visibility="undocumented", concurrency_id=MODEL_EVENTS,
                              trigger_mode="always_last")

@@ -105,7 +105,7 @@ def test_sliders_redraw_from_the_stored_analysis(client):
 
 def test_layer_and_head_switch_redraws_the_attention(client):
     analyze(client)
-    heatmap, overview, text = client.predict(1, 2, False, 2, api_name="/select_head")
+    heatmap, text = client.predict(1, 2, False, 2, api_name="/select_head")
     assert "Layer 1, head 2" in text_of(figure(heatmap))
     assert "layer 1, head 2" in text and "query **␣moves** at position 2" in text
     with pytest.raises(AppError, match="greater than maximum"):

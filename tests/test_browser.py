@@ -46,6 +46,9 @@ def test_a_learner_analyses_a_prompt_and_sees_the_panels(page, tmp_path_factory)
     head.press("Enter")
     page.wait_for_function("document.querySelector('#attention-heatmap').innerText.includes('head 2 (')",
                            timeout=30_000)
+    frame = page.evaluate("() => { const p = document.querySelector('#attention-overview .js-plotly-plot');"
+                          " return [p.layout.shapes[0].x0, p.layout.meta.step]; }")
+    assert frame[0] == 2 * frame[1] - 1  # the overview's frame moved to head 2 (of layer 0)
 
     page.get_by_role("tab", name="Layers").click()
     window = page.get_by_label("number input for Logit lens: how many of the last positions to show")
