@@ -54,7 +54,7 @@ class PackedWeight:
             packed = torch.ops.mkldnn._reorder_linear_weight(w, None)
             probe = torch.linspace(-1.0, 1.0, w.shape[1]).unsqueeze(0)
             got = torch.ops.mkldnn._linear_pointwise(probe, packed, None, "none", [], "")
-        except (RuntimeError, AttributeError):  # a build without these oneDNN ops
+        except Exception:  # a build or platform without these oneDNN ops: packing is optional, never fatal
             return None
         if not torch.allclose(got, F.linear(probe, w), rtol=1e-4, atol=1e-4):
             return None  # never trust a kernel that disagrees with the plain product
