@@ -132,3 +132,18 @@ def test_prepack_if_it_fits_respects_the_memory_share(tiny_checkpoint_dir):
     assert packed_layers(model) == [] and model.packed_head is None
     assert prepack_if_it_fits(model, share=0.5)
     assert len(packed_layers(model)) == 4 * model.config.n_layer
+
+
+def test_a_failing_or_wrong_kernel_means_unpacked_not_an_error(monkeypatch, tiny_checkpoint_dir):
+    model = gpt2.load_openai_checkpoint(tiny_checkpoint_dir)
+
+    def broken(*args):
+        raise TypeError("no such kernel on this platform")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", broken)
+    assert not model.prepack() and packed_layers(model) == []
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", lambda x, *rest: torch.zeros(x.shape[0], 1))
+    assert not model.prepack()  # a kernel whose answer disagrees with F.linear is never used
+    with torch.no_grad():
+        assert torch.isfinite(model(IDS)).all()
