@@ -48,12 +48,11 @@ class Analysis:
     lens: LensResult | None
     notice: str = ""  # e.g. that the prompt was truncated to the context
     lens_labels: list[list[list[str]]] = field(default_factory=list)
-    overview_tiles: np.ndarray | None = None  # every head's pattern shrunk for the overview, made once
 
-    def tiles(self) -> np.ndarray:
-        if self.overview_tiles is None:
-            self.overview_tiles = plots.overview_tiles(self.trace.attention)
-        return self.overview_tiles
+    @functools.cached_property
+    def overview_tiles(self) -> np.ndarray:
+        """Every head's pattern shrunk for the overview: made once, as the selected head does not change it."""
+        return plots.overview_tiles(self.trace.attention)
 
 
 @functools.lru_cache(maxsize=1 << 16)  # a token's display string never changes: one entry per vocabulary id
@@ -186,7 +185,7 @@ def attention_heatmap(analysis: Analysis, layer: int, head: int, mean_over_heads
 
 def attention_overview(analysis: Analysis, layer: int, head: int):
     return plots.attention_overview(analysis.trace.attention, analysis.scores.labels(), selected=(layer, head),
-                                    tiles=analysis.tiles())
+                                    tiles=analysis.overview_tiles)
 
 
 def attention_figures(analysis: Analysis, layer: int, head: int, mean_over_heads: bool, query: int) -> tuple:

@@ -347,7 +347,9 @@ def attention_overview(attention: np.ndarray, labels: list[list[str]], selected:
                     showgrid=False, zeroline=False, constrain="domain"),
         yaxis=_axis("layer", tickvals=centres[:n_layer], ticktext=[str(l) for l in range(n_layer)],
                     showgrid=False, zeroline=False, autorange="reversed", scaleanchor="x", constrain="domain"))
-    layout["meta"] = dict(tile=tile, step=step)  # lets the page move the selection frame itself (ui.py)
+    # The page moves the selection frame itself (ui.FRAME_SELECTED_HEAD, the same formula in JavaScript),
+    # reading the tile geometry from here.
+    layout["meta"] = dict(tile=tile, step=step)
     if selected is not None:
         layer, head = selected
         layout["shapes"] = [dict(type="rect", x0=head * step - 1, x1=head * step + tile,

@@ -157,6 +157,7 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.n_head, self.d_head = config.n_head, config.d_head
+        self.scale = 1.0 / math.sqrt(config.d_head)  # scores are q.k / sqrt(d_head)
         self.c_attn = Linear(config.n_embd, 3 * config.n_embd, bias=config.qkv_bias)
         self.c_proj = Linear(config.n_embd, config.n_embd)
         self.dropout = config.dropout
@@ -200,7 +201,7 @@ class CausalSelfAttention(nn.Module):
         if T_q >= 2 * ATTENTION_BLOCK and not self.training and not self.hook_scores.is_watched():
             return self._blocked_attention(q, k, v)
         # Scores and softmax in float32 even for a bfloat16 model: the pattern is what learners read.
-        scores = (q.float() @ k.float().transpose(-2, -1)).mul_(1.0 / math.sqrt(self.d_head))
+        scores = (q.float() @ k.float().transpose(-2, -1)).mul_(self.scale)
         scores = self.hook_scores(scores.add_(causal_bias(T_q, T_k, q.device)))  # (B, n_head, T_q, T_k)
         pattern = self.hook_pattern(torch.softmax(scores, dim=-1))
         return self.attn_dropout(pattern).to(v.dtype) @ v  # (B, n_head, T_q, d_head)
@@ -221,7 +222,7 @@ class CausalSelfAttention(nn.Module):
         blocks = [(start, min(start + ATTENTION_BLOCK, T_q)) for start in range(0, T_q, ATTENTION_BLOCK)]
         for start, end in blocks:
             seen = offset + end  # keys 0..seen-1 are visible to some query in this block
-            scores = (qf[:, :, start:end] @ kf[:, :, :seen].transpose(-2, -1)).mul_(1.0 / math.sqrt(self.d_head))
+            scores = (qf[:, :, start:end] @ kf[:, :, :seen].transpose(-2, -1)).mul_(self.scale)
             scores.add_(causal_bias(end - start, seen, q.device))
             pattern[:, :, start:end, :seen] = torch.softmax(scores, dim=-1)
             pattern[:, :, start:end, seen:] = 0.0  # keys no query of this block may see

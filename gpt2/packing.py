@@ -64,7 +64,7 @@ class PackedWeight:
         return None  # a cache: the copy repacks if asked to
 
     def __reduce__(self):
-        return type(None), ()
+        return type(None), ()  # pickles as None: the unpickled model simply runs unpacked
 
 
 def can_pack(weight: torch.Tensor) -> bool:
