@@ -11,13 +11,20 @@ What is kept, and why (budget: a 1024-token prompt on GPT-2 124M needs ~0.5 GB):
                                            is exact to ~5e-4; float32 would double the
                                            largest array (12*12*1024*1024 weights)
     residual    [layer+1, pos, d_model]    float32: x_0 (embeddings) and x_l after each block
-    attn_out    [layer, pos, d_model]      float32: what attention adds to the stream
-    mlp_out     [layer, pos, d_model]      float32: what the MLP adds
-    head_z      [layer, pos, head, d_head] float32: each head's output before W_O, so a
-                                           head's own contribution z_h W_O^h can be
-                                           computed on demand (heads.py) instead of for
-                                           every head up front
+    resid_mid   [layer, pos, d_model]      float32: x'_l = x_{l-1} + attn_l, the stream
+                                           between a block's attention and its MLP
     logits      [n_vocab]                  raw logits at the last position
+
+What each sub-layer adds follows from these two by subtraction, so it is not stored
+twice: attn_out = x'_l - x_{l-1} and mlp_out = x_l - x'_l (properties of the Trace).
+The subtraction undoes the model's own float32 addition, so it is exact up to one
+rounding of the stream, ~6e-8 |x| per number.
+
+Not kept: each head's output before W_O (z_h) would add another T x d_model floats per
+layer to every capture, for a view no panel draws by default; heads.head_z recomputes a
+layer's from residual[layer] when asked. Every array kept is fresh memory the operating
+system has to hand over page by page, so at T = 256 each float32 [layer, pos, d_model]
+array costs ~2 ms of a capture in page faults and copying alone.
 
 The model only projects the last position onto the vocabulary during capture: the
 head is the single largest matrix (n_vocab x d_model), and the logit lens (lens.py)
@@ -43,7 +50,7 @@ from gpt2.generate import check_prompt
 
 from .tokens import display_token
 
-_capture_lock = threading.Lock()
+hooks_lock = threading.Lock()  # held by whatever attaches hooks to a model, see above
 
 
 @dataclass(eq=False)
@@ -53,10 +60,8 @@ class Trace:
     tok_embed: np.ndarray  # [pos, d_model]   W_te[t]
     pos_embed: np.ndarray  # [pos, d_model]   W_pe[i]
     attention: np.ndarray  # [layer, head, query, key] float16
-    residual: np.ndarray  # [layer + 1, pos, d_model]
-    attn_out: np.ndarray  # [layer, pos, d_model]
-    mlp_out: np.ndarray  # [layer, pos, d_model]
-    head_z: np.ndarray  # [layer, pos, head, d_head]
+    residual: np.ndarray  # [layer + 1, pos, d_model]   x_0 .. x_L
+    resid_mid: np.ndarray  # [layer, pos, d_model]      x'_1 .. x'_L
     logits: np.ndarray  # [n_vocab] at the last position
     token_bytes: list[bytes] = field(default_factory=list)
 
@@ -87,6 +92,16 @@ class Trace:
         return np.linalg.norm(self.residual, axis=-1)
 
     @property
+    def attn_out(self) -> np.ndarray:
+        """What each block's attention adds to the stream, x'_l - x_{l-1}, [layer, pos, d_model]."""
+        return self.resid_mid - self.residual[:-1]
+
+    @property
+    def mlp_out(self) -> np.ndarray:
+        """What each block's MLP adds to the stream, x_l - x'_l, [layer, pos, d_model]."""
+        return self.residual[1:] - self.resid_mid
+
+    @property
     def attn_out_norms(self) -> np.ndarray:
         return np.linalg.norm(self.attn_out, axis=-1)  # [layer, pos]
 
@@ -96,7 +111,7 @@ class Trace:
 
     def nbytes(self) -> int:
         arrays = (self.token_ids, self.tok_embed, self.pos_embed, self.attention, self.residual,
-                  self.attn_out, self.mlp_out, self.head_z, self.logits)
+                  self.resid_mid, self.logits)
         return sum(a.nbytes for a in arrays)
 
 
@@ -143,9 +158,7 @@ def _hooks_to_attach(model: GPT2, recorder: _Recorder) -> list[tuple[torch.nn.Mo
     for block in model.h:
         hooks += [
             (block.attn.hook_pattern, recorder.hook("attention", L, torch.float16)),
-            (block.attn.hook_z, recorder.hook("head_z", L)),
-            (block.hook_attn_out, recorder.hook("attn_out", L)),
-            (block.hook_mlp_out, recorder.hook("mlp_out", L)),
+            (block.hook_resid_mid, recorder.hook("resid_mid", L)),
             (block.hook_resid_post, recorder.hook("residual", L + 1)),
         ]
     hooks.append((model.hook_logits, recorder.hook("logits", 1)))
@@ -170,7 +183,7 @@ def capture(model: GPT2, token_ids) -> Trace:
     ids = check_prompt(model, token_ids)
     recorder = _Recorder()
     device = model.wte.weight.device
-    with _capture_lock, hooks_attached(_hooks_to_attach(model, recorder)), torch.inference_mode():
+    with hooks_lock, hooks_attached(_hooks_to_attach(model, recorder)), torch.inference_mode():
         model(torch.tensor([ids], device=device), last_only=True)
     r = recorder.result()
     enc = get_tokenizer()
@@ -182,9 +195,7 @@ def capture(model: GPT2, token_ids) -> Trace:
         pos_embed=r["pos_embed"][0],
         attention=r["attention"],
         residual=r["residual"],
-        attn_out=r["attn_out"],
-        mlp_out=r["mlp_out"],
-        head_z=r["head_z"],
+        resid_mid=r["resid_mid"],
         logits=r["logits"][0, -1],
         token_bytes=pieces,
     )

@@ -23,6 +23,7 @@ output projection); its norm per position says how much the head writes.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ import torch
 
 from gpt2 import GPT2
 
-from .capture import Trace, capture
+from .capture import Trace, capture, hooks_attached, hooks_lock
 
 # A head earns a label when its score passes the threshold; the first match wins.
 LABEL_RULES = (
@@ -120,6 +121,26 @@ def induction_scores(model: GPT2, half: int = 50, seed: int = 0) -> np.ndarray:
     return _induction_cache[model]
 
 
+@torch.inference_mode()
+def head_z(model: GPT2, trace: Trace, layer: int) -> np.ndarray:
+    """Each head's output z_h = softmax(q_h k_h^T / sqrt(d_head) + M) v_h, [pos, head, d_head].
+
+    The Trace does not keep it (see capture.py): this runs the block's attention again on
+    its stored input x_{layer} and reads h.{layer}.attn.hook_z.
+    """
+    block = model.h[layer]
+    x = torch.as_tensor(trace.residual[layer]).to(model.wte.weight.dtype).unsqueeze(0)  # (1, pos, d_model)
+    seen, thread = [], threading.get_ident()
+
+    def keep(module, inputs, z):
+        if threading.get_ident() == thread:  # not a generation running in another thread
+            seen.append(z)
+
+    with hooks_lock, hooks_attached([(block.attn.hook_z, keep)]):
+        block.attn(block.ln_1(x))
+    return seen[0][0].float().numpy()  # (pos, head, d_head)
+
+
 def head_outputs(model: GPT2, trace: Trace, layer: int) -> np.ndarray:
     """Each head's contribution z_h W_O^h to the residual stream, [pos, head, d_model].
 
@@ -128,7 +149,7 @@ def head_outputs(model: GPT2, trace: Trace, layer: int) -> np.ndarray:
     d_head, n_head = trace.config.d_head, trace.config.n_head
     w_o = model.h[layer].attn.c_proj.weight.detach().float()  # (d_model, d_model): out x in
     w_o = w_o.T.reshape(n_head, d_head, -1)  # rows of W_O belong to heads: (head, d_head, d_model)
-    z = torch.as_tensor(trace.head_z[layer])  # (pos, head, d_head)
+    z = torch.as_tensor(head_z(model, trace, layer))  # (pos, head, d_head)
     return torch.einsum("phd,hdm->phm", z, w_o).numpy()  # (pos, head, d_model)
 
 

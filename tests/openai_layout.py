@@ -85,12 +85,13 @@ def _softmax(x):
 
 
 def reference_forward(weights: dict[str, np.ndarray], hparams: dict, ids: list[int]) -> dict[str, np.ndarray]:
-    """logits [T, V], attention [L, H, T, T] and residual [L+1, T, C], in float64."""
+    """logits [T, V], attention [L, H, T, T], residual [L+1, T, C] and what each block's
+    attention and MLP add to the stream, attn_out and mlp_out [L, T, C], in float64."""
     w = {name: array.astype(np.float64) for name, array in weights.items()}
     T, H = len(ids), hparams["n_head"]
     x = w["model/wte"][ids] + w["model/wpe"][:T]
     mask = np.triu(np.full((T, T), -1e10), 1)
-    residual, attention = [x], []
+    residual, attention, attn_out, mlp_out = [x], [], [], []
     for layer in range(hparams["n_layer"]):
         p = lambda name: w[f"model/h{layer}/{name}"]  # noqa: E731
         a = _layer_norm(x, p("ln_1/g"), p("ln_1/b")) @ p("attn/c_attn/w")[0] + p("attn/c_attn/b")
@@ -98,9 +99,12 @@ def reference_forward(weights: dict[str, np.ndarray], hparams: dict, ids: list[i
         pattern = _softmax(q @ k.transpose(0, 2, 1) / np.sqrt(q.shape[-1]) + mask)  # [H, T, T]
         attention.append(pattern)
         heads = (pattern @ v).transpose(1, 0, 2).reshape(T, -1)
-        x = x + heads @ p("attn/c_proj/w")[0] + p("attn/c_proj/b")
+        attn_out.append(heads @ p("attn/c_proj/w")[0] + p("attn/c_proj/b"))
+        x = x + attn_out[-1]
         m = _gelu(_layer_norm(x, p("ln_2/g"), p("ln_2/b")) @ p("mlp/c_fc/w")[0] + p("mlp/c_fc/b"))
-        x = x + m @ p("mlp/c_proj/w")[0] + p("mlp/c_proj/b")
+        mlp_out.append(m @ p("mlp/c_proj/w")[0] + p("mlp/c_proj/b"))
+        x = x + mlp_out[-1]
         residual.append(x)
     logits = _layer_norm(x, w["model/ln_f/g"], w["model/ln_f/b"]) @ w["model/wte"].T
-    return {"logits": logits, "attention": np.stack(attention), "residual": np.stack(residual)}
+    return {"logits": logits, "attention": np.stack(attention), "residual": np.stack(residual),
+            "attn_out": np.stack(attn_out), "mlp_out": np.stack(mlp_out)}
