@@ -230,7 +230,8 @@ class CausalSelfAttention(nn.Module):
             for start in range(0, T_q, ATTENTION_BLOCK):
                 end = min(start + ATTENTION_BLOCK, T_q)
                 size, seen = end - start, offset + end  # keys 0..seen-1 are visible to some query here
-                scores = torch.baddbmm(_no_bias(q.device), q_b[:, start:end], k_t[:, :, :seen], beta=0, alpha=self.scale)
+                scores = torch.baddbmm(_no_bias(q.device), q_b[:, start:end], k_t[:, :, :seen],
+                                       beta=0, alpha=self.scale)
                 scores[:, :, seen - size:].add_(causal_bias(size, size, q.device))  # (H, size, seen)
                 probs = torch.softmax(scores, dim=-1)
                 pattern[b, :, start:end, :seen] = probs

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -127,6 +129,21 @@ def test_blocked_attention_equals_the_full_pattern(tiny_model, monkeypatch, bloc
     torch.testing.assert_close(patterns[0], full_patterns[0][:, :, 2:], atol=1e-6, rtol=1e-6)
 
 
+def test_blocked_attention_handles_a_batch_and_bfloat16(tiny_model, monkeypatch):
+    # Each sequence of a batch is blocked on its own; a bfloat16 model gets a float32 pattern either way.
+    ids = torch.tensor([IDS, IDS[::-1]])
+    for model in (tiny_model, copy.deepcopy(tiny_model).to(torch.bfloat16)):
+        monkeypatch.setattr(gpt2.model, "ATTENTION_BLOCK", 1024)  # T_q < 2 * block: the unblocked path
+        full_logits, full_patterns = _run_with_patterns(model, ids)
+        monkeypatch.setattr(gpt2.model, "ATTENTION_BLOCK", 4)
+        logits, patterns = _run_with_patterns(model, ids)
+        tolerance = 1e-5 if model is tiny_model else 2e-2
+        torch.testing.assert_close(logits, full_logits, atol=tolerance, rtol=tolerance)
+        for got, expected in zip(patterns, full_patterns):
+            assert got.dtype == torch.float32 and got.shape[0] == 2
+            torch.testing.assert_close(got, expected, atol=tolerance / 10, rtol=tolerance)
+
+
 def test_a_replaced_pattern_drives_the_blocked_attention_output(tiny_model, monkeypatch):
     ids = torch.tensor([IDS])
     uniform = lambda p: torch.tril(torch.ones_like(p)) / torch.arange(1, p.shape[-1] + 1).unsqueeze(-1)  # noqa: E731
@@ -195,8 +212,6 @@ def test_too_long_input_is_refused(tiny_model):
 
 
 def test_bfloat16_model_runs_and_stays_close(tiny_model):
-    import copy
-
     half = copy.deepcopy(tiny_model).to(torch.bfloat16)
     ids = torch.tensor([IDS])
     with torch.no_grad():
