@@ -5,7 +5,7 @@ gpt2/model.py), runs the prompt through once, and always removes the hooks again
 also when the pass fails. The result is a `Trace` of CPU numpy arrays; every panel
 redraws from it without running the model again.
 
-What is kept, and why (budget: a 1024-token prompt on GPT-2 124M needs ~0.5 GB):
+What is kept, and why (budget 1.5 GB: a 1024-token prompt on GPT-2 124M keeps ~0.37 GB):
 
     attention   [layer, head, query, key]  float16: values are in [0, 1], where float16
                                            is exact to ~5e-4; float32 would double the
