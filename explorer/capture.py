@@ -86,7 +86,7 @@ class Trace:
         e = np.exp(z - z.max())
         return e / e.sum()
 
-    @property
+    @cached_property
     def residual_norms(self) -> np.ndarray:
         """||x_l|| per layer and position, [layer + 1, pos]."""
         return np.linalg.norm(self.residual, axis=-1)
@@ -101,11 +101,12 @@ class Trace:
         """What each block's MLP adds to the stream, x_l - x'_l, [layer, pos, d_model]."""
         return self.residual[1:] - self.resid_mid
 
-    @property
+    # The norms are small ([layer, pos]) and panels read them more than once, so they are kept.
+    @cached_property
     def attn_out_norms(self) -> np.ndarray:
         return np.linalg.norm(self.attn_out, axis=-1)  # [layer, pos]
 
-    @property
+    @cached_property
     def mlp_out_norms(self) -> np.ndarray:
         return np.linalg.norm(self.mlp_out, axis=-1)  # [layer, pos]
 
