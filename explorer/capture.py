@@ -30,9 +30,10 @@ The model only projects the last position onto the vocabulary during capture: th
 head is the single largest matrix (n_vocab x d_model), and the logit lens (lens.py)
 projects exactly the layers and positions a panel shows, when it shows them.
 
-Hooks are global to the model object, so captures are serialised with a lock and each
-hook records only the forward pass of the thread that attached it: a generation
-running in another thread at the same time is not mixed into the trace.
+Hooks are global to the model object, so whatever attaches them (a capture here,
+heads.head_z) holds `hooks_lock`, and each hook records only the forward pass of the
+thread that attached it: a generation running in another thread at the same time is
+not mixed into the trace.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from gpt2.generate import check_prompt
 
 from .tokens import display_token
 
-hooks_lock = threading.Lock()  # held by whatever attaches hooks to a model, see above
+hooks_lock = threading.Lock()  # see the end of the module's docstring
 
 
 @dataclass(eq=False)
