@@ -263,10 +263,10 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
 
     The two are the same function: 0.5 (1 + tanh(u)) = sigmoid(2u). On the CPU the sigmoid
     form, done in place in five passes over the tensor, takes about half the time of
-    F.gelu(approximate="tanh") and agrees with it to ~1e-7 (tests check both). The MLP applies it to T x 3072 numbers per block,
-    which made it the largest cost of a forward pass after the matrix multiplies. The
-    in-place steps would break autograd, so when gradients are being recorded this uses
-    PyTorch's own GELU.
+    F.gelu(approximate="tanh") and agrees with it to ~1e-7 (tests check both). The MLP
+    applies it to T x 3072 numbers per block, which made it the largest cost of a forward
+    pass after the matrix multiplies. The in-place steps would break autograd, so when
+    gradients are being recorded this uses PyTorch's own GELU.
     """
     if torch.is_grad_enabled() and x.requires_grad:
         return F.gelu(x, approximate="tanh")
