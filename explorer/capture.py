@@ -117,7 +117,7 @@ class Trace:
         return sum(a.nbytes for a in arrays)
 
 
-class _Recorder:
+class Recorder:
     """Forward hooks that copy tensors out of one forward pass, in one thread.
 
     Each key's array is allocated once, [count, ...] in its final dtype, when its first
@@ -152,7 +152,7 @@ class _Recorder:
         return {key: array.numpy() for key, array in self.arrays.items()}
 
 
-def _hooks_to_attach(model: GPT2, recorder: _Recorder) -> list[tuple[torch.nn.Module, object]]:
+def _hooks_to_attach(model: GPT2, recorder: Recorder) -> list[tuple[torch.nn.Module, object]]:
     L = model.config.n_layer
     hooks = [(model.hook_tok_embed, recorder.hook("tok_embed", 1)),
              (model.hook_pos_embed, recorder.hook("pos_embed", 1)),
@@ -183,7 +183,7 @@ def hooks_attached(hooks):
 def capture(model: GPT2, token_ids) -> Trace:
     """Run `token_ids` through `model` once and return the Trace of everything recorded."""
     ids = check_prompt(model, token_ids)
-    recorder = _Recorder()
+    recorder = Recorder()
     device = model.wte.weight.device
     with hooks_lock, hooks_attached(_hooks_to_attach(model, recorder)), torch.inference_mode():
         model(torch.tensor([ids], device=device), last_only=True)

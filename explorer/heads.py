@@ -23,7 +23,6 @@ output projection); its norm per position says how much the head writes.
 
 from __future__ import annotations
 
-import threading
 import weakref
 from dataclasses import dataclass
 
@@ -32,7 +31,7 @@ import torch
 
 from gpt2 import GPT2
 
-from .capture import Trace, capture, hooks_attached, hooks_lock
+from .capture import Recorder, Trace, capture, hooks_attached, hooks_lock
 
 # A head earns a label when its score passes the threshold; the first match wins.
 LABEL_RULES = (
@@ -130,15 +129,10 @@ def head_z(model: GPT2, trace: Trace, layer: int) -> np.ndarray:
     """
     block = model.h[layer]
     x = torch.as_tensor(trace.residual[layer]).to(model.wte.weight.dtype).unsqueeze(0)  # (1, pos, d_model)
-    seen, thread = [], threading.get_ident()
-
-    def keep(module, inputs, z):
-        if threading.get_ident() == thread:  # not a generation running in another thread
-            seen.append(z)
-
-    with hooks_lock, hooks_attached([(block.attn.hook_z, keep)]):
+    recorder = Recorder()  # capture's own recorder: same thread check, same float32 copy
+    with hooks_lock, hooks_attached([(block.attn.hook_z, recorder.hook("z", 1))]):
         block.attn(block.ln_1(x))
-    return seen[0][0].float().numpy()  # (pos, head, d_head)
+    return recorder.result()["z"][0]  # (pos, head, d_head)
 
 
 def head_outputs(model: GPT2, trace: Trace, layer: int) -> np.ndarray:
