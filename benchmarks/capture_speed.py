@@ -83,13 +83,15 @@ def projections_skipped():
         Linear.forward, Conv1D.forward = ours, theirs
 
 
-def alternate(model, hf, ids: list[int], rounds: int) -> tuple[list[float], list[float]]:
-    time_ours(model, ids), time_hf(hf, ids)  # warm-up
-    ours, theirs = [], []
+def alternate(timers, rounds: int) -> list[list[float]]:
+    """Seconds of each timer over `rounds` rounds, one call of each per round, after a warm-up of each."""
+    for timer in timers:
+        timer()
+    times = [[] for _ in timers]
     for _ in range(rounds):
-        ours.append(time_ours(model, ids))
-        theirs.append(time_hf(hf, ids))
-    return ours, theirs
+        for timer, seconds in zip(timers, times):
+            seconds.append(timer())
+    return times
 
 
 def main() -> None:
@@ -113,19 +115,15 @@ def main() -> None:
           f" {'plain ms':>10} {'plain/HF':>9}")
     for length in args.lengths:
         ids = torch.randint(0, model.config.n_vocab, (length,), generator=generator).tolist()
-        time_ours(model, ids), time_hf(hf, ids), time_ours(plain, ids)  # warm-up
-        ours, theirs, unpacked = [], [], []
-        for _ in range(args.rounds):
-            ours.append(time_ours(model, ids))
-            theirs.append(time_hf(hf, ids))
-            unpacked.append(time_ours(plain, ids))
+        ours, theirs, unpacked = alternate([lambda: time_ours(model, ids), lambda: time_hf(hf, ids),
+                                            lambda: time_ours(plain, ids)], args.rounds)
         o, h, u = statistics.median(ours), statistics.median(theirs), statistics.median(unpacked)
         print(f"{length:>6} {o * 1000:>10.0f} {h * 1000:>10.0f} {o / h:>9.2f} "
               f"{min(ours) * 1000:>10.0f} {min(theirs) * 1000:>10.0f} {min(ours) / min(theirs):>10.2f}"
               f" {u * 1000:>10.0f} {u / h:>9.2f}", flush=True)
         if args.split:
             with projections_skipped():
-                rest_ours, rest_hf = alternate(model, hf, ids, args.rounds)
+                rest_ours, rest_hf = alternate([lambda: time_ours(model, ids), lambda: time_hf(hf, ids)], args.rounds)
             ro, rh = statistics.median(rest_ours), statistics.median(rest_hf)
             print(f"{'':>6} without the projections: ours {ro * 1000:.0f} ms, HF {rh * 1000:.0f} ms; "
                   f"so the projections take ours ~{(o - ro) * 1000:.0f} ms, HF ~{(h - rh) * 1000:.0f} ms "
