@@ -1,4 +1,8 @@
-"""Command line: `python -m gpt2 download 124M` and `python -m gpt2 generate "prompt" ...`."""
+"""Command line: `python -m gpt2 download 124M`, `generate "prompt" ...`, `train ...` and `corpus --out FILE`.
+
+Exit status: 0 done, 1 the command could not be carried out (the message says why),
+2 the command line itself is wrong (argparse's usage errors), 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,77 @@ import codecs
 import os
 import sys
 
-from .config import SIZES
+from dataclasses import fields
+
+from .config import SIZES, GPTConfig
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one: Linux; else the CPU count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _bounded(kind, low=None, high=None, low_open=False):
+    """An argparse type: `kind` within [low, high] (or (low, high] with low_open), else a usage error."""
+    def parse(text: str):
+        value = kind(text)
+        if (low is not None and (value <= low if low_open else value < low)) or (high is not None and value > high):
+            bracket = "(" if low_open else "["
+            raise argparse.ArgumentTypeError(f"{value} is outside {bracket}{low}, {high if high is not None else '∞'}]")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+# Defaults of `train` for the model's shape: small enough for a laptop CPU (see README, "Train your own").
+TRAIN_CONFIG_DEFAULTS = {"n_vocab": 4096, "n_ctx": 128, "n_embd": 128, "n_head": 4, "n_layer": 2}
+
+
+def _add_train(commands) -> None:
+    from .train import TrainSettings
+
+    train = commands.add_parser("train", help="train a small GPT-2 (and its tokenizer) on a text",
+                                description="Train a GPT-2 from scratch. Every GPTConfig field is a flag of "
+                                            "the same name. Without --data it trains on the Python standard "
+                                            "library's own text.")
+    train.add_argument("--data", nargs="+", metavar="FILE", help="UTF-8 text files (default: the stdlib corpus)")
+    train.add_argument("--out", required=True, help="folder that receives the checkpoint")
+    train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    train.add_argument("--tokenizer", help="a .tiktoken ranks file to reuse, or 'gpt2' (default: train one)")
+    shape = train.add_argument_group("model shape (GPTConfig)")
+    for f in fields(GPTConfig):
+        flag, default = "--" + f.name.replace("_", "-"), TRAIN_CONFIG_DEFAULTS.get(f.name, f.default)
+        if f.type in ("bool", bool):
+            shape.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
+        else:
+            kind = {"int": int, "float": float}.get(f.type, f.type)
+            shape.add_argument(flag, dest=f.name, type=kind, default=default, help=f"default {default}")
+    opt = train.add_argument_group("training")
+    for f in fields(TrainSettings):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "snapshot_steps":
+            opt.add_argument(flag, dest=f.name, type=_step_list, default=(), help="e.g. 0,200,1000")
+        elif f.name == "device":
+            opt.add_argument(flag, dest=f.name, default="cpu", help="cpu (default), cuda, cuda:N or mps")
+        else:
+            kind = {"int": int, "float": float, "int | None": int, "float | None": float}[f.type]
+            opt.add_argument(flag, dest=f.name, type=kind, default=f.default, help=f"default {f.default}")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _step_list(text: str) -> tuple[int, ...]:
+    try:
+        steps = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of step numbers") from None
+    return steps
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m gpt2", description="GPT-2 from scratch: download and generate.")
+    parser = argparse.ArgumentParser(prog="python -m gpt2", description="GPT-2 from scratch: download, generate, "
+                                                                         "train.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     download = commands.add_parser("download", help="fetch OpenAI's released weights into the cache")
@@ -24,12 +94,17 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--size", choices=SIZES, default="124M", help="released model to use (downloaded if needed)")
     source.add_argument("--model-dir", help="a directory in OpenAI's checkpoint layout")
     generate.add_argument("--cache-dir", help="where downloaded models are kept")
-    generate.add_argument("--max-new-tokens", type=int, default=50)
-    generate.add_argument("--temperature", type=float, default=1.0, help="0 means greedy")
-    generate.add_argument("--top-k", type=int, default=None)
-    generate.add_argument("--top-p", type=float, default=None)
+    generate.add_argument("--max-new-tokens", type=_bounded(int, 0), default=50)
+    generate.add_argument("--temperature", type=_bounded(float, 0), default=1.0, help="0 means greedy")
+    generate.add_argument("--top-k", type=_bounded(int, 1), default=None)
+    generate.add_argument("--top-p", type=_bounded(float, 0, 1, low_open=True), default=None)
     generate.add_argument("--seed", type=int, default=None)
-    generate.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all available)")
+    generate.add_argument("--threads", type=_bounded(int, 1), default=None,
+                          help="torch CPU threads (default: all available)")
+
+    _add_train(commands)
+    corpus = commands.add_parser("corpus", help="write the default training text (the stdlib's own) to a file")
+    corpus.add_argument("--out", required=True, help="file to write (UTF-8)")
     return parser
 
 
@@ -47,7 +122,7 @@ def _generate(args) -> None:
     from .packing import prepack_if_it_fits
     from .tokenizer import get_tokenizer
 
-    torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
+    torch.set_num_threads(args.threads or available_cpus())
     model = load_openai_checkpoint(args.model_dir) if args.model_dir else load_pretrained(args.size, args.cache_dir)
     prepack_if_it_fits(model)  # faster float32 decoding for one more copy of the weights
     enc = get_tokenizer()
@@ -63,13 +138,36 @@ def _generate(args) -> None:
     sys.stdout.write(decoder.decode(b"", final=True) + "\n")
 
 
+def _train(args) -> None:
+    from .train import TrainSettings, prepare, train
+
+    config = GPTConfig(**{f.name: getattr(args, f.name) for f in fields(GPTConfig)})
+    settings = TrainSettings(**{f.name: getattr(args, f.name) for f in fields(TrainSettings)})
+    if settings.threads is None:
+        settings = TrainSettings(**{**settings.__dict__, "threads": available_cpus()})
+    run = prepare(config, settings, args.out, args.data, args.tokenizer, args.resume,
+                  command=["python", "-m", "gpt2", *sys.argv[1:]])
+    log = train(run, progress=not args.quiet)
+    last = log["evals"][-1]
+    print(f"saved step {log['step']} ({log['stopped']}) to {args.out}: validation loss {last['val_loss']:.3f}")
+
+
+def _corpus(args) -> None:
+    from .corpus import write_corpus
+
+    print(f"wrote {write_corpus(args.out):,} characters to {args.out}")
+
+
+COMMANDS = {"download": _download, "generate": _generate, "train": _train, "corpus": _corpus}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(argv)  # a usage error exits with 2 here
     try:
-        _download(args) if args.command == "download" else _generate(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:  # DownloadError is a RuntimeError
+        COMMANDS[args.command](args)
+    except (ValueError, OSError, RuntimeError) as err:  # DownloadError is a RuntimeError
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

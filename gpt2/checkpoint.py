@@ -21,6 +21,18 @@ model's head stays tied to the embedding.
 Reading the checkpoint needs TensorFlow, which is slow to import. After the first load
 the weights are saved beside the checkpoint as `model.safetensors`; later loads read
 that file (in seconds, no TensorFlow) as long as it was made from the same checkpoint.
+
+A model trained here is saved in the project's own folder format (`save_checkpoint`):
+
+    model.safetensors     the weights, float32, named as our modules are
+    hparams.json          every GPTConfig field (OpenAI's five first)
+    tokenizer.tiktoken    the model's own BPE ranks (see bpe.py and tokenizer.py)
+    training_log.json     how it was trained: command, config, losses, tokens seen
+    training_state.pt     optimizer, step and random states, for `train --resume`
+
+`load_checkpoint(folder)` reads either layout. Loading builds the model without
+initialising it (on the meta device) and reads each tensor from the file straight
+into its parameter, so it peaks at about one copy of the weights, not two.
 """
 
 from __future__ import annotations
@@ -30,18 +42,24 @@ import json
 import logging
 import os
 import re
+from dataclasses import asdict
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .config import GPTConfig
 from .model import GPT2
+from .tokenizer import TOKENIZER_NAME
 
 log = logging.getLogger(__name__)
 
 SAFETENSORS_NAME = "model.safetensors"
+HPARAMS_NAME = "hparams.json"
+LOG_NAME = "training_log.json"
+STATE_NAME = "training_state.pt"
+PROJECT_FORMAT = "gpt2-explorer/1"  # safetensors metadata that marks the project's own folder
 _BLOCK_SCOPE = re.compile(r"h(\d+)")
 _LEAF_NAMES = {"w": "weight", "g": "weight", "b": "bias"}
 
@@ -88,51 +106,128 @@ def _sha256(path: Path) -> str:
 
 
 def read_openai_variables(prefix: str) -> dict[str, torch.Tensor]:
-    """Every variable of a TensorFlow checkpoint, renamed and re-laid-out for `GPT2`."""
+    """Every variable of a TensorFlow checkpoint, renamed and re-laid-out for `GPT2` (all in memory)."""
+    shapes, read = _openai_reader(prefix)
+    return {name: read(name) for name in shapes}
+
+
+def _openai_reader(prefix: str) -> tuple[dict[str, tuple[int, ...]], Callable[[str], torch.Tensor]]:
+    """The checkpoint's {our name: shape in our layout} and a function reading one tensor by our name."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for learners
     import tensorflow as tf  # imported here only: the rest of the project never needs it
 
     reader = tf.train.load_checkpoint(prefix)  # the reader behind tf.train.load_variable, opened once
-    names = sorted(reader.get_variable_to_shape_map())
-    return {torch_name(name): to_torch_layout(name, reader.get_tensor(name)) for name in names}
+    shapes, openai_names = {}, {}
+    for openai_name, shape in sorted(reader.get_variable_to_shape_map().items()):
+        name = torch_name(openai_name)
+        openai_names[name] = openai_name
+        shapes[name] = tuple(reversed(shape[1:])) if openai_name.endswith("/w") else tuple(shape)
+    return shapes, lambda name: to_torch_layout(openai_names[name], reader.get_tensor(openai_names[name]))
 
 
-def assign_weights(model: GPT2, weights: dict[str, torch.Tensor]) -> None:
-    """Copy `weights` into the model's own parameters after checking every name and shape."""
+def check_fits(model: GPT2, shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Raise CheckpointError naming every missing, extra and mis-shaped tensor at once."""
     params = dict(model.named_parameters())
-    missing = sorted(set(params) - set(weights))
-    extra = sorted(set(weights) - set(params))
-    misshaped = [f"{name}: checkpoint {tuple(weights[name].shape)}, model {tuple(params[name].shape)}"
-                 for name in sorted(set(params) & set(weights)) if weights[name].shape != params[name].shape]
+    missing = sorted(set(params) - set(shapes))
+    extra = sorted(set(shapes) - set(params))
+    misshaped = [f"{name}: checkpoint {tuple(shapes[name])}, model {tuple(params[name].shape)}"
+                 for name in sorted(set(params) & set(shapes)) if tuple(shapes[name]) != tuple(params[name].shape)]
     problems = ([f"missing from checkpoint: {name}" for name in missing]
                 + [f"not in the model: {name}" for name in extra]
                 + [f"wrong shape: {line}" for line in misshaped])
     if problems:
         raise CheckpointError("the checkpoint does not fit the model:\n  " + "\n  ".join(problems))
+
+
+def assign_weights(model: GPT2, weights: Mapping[str, torch.Tensor]) -> None:
+    """Copy `weights` into the model's own parameters after checking every name and shape."""
+    check_fits(model, {name: tuple(w.shape) for name, w in weights.items()})
+    _copy_each(model, lambda name: weights[name])
+
+
+def _copy_each(model: GPT2, read: Callable[[str], torch.Tensor]) -> None:
+    """Fill each parameter from `read(name)`, one tensor at a time (at most one extra tensor alive)."""
     with torch.no_grad():
-        for name, param in params.items():
-            param.copy_(weights[name])  # in place: wte stays the one tensor the head reads
+        for name, param in model.named_parameters():
+            param.copy_(read(name))  # in place: wte stays the one tensor the head reads
+
+
+def empty_model(config: GPTConfig) -> GPT2:
+    """A GPT2 whose parameters are allocated but not initialised: loading overwrites every one."""
+    with torch.device("meta"):
+        model = GPT2(config)
+    if any(True for _ in model.buffers()):  # a buffer is computed in __init__, not loaded: build it for real
+        return GPT2(config)
+    return model.to_empty(device="cpu")
+
+
+# safetensors: 8 bytes (little-endian header length), a JSON header {name: {dtype, shape,
+# data_offsets}, "__metadata__": {...}}, then the raw little-endian tensor bytes.
+_SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
+
+
+def read_safetensors_header(path: Path) -> tuple[dict, dict[str, str], int]:
+    """({tensor name: entry}, metadata, offset of the data) of a safetensors file, reading only its header."""
+    with open(path, "rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        if not 2 <= length <= 100_000_000:
+            raise CheckpointError(f"{path} is not a safetensors file")
+        header = json.loads(f.read(length))
+    metadata = header.pop("__metadata__", None) or {}
+    return header, metadata, 8 + length
+
+
+def read_safetensors_into(model: GPT2, path: Path) -> dict[str, str]:
+    """Check the file fits the model, then read each tensor straight into its parameter; returns the metadata.
+
+    Unlike `safe_open(...).get_tensor`, which makes a second copy (and maps the whole
+    file into memory), float32 data lands directly in the parameter's storage.
+    """
+    header, metadata, data_start = read_safetensors_header(path)
+    unknown = sorted({entry["dtype"] for entry in header.values()} - set(_SAFETENSORS_DTYPES))
+    if unknown:
+        raise CheckpointError(f"{path} holds tensors of type {', '.join(unknown)}; only float tensors load")
+    check_fits(model, {name: tuple(entry["shape"]) for name, entry in header.items()})
+    with open(path, "rb") as f, torch.no_grad():
+        for name, param in model.named_parameters():
+            begin, end = header[name]["data_offsets"]
+            f.seek(data_start + begin)
+            dtype = _SAFETENSORS_DTYPES[header[name]["dtype"]]
+            if dtype == param.dtype and param.is_contiguous() and param.device.type == "cpu":
+                target = param.data.view(-1).view(torch.uint8).numpy()
+                if f.readinto(memoryview(target)) != end - begin:
+                    raise CheckpointError(f"{path} is truncated inside {name}")
+            else:
+                raw = bytearray(f.read(end - begin))
+                param.copy_(torch.frombuffer(raw, dtype=dtype).view(param.shape))
+    return metadata
 
 
 def _save_safetensors(model: GPT2, path: Path, index_sha256: str) -> None:
     metadata = {"source_index_sha256": index_sha256, "hparams": json.dumps(model.config.to_hparams())}
-    tmp = path.with_suffix(".safetensors.partial")
     try:
-        save_file({name: p.detach().contiguous() for name, p in model.named_parameters()}, str(tmp), metadata)
-        os.replace(tmp, path)
+        write_weights(model, path, metadata)
     except OSError as err:  # a read-only or full disk only costs speed next time
-        tmp.unlink(missing_ok=True)
         log.warning("could not write %s (%s); the next load will read the checkpoint again", path, err)
 
 
-def _load_safetensors(path: Path, index_sha256: str | None) -> dict[str, torch.Tensor] | None:
-    """The cached weights, or None if the cache is absent or was made from another checkpoint."""
+def _cache_is_current(path: Path, index_sha256: str | None) -> bool:
+    """Whether the safetensors cache exists and was made from this checkpoint."""
     if not path.exists():
-        return None
-    with safe_open(str(path), framework="pt") as f:
-        if index_sha256 is not None and f.metadata().get("source_index_sha256") != index_sha256:
-            return None
-        return {name: f.get_tensor(name) for name in f.keys()}
+        return False
+    _, metadata, _ = read_safetensors_header(path)
+    return index_sha256 is None or metadata.get("source_index_sha256") == index_sha256
+
+
+def write_weights(model: GPT2, path: Path, metadata: dict[str, str]) -> None:
+    """The model's parameters as float32 safetensors at `path`, written to a temp file then renamed."""
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        tensors = {name: p.detach().to("cpu", torch.float32).contiguous() for name, p in model.named_parameters()}
+        save_file(tensors, str(tmp), metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_openai_checkpoint(path: str | Path, config: GPTConfig | None = None) -> GPT2:
@@ -149,21 +244,21 @@ def load_openai_checkpoint(path: str | Path, config: GPTConfig | None = None) ->
         if not hparams.exists():
             raise FileNotFoundError(f"{directory} has no hparams.json, so the model's shape is unknown")
         config = GPTConfig.from_hparams(hparams)
-    model = GPT2(config)
+    model = empty_model(config)
 
     prefix = _checkpoint_prefix(directory)
     index = Path(prefix + ".index")
     index_sha256 = _sha256(index) if index.exists() else None
     cache = directory / SAFETENSORS_NAME
-    weights = _load_safetensors(cache, index_sha256)
-    if weights is None:
+    if _cache_is_current(cache, index_sha256):
+        read_safetensors_into(model, cache)
+    else:
         if index_sha256 is None:
             raise FileNotFoundError(f"no TensorFlow checkpoint ({index.name}) and no {cache.name} in {directory}")
-        weights = read_openai_variables(prefix)
-        assign_weights(model, weights)
+        shapes, read = _openai_reader(prefix)
+        check_fits(model, shapes)
+        _copy_each(model, read)
         _save_safetensors(model, cache, index_sha256)
-    else:
-        assign_weights(model, weights)
     return model.eval()
 
 
@@ -172,3 +267,80 @@ def load_pretrained(size: str = "124M", cache_dir: str | Path | None = None, **d
     from .download import download_model
 
     return load_openai_checkpoint(download_model(size, cache_dir, **download_options))
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def project_hparams(config: GPTConfig) -> dict:
+    """Every GPTConfig field, OpenAI's five first (so OpenAI's tools can read the file too)."""
+    fields = config.to_hparams()
+    fields.update({key: value for key, value in asdict(config).items() if key not in fields})
+    return fields
+
+
+def save_checkpoint(directory: str | Path, model: GPT2, tokenizer_ranks: Path | None = None,
+                    training_log: dict | None = None, training_state: dict | None = None, step: int = 0) -> Path:
+    """Save a model in the project's folder format (see the module docstring); returns the folder.
+
+    Each file is written to a temp file and renamed over the old one, so an interrupted
+    save never leaves a half-written file. The weights carry `step`, and so does the
+    training state: `train --resume` refuses a pair that disagree.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    hparams = project_hparams(model.config)
+    if training_state is not None:
+        tmp = directory / (STATE_NAME + ".partial")
+        try:
+            torch.save({**training_state, "step": step}, tmp)
+            os.replace(tmp, directory / STATE_NAME)
+        finally:
+            tmp.unlink(missing_ok=True)
+    metadata = {"format": PROJECT_FORMAT, "step": str(step), "hparams": json.dumps(hparams)}
+    write_weights(model, directory / SAFETENSORS_NAME, metadata)
+    _write_text_atomically(directory / HPARAMS_NAME, json.dumps(hparams, indent=2) + "\n")
+    if tokenizer_ranks is not None and Path(tokenizer_ranks).resolve() != (directory / TOKENIZER_NAME).resolve():
+        _write_text_atomically(directory / TOKENIZER_NAME, Path(tokenizer_ranks).read_text(encoding="ascii"))
+    if training_log is not None:
+        _write_text_atomically(directory / LOG_NAME, json.dumps(training_log, indent=1) + "\n")
+    return directory
+
+
+def is_project_checkpoint(directory: str | Path) -> bool:
+    """Whether `directory` holds a model saved by `save_checkpoint` (or a training snapshot)."""
+    weights = Path(directory) / SAFETENSORS_NAME
+    return weights.is_file() and read_safetensors_header(weights)[1].get("format") == PROJECT_FORMAT
+
+
+def load_checkpoint(path: str | Path) -> GPT2:
+    """A GPT2 from a folder in either layout, the project's own or OpenAI's, in eval mode.
+
+    Its tokenizer is `gpt2.get_tokenizer(path)`. Raises FileNotFoundError for a folder
+    with no model and CheckpointError for weights that do not fit their config.
+    """
+    directory = Path(path)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no checkpoint directory at {directory}")
+    if not is_project_checkpoint(directory):
+        return load_openai_checkpoint(directory)
+    weights = directory / SAFETENSORS_NAME
+    hparams_file = directory / HPARAMS_NAME
+    if hparams_file.is_file():
+        config = GPTConfig.from_hparams(hparams_file)
+    else:  # a snapshot folder: its config travels in the weights' metadata
+        config = GPTConfig.from_hparams(json.loads(read_safetensors_header(weights)[1]["hparams"]))
+    model = empty_model(config)
+    read_safetensors_into(model, weights)
+    return model.eval()
+
+
+def checkpoint_step(directory: str | Path) -> int:
+    """The training step a project checkpoint's weights were saved at."""
+    return int(read_safetensors_header(Path(directory) / SAFETENSORS_NAME)[1].get("step", 0))

@@ -14,6 +14,11 @@ On `<|endoftext|>` in user text: `encode` turns it into the single special token
 50256, the separator GPT-2 saw between documents in training, so a learner can type
 it and see the model react to it. Nothing raises for it. Use `encode_ordinary` to
 treat it as plain characters instead.
+
+A model trained here has its own, smaller BPE (see bpe.py) in its folder as
+`tokenizer.tiktoken`, in the same format; `get_tokenizer(folder)` returns it, so
+every model, GPT-2's or a trained one, is used through a `tiktoken.Encoding`.
+Its `<|endoftext|>` is the last id.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ BPE_FILE = ASSETS / "gpt2.tiktoken"
 BPE_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
 EOT_TOKEN = "<|endoftext|>"
 EOT_ID = 50256
+TOKENIZER_NAME = "tokenizer.tiktoken"  # a trained model's own ranks file, beside its weights
 # GPT-2's pre-tokenisation pattern: contractions, letters, digits, other symbols, spaces.
 SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
@@ -41,11 +47,11 @@ class GPT2Encoding(tiktoken.Encoding):
         return super().encode(text, allowed_special=allowed_special, disallowed_special=disallowed_special)
 
 
-def read_bpe_ranks(path: Path = BPE_FILE, expected_sha256: str = BPE_SHA256) -> dict[bytes, int]:
-    """Parse a .tiktoken file into {token bytes: rank}, after checking its sha256."""
+def read_bpe_ranks(path: Path = BPE_FILE, expected_sha256: str | None = BPE_SHA256) -> dict[bytes, int]:
+    """Parse a .tiktoken file into {token bytes: rank}, after checking its sha256 (if one is expected)."""
     data = Path(path).read_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    if digest != expected_sha256:
+    if expected_sha256 is not None and digest != expected_sha256:
         raise ValueError(f"{path} has sha256 {digest}, expected {expected_sha256}: the BPE table is damaged")
     ranks = {}
     for line in data.splitlines():
@@ -55,9 +61,33 @@ def read_bpe_ranks(path: Path = BPE_FILE, expected_sha256: str = BPE_SHA256) -> 
     return ranks
 
 
+def get_tokenizer(directory: str | Path | None = None) -> GPT2Encoding:
+    """The tokenizer of the model in `directory`: its own `tokenizer.tiktoken`, else GPT-2's.
+
+    With no directory (or one without a ranks file, like OpenAI's checkpoints) this is
+    GPT-2's tokenizer, read once from assets/ and shared.
+    """
+    if directory is not None:
+        path = Path(directory) / TOKENIZER_NAME
+        if path.is_file():
+            stat = path.stat()
+            return _trained_tokenizer(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    return _gpt2_tokenizer()
+
+
+@functools.lru_cache(maxsize=8)
+def _trained_tokenizer(path: str, mtime_ns: int, size: int) -> GPT2Encoding:
+    """A trained ranks file as an Encoding; cached by path and file version (a retrained file is re-read)."""
+    ranks = read_bpe_ranks(Path(path), expected_sha256=None)
+    if sorted(ranks.values()) != list(range(len(ranks))) or len(ranks) < 256:
+        raise ValueError(f"{path} is not a BPE ranks file: its ranks must be 0..n-1 and cover the 256 bytes")
+    eot_id = len(ranks)
+    return GPT2Encoding(name=f"{Path(path).parent.name}-bpe-{eot_id + 1}", pat_str=SPLIT_PATTERN,
+                        mergeable_ranks=ranks, special_tokens={EOT_TOKEN: eot_id}, explicit_n_vocab=eot_id + 1)
+
+
 @functools.cache
-def get_tokenizer() -> GPT2Encoding:
-    """GPT-2's tokenizer as a tiktoken Encoding; reads only the file in assets/."""
+def _gpt2_tokenizer() -> GPT2Encoding:
     return GPT2Encoding(
         name="gpt2",
         pat_str=SPLIT_PATTERN,
