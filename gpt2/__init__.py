@@ -1,15 +1,15 @@
 """gpt2: GPT-2 from scratch in PyTorch, loading OpenAI's released weights.
 
     import gpt2
-    model = gpt2.load_pretrained("124M")            # or gpt2.load_openai_checkpoint(directory)
-    enc = gpt2.get_tokenizer()
+    model = gpt2.load_pretrained("124M")            # or gpt2.load_checkpoint(directory)
+    enc = gpt2.get_tokenizer()                       # or gpt2.get_tokenizer(directory) for a trained model
     ids = enc.encode("Every effort moves you")
     print(enc.decode(list(gpt2.generate(model, ids, max_new_tokens=20, temperature=0))))
 
 This package knows nothing of the explorer built on top of it.
 """
 
-from .checkpoint import CheckpointError, load_openai_checkpoint, load_pretrained
+from .checkpoint import CheckpointError, load_checkpoint, load_openai_checkpoint, load_pretrained, save_checkpoint
 from .config import PRESETS, SIZES, GPTConfig
 from .generate import generate
 from .model import GPT2, HookPoint, KVCache
@@ -18,5 +18,6 @@ from .tokenizer import EOT_ID, get_tokenizer
 
 __all__ = [
     "GPT2", "GPTConfig", "HookPoint", "KVCache", "PRESETS", "SIZES", "EOT_ID", "CheckpointError",
-    "filter_logits", "generate", "get_tokenizer", "load_openai_checkpoint", "load_pretrained", "sample_token",
+    "filter_logits", "generate", "get_tokenizer", "load_checkpoint", "load_openai_checkpoint", "load_pretrained",
+    "sample_token", "save_checkpoint",
 ]

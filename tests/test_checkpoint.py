@@ -106,3 +106,53 @@ def test_checkpoint_pointer_written_elsewhere_still_resolves(tmp_path):
     (directory / "checkpoint").write_text('model_checkpoint_path: "/somewhere/else/model.ckpt"\n')
     model = gpt2.load_openai_checkpoint(directory)
     assert json.loads((directory / "hparams.json").read_text())["n_layer"] == len(model.h)
+
+
+def test_saved_project_checkpoint_loads_with_the_same_logits(tmp_path):
+    torch.manual_seed(0)
+    model = gpt2.GPT2(gpt2.GPTConfig(**HPARAMS, dropout=0.1, mlp_ratio=2)).eval()
+    gpt2.save_checkpoint(tmp_path / "m", model, training_log={"note": "test"}, step=7)
+    loaded = gpt2.load_checkpoint(tmp_path / "m")
+    ids = torch.tensor([[1, 2, 3, 299]])
+    with torch.no_grad():
+        assert torch.equal(loaded(ids), model(ids))
+    assert loaded.config == model.config and not loaded.training
+    assert json.loads((tmp_path / "m" / "training_log.json").read_text()) == {"note": "test"}
+
+
+def test_loaded_project_checkpoint_keeps_the_head_tied(tmp_path):
+    gpt2.save_checkpoint(tmp_path / "m", gpt2.GPT2(gpt2.GPTConfig(**HPARAMS)))
+    loaded = gpt2.load_checkpoint(tmp_path / "m")
+    ids = torch.tensor([[1, 2]])
+    with torch.no_grad():
+        before = loaded(ids)[..., 5].clone()
+        loaded.wte.weight[5] += 1.0
+        assert not torch.allclose(before, loaded(ids)[..., 5])
+
+
+def test_load_checkpoint_reads_openai_layout_too(tiny_checkpoint_dir, tiny_model):
+    assert torch.equal(gpt2.load_checkpoint(tiny_checkpoint_dir).wte.weight, tiny_model.wte.weight)
+
+
+def test_save_leaves_no_partial_files(tmp_path):
+    gpt2.save_checkpoint(tmp_path / "m", gpt2.GPT2(gpt2.GPTConfig(**HPARAMS)), training_log={},
+                         training_state={"x": torch.zeros(2)}, step=3)
+    names = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert names == ["hparams.json", "model.safetensors", "training_log.json", "training_state.pt"]
+
+
+def test_truncated_weights_are_a_checkpoint_error(tmp_path):
+    gpt2.save_checkpoint(tmp_path / "m", gpt2.GPT2(gpt2.GPTConfig(**HPARAMS)))
+    weights = tmp_path / "m" / SAFETENSORS_NAME
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match="truncated"):
+        gpt2.load_checkpoint(tmp_path / "m")
+
+
+def test_loading_reads_each_tensor_into_the_parameter_it_fills(tmp_path, monkeypatch):
+    # No second copy of the weights: every float32 tensor is read straight into its parameter's storage.
+    from gpt2 import checkpoint
+
+    gpt2.save_checkpoint(tmp_path / "m", gpt2.GPT2(gpt2.GPTConfig(**HPARAMS)))
+    monkeypatch.setattr(checkpoint.torch, "frombuffer", lambda *a, **k: pytest.fail("copied through a buffer"))
+    gpt2.load_checkpoint(tmp_path / "m")

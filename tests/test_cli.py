@@ -22,9 +22,33 @@ def test_greedy_cli_output_is_deterministic(tiny_checkpoint_dir):
 def test_bad_setting_is_a_clear_error_not_a_traceback(tiny_checkpoint_dir):
     result = run_cli("generate", "--model-dir", str(tiny_checkpoint_dir), "--top-p", "2", "Hi")
     assert result.returncode == 2
-    assert "top_p" in result.stderr and "Traceback" not in result.stderr
+    assert "--top-p" in result.stderr and "(0, 1]" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_unknown_size_is_refused_by_the_allowlist():
     result = run_cli("download", "../../etc")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_generate_runs_where_sched_getaffinity_does_not_exist(tiny_checkpoint_dir, monkeypatch, capsys):
+    import os
+
+    from gpt2.__main__ import main
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # as on macOS and Windows
+    code = main(["generate", "--model-dir", str(tiny_checkpoint_dir), "--max-new-tokens", "3", "--temperature", "0",
+                 "Hi"])
+    assert code == 0 and capsys.readouterr().out.startswith("Hi")
+
+
+def test_runtime_error_exits_1_with_a_message(tmp_path):
+    result = run_cli("generate", "--model-dir", str(tmp_path / "nowhere"), "Hi")
+    assert result.returncode == 1
+    assert "no checkpoint directory" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_corpus_command_writes_the_stdlib_text(tmp_path):
+    result = run_cli("corpus", "--out", str(tmp_path / "corpus.txt"))
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "corpus.txt").read_text(encoding="utf-8")
+    assert "<|endoftext|>" in text and "def " in text and len(text) > 1_000_000

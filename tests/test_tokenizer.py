@@ -55,3 +55,32 @@ def test_damaged_table_is_refused(tmp_path):
     damaged.write_bytes(BPE_FILE.read_bytes()[:-10])
     with pytest.raises(ValueError, match="sha256"):
         read_bpe_ranks(damaged)
+
+
+def test_folder_without_its_own_tokenizer_gets_gpt2s(tmp_path):
+    assert get_tokenizer(tmp_path) is get_tokenizer() is get_tokenizer(None)
+
+
+def test_folder_with_a_ranks_file_gets_its_own_tokenizer(tmp_path):
+    from gpt2.bpe import write_ranks
+
+    ranks = {bytes([b]): b for b in range(256)} | {b"ab": 256, b"abc": 257}
+    write_ranks(ranks, tmp_path / "tokenizer.tiktoken")
+    enc = get_tokenizer(tmp_path)
+    assert enc.n_vocab == 259 and enc.eot_token == 258
+    assert enc.encode("abcab<|endoftext|>") == [257, 256, 258]
+
+
+def test_a_retrained_ranks_file_is_read_again(tmp_path):
+    from gpt2.bpe import write_ranks
+
+    write_ranks({bytes([b]): b for b in range(256)} | {b"ab": 256}, tmp_path / "tokenizer.tiktoken")
+    assert get_tokenizer(tmp_path).encode("ab") == [256]
+    write_ranks({bytes([b]): b for b in range(256)} | {b"ba": 256}, tmp_path / "tokenizer.tiktoken")
+    assert get_tokenizer(tmp_path).encode("ab") == [97, 98]
+
+
+def test_a_ranks_file_with_gaps_is_refused(tmp_path):
+    (tmp_path / "tokenizer.tiktoken").write_text("YQ== 0\nYg== 5\n")
+    with pytest.raises(ValueError, match="ranks must be 0..n-1"):
+        get_tokenizer(tmp_path)
