@@ -11,12 +11,12 @@ What is kept, and why (budget 1.5 GB: a 1024-token prompt on GPT-2 124M keeps ~0
                                            is exact to ~5e-4; float32 would double the
                                            largest array (12*12*1024*1024 weights)
     residual    [layer+1, pos, d_model]    float32: x_0 (embeddings) and x_l after each block
-    resid_mid   [layer, pos, d_model]      float32: x'_l = x_{l-1} + attn_l, the stream
-                                           between a block's attention and its MLP
+    resid_mid   [layer, pos, d_model]      float32: x'_l = x_l + a_l, the stream between
+                                           block l's attention and its MLP
     logits      [n_vocab]                  raw logits at the last position
 
 What each sub-layer adds follows from these two by subtraction, so it is not stored
-twice: attn_out = x'_l - x_{l-1} and mlp_out = x_l - x'_l (properties of the Trace).
+twice: a_l = x'_l - x_l and m_l = x_{l+1} - x'_l (the Trace's attn_out and mlp_out).
 The subtraction undoes the model's own float32 addition, so it is exact up to one
 rounding of the stream, ~6e-8 |x| per number.
 
@@ -62,7 +62,7 @@ class Trace:
     pos_embed: np.ndarray  # [pos, d_model]   W_pe[i]
     attention: np.ndarray  # [layer, head, query, key] float16
     residual: np.ndarray  # [layer + 1, pos, d_model]   x_0 .. x_L
-    resid_mid: np.ndarray  # [layer, pos, d_model]      x'_1 .. x'_L
+    resid_mid: np.ndarray  # [layer, pos, d_model]      x'_0 .. x'_{L-1}
     logits: np.ndarray  # [n_vocab] at the last position
     token_bytes: list[bytes] = field(default_factory=list)
 
@@ -94,12 +94,12 @@ class Trace:
 
     @property
     def attn_out(self) -> np.ndarray:
-        """What each block's attention adds to the stream, x'_l - x_{l-1}, [layer, pos, d_model]."""
+        """What each block's attention adds to the stream, a_l = x'_l - x_l, [layer, pos, d_model]."""
         return self.resid_mid - self.residual[:-1]
 
     @property
     def mlp_out(self) -> np.ndarray:
-        """What each block's MLP adds to the stream, x_l - x'_l, [layer, pos, d_model]."""
+        """What each block's MLP adds to the stream, m_l = x_{l+1} - x'_l, [layer, pos, d_model]."""
         return self.residual[1:] - self.resid_mid
 
     # The norms are small ([layer, pos]) and panels read them more than once, so they are kept.

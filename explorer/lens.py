@@ -20,10 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from gpt2 import GPT2
-from gpt2.packing import linear
 
 from .capture import Trace
 
@@ -39,12 +37,12 @@ class LensResult:
 
 @torch.inference_mode()
 def lens_logits(model: GPT2, residual: np.ndarray) -> torch.Tensor:
-    """LN_f(x) W_te^T for residual vectors [..., d_model], in float32."""
-    x = torch.as_tensor(residual, dtype=torch.float32)
-    ln = model.ln_f
-    normed = F.layer_norm(x, ln.normalized_shape, ln.weight.float(), ln.bias.float(), ln.eps)
-    # The model's own head (through its prepacked W_te when it has one: see gpt2/packing.py).
-    return linear(normed, model.wte.weight.float(), None, model.packed_head)
+    """LN_f(x) W_te^T for residual vectors [..., d_model], returned in float32.
+
+    The model's own final LayerNorm and head (`GPT2.unembed`), in the model's dtype.
+    """
+    x = torch.as_tensor(residual).to(model.wte.weight.dtype)
+    return model.unembed(model.ln_f(x)).float()
 
 
 def logit_lens(model: GPT2, trace: Trace, layers=None, positions=None, k: int = 5) -> LensResult:

@@ -20,7 +20,7 @@ import numpy as np
 
 import gpt2
 from gpt2.download import DownloadError, download_model, is_downloaded
-from gpt2.packing import prepack_if_it_fits
+from gpt2.fast import make_fast
 
 from .heads import induction_scores
 from .embeddings import pca_2d
@@ -83,7 +83,7 @@ class ModelStore:
                 return self._loaded[name]
             start = time.perf_counter()
             model = self._load(name, on_progress)
-            prepack_if_it_fits(model)
+            make_fast(model)
             loaded = LoadedModel(name, model, induction_scores(model), 0.0)
             loaded.position_pca = pca_2d(loaded.wpe)
             loaded.load_seconds = time.perf_counter() - start

@@ -1,4 +1,6 @@
+import ast
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ from transformers import GPT2Config as HFConfig
 from transformers import GPT2LMHeadModel
 
 import gpt2
+from gpt2.model import gelu
 from conftest import TINY_HPARAMS
 
 IDS = [6109, 3626, 6100, 345, 15496, 11, 995, 0, 464, 2068, 7586, 21831]
@@ -77,81 +80,6 @@ def test_kv_cache_accepts_multi_token_chunks(tiny_model):
     first = tiny_model(torch.tensor([IDS[:4]]), kv_cache=cache)
     rest = tiny_model(torch.tensor([IDS[4:]]), kv_cache=cache)  # 8 queries against 12 keys: needs the offset mask
     torch.testing.assert_close(torch.cat([first, rest], dim=1), full, atol=1e-5, rtol=1e-5)
-
-
-def test_fused_and_explicit_attention_agree(tiny_model):
-    ids = torch.tensor([IDS])
-    fused = tiny_model(ids)
-    patterns = []
-    handles = [block.attn.hook_pattern.register_forward_hook(lambda m, i, o: patterns.append(o))
-               for block in tiny_model.h]
-    try:
-        explicit = tiny_model(ids)
-    finally:
-        for handle in handles:
-            handle.remove()
-    assert len(patterns) == TINY_HPARAMS["n_layer"]  # the explicit path really ran
-    torch.testing.assert_close(explicit, fused, atol=1e-5, rtol=1e-5)
-
-
-def _run_with_patterns(model, ids, kv_cache=None, replace=None):
-    """Logits and every layer's pattern, with hook_pattern watched (the explicit path)."""
-    patterns = []
-
-    def hook(module, inputs, output):
-        patterns.append(output.clone())
-        return replace(output) if replace else None
-
-    handles = [block.attn.hook_pattern.register_forward_hook(hook) for block in model.h]
-    try:
-        return model(ids, kv_cache), patterns
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-@pytest.mark.parametrize("block", [3, 5])
-def test_blocked_attention_equals_the_full_pattern(tiny_model, monkeypatch, block):
-    # Blocks of queries skip the masked triangle; with tiny blocks a 12-token prompt takes that path.
-    ids = torch.tensor([IDS])
-    full_logits, full_patterns = _run_with_patterns(tiny_model, ids)
-    monkeypatch.setattr(gpt2.model, "ATTENTION_BLOCK", block)
-    logits, patterns = _run_with_patterns(tiny_model, ids)
-    torch.testing.assert_close(logits, full_logits, atol=1e-5, rtol=1e-5)
-    for got, expected in zip(patterns, full_patterns):
-        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
-        assert torch.all(torch.triu(got[0], diagonal=1) == 0)
-    # The same with a cache holding earlier keys: queries are the last positions, T_q < T_k.
-    cache = tiny_model.new_kv_cache()
-    tiny_model(ids[:, :2], cache)
-    logits, patterns = _run_with_patterns(tiny_model, ids[:, 2:], cache)
-    torch.testing.assert_close(logits, full_logits[:, 2:], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(patterns[0], full_patterns[0][:, :, 2:], atol=1e-6, rtol=1e-6)
-
-
-def test_blocked_attention_handles_a_batch_and_bfloat16(tiny_model, monkeypatch):
-    # Each sequence of a batch is blocked on its own; a bfloat16 model gets a float32 pattern either way.
-    ids = torch.tensor([IDS, IDS[::-1]])
-    for model in (tiny_model, copy.deepcopy(tiny_model).to(torch.bfloat16)):
-        monkeypatch.setattr(gpt2.model, "ATTENTION_BLOCK", 1024)  # T_q < 2 * block: the unblocked path
-        full_logits, full_patterns = _run_with_patterns(model, ids)
-        monkeypatch.setattr(gpt2.model, "ATTENTION_BLOCK", 4)
-        logits, patterns = _run_with_patterns(model, ids)
-        tolerance = 1e-5 if model is tiny_model else 2e-2
-        torch.testing.assert_close(logits, full_logits, atol=tolerance, rtol=tolerance)
-        for got, expected in zip(patterns, full_patterns):
-            assert got.dtype == torch.float32 and got.shape[0] == 2
-            torch.testing.assert_close(got, expected, atol=tolerance / 10, rtol=tolerance)
-
-
-def test_a_replaced_pattern_drives_the_blocked_attention_output(tiny_model, monkeypatch):
-    ids = torch.tensor([IDS])
-    uniform = lambda p: torch.tril(torch.ones_like(p)) / torch.arange(1, p.shape[-1] + 1).unsqueeze(-1)  # noqa: E731
-    expected, _ = _run_with_patterns(tiny_model, ids, replace=uniform)
-    monkeypatch.setattr(gpt2.model, "ATTENTION_BLOCK", 4)
-    got, _ = _run_with_patterns(tiny_model, ids, replace=uniform)
-    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
-    assert not torch.allclose(got, tiny_model(ids), atol=1e-3)  # the replacement really changed the output
 
 
 def test_attention_pattern_is_causal_and_normalised(tiny_model):
@@ -252,16 +180,69 @@ def test_float64_reference_agrees_on_attention(tiny_model, tiny_weights):
     np.testing.assert_allclose(torch.stack(patterns).double().numpy(), expected, atol=1e-5)
 
 
-def test_global_module_hooks_still_see_hook_points(tiny_model):
-    # Hook points skip nn.Module's call machinery only when no hook at all could fire.
-    from torch.nn.modules.module import register_module_forward_hook
+def test_float64_reference_agrees_on_logits(tiny_model, tiny_weights):
+    from openai_layout import reference_forward
 
-    seen = []
-    handle = register_module_forward_hook(lambda m, i, o: seen.append(type(m).__name__))
+    expected = reference_forward(tiny_weights, TINY_HPARAMS, IDS)["logits"]
+    np.testing.assert_allclose(tiny_model(torch.tensor([IDS]))[0].double().numpy(), expected, atol=1e-4)
+
+
+def test_logits_are_the_final_hidden_state_times_the_tied_embedding(tiny_model):
+    seen = {}
+    handle = tiny_model.hook_final.register_forward_hook(lambda m, i, o: seen.setdefault("final", o))
     try:
-        tiny_model(torch.tensor([IDS[:3]]))
+        logits = tiny_model(torch.tensor([IDS]))
     finally:
         handle.remove()
-    # Every hook point fires, except scores and pattern: unwatched, attention takes the fused path.
-    fused_only = [n for n in tiny_model.hook_points() if not n.endswith(("hook_scores", "hook_pattern"))]
-    assert seen.count("HookPoint") == len(fused_only)
+    torch.testing.assert_close(tiny_model.unembed(seen["final"]), logits, rtol=0, atol=0)
+    torch.testing.assert_close(logits, seen["final"] @ tiny_model.wte.weight.T)
+    vocab_sized = [name for name, p in tiny_model.named_parameters() if p.shape == tiny_model.wte.weight.shape]
+    assert vocab_sized == ["wte.weight"]  # the head has no matrix of its own
+
+
+def test_hook_points_return_their_input_unchanged():
+    x = torch.randn(2, 3)
+    assert gpt2.HookPoint()(x) is x
+
+
+def test_gelu_is_the_tanh_formula():
+    x = torch.linspace(-12, 12, 2001, dtype=torch.float64)
+    expected = 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    torch.testing.assert_close(gelu(x), expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(gelu(x), torch.nn.functional.gelu(x, approximate="tanh"), rtol=0, atol=1e-12)
+
+
+def test_initialisation_is_gpt2s():
+    # Moderately sized, so each standard deviation is estimated from >= 100k numbers.
+    config = gpt2.GPTConfig(n_vocab=4000, n_ctx=512, n_embd=256, n_head=4, n_layer=8)
+    torch.manual_seed(0)
+    model = gpt2.GPT2(config)
+    residual_std = 0.02 / math.sqrt(2 * config.n_layer)
+    expected = {"wte.weight": 0.02, "wpe.weight": 0.01}
+    for layer in range(config.n_layer):
+        expected |= {f"h.{layer}.attn.c_attn.weight": 0.02, f"h.{layer}.mlp.c_fc.weight": 0.02,
+                     f"h.{layer}.attn.c_proj.weight": residual_std, f"h.{layer}.mlp.c_proj.weight": residual_std}
+    params = dict(model.named_parameters())
+    for name, std in expected.items():
+        assert params[name].mean().abs() < 0.05 * std, name
+        assert params[name].std().item() == pytest.approx(std, rel=0.02), name
+    for name, p in params.items():
+        if name.endswith(".bias"):
+            assert torch.all(p == 0), name
+        elif ".ln_" in name or name.startswith("ln_f"):
+            assert torch.all(p == (1.0 if name.endswith(".weight") else 0.0)), name
+        else:
+            assert name in expected, f"{name} has no expected initialisation"
+
+
+def test_model_py_is_plain_pytorch():
+    # The file a learner reads: no speed-ups imported, no private torch API.
+    source = open(gpt2.model.__file__).read()
+    tree = ast.parse(source)
+    imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not any("fast" in name for name in imported), imported
+    private = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+               and node.attr.startswith("_") and not node.attr.startswith("__")}
+    assert private <= {"_init_weights"}, private
+    assert "torch.ops" not in source and "__call__" not in source
