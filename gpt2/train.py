@@ -8,8 +8,9 @@
     every eval_every steps: the validation loss on fixed windows, a checkpoint, the log and a loss curve
 
 Repeated windows (`repeat_share`): a share of the training windows can be a random
-sequence of the most frequent tokens followed by the same sequence again. Nothing in
-natural text predicts the first copy, but every token of the second copy is predicted
+sequence of the most frequent tokens followed by the same sequence again, written into a
+window of natural text at a random place and with a random length (from n_ctx/8 to half the
+window), so no fixed distance or position gives the answer away. Nothing predicts the first copy, but every token of the second copy is predicted
 by finding its earlier occurrence and copying the token after it: the job of an
 induction head (Olsson et al. 2022). A small model trained briefly on natural text
 alone may not grow one; these windows make copying worth learning. The log records
@@ -160,18 +161,29 @@ class Batches:
         counts[eot] = 0  # a document boundary is not a token to copy
         self.frequent = counts.argsort(descending=True)[: min(settings.repeat_vocab, int((counts > 0).sum()))]
 
+    def _repeat_inside(self, window: torch.Tensor) -> torch.Tensor:
+        """The window with a random sequence of frequent tokens written into it twice in a row.
+
+        Its length and where it starts are random, so the only way to predict the second copy
+        is to find the current token earlier in the window and copy what followed it: no fixed
+        distance or position gives the answer away.
+        """
+        size = len(window)
+        length = int(torch.randint(max(2, size // 8), size // 2 + 1, (), generator=self.generator))
+        start = int(torch.randint(0, size - 2 * length + 1, (), generator=self.generator))
+        sequence = self.frequent[torch.randint(len(self.frequent), (length,), generator=self.generator)]
+        window = window.clone()
+        window[start:start + length] = sequence
+        window[start + length:start + 2 * length] = sequence
+        return window
+
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         B, T = self.settings.batch_size, self.n_ctx
         starts = torch.randint(len(self.train) - T, (B,), generator=self.generator)
         windows = self.train[starts[:, None] + self.offsets]  # (B, T + 1)
         if self.settings.repeat_share > 0:
-            repeated = torch.rand(B, generator=self.generator) < self.settings.repeat_share
-            n = int(repeated.sum())
-            if n:
-                half = (T + 2) // 2  # so that the two copies fill the window of T + 1
-                picks = torch.randint(len(self.frequent), (n, half), generator=self.generator)
-                sequence = self.frequent[picks]
-                windows[repeated] = torch.cat([sequence, sequence], dim=1)[:, : T + 1]
+            for row in torch.nonzero(torch.rand(B, generator=self.generator) < self.settings.repeat_share).flatten():
+                windows[row] = self._repeat_inside(windows[row])
         return windows[:, :-1], windows[:, 1:]
 
 
