@@ -1,0 +1,79 @@
+"""One attention head, end to end, for one query position.
+
+For head h of block l and query position i (u = LN_1(x_l), the block's normalised input):
+
+    q_i = u_i W_Q + b_Q,   k_j = u_j W_K + b_K,   v_j = u_j W_V + b_V     each d_head numbers
+    s_j = q_i · k_j                         how well key j matches the query
+    s_j / sqrt(d_head)                      scaled, so the softmax is not too sharp in high dimensions
+    w_j = softmax_j(s_j / sqrt(d_head))     over the visible keys j <= i; they add up to 1
+    z   = sum_j w_j v_j                     the head's output, d_head numbers
+    z W_O[h]                                its d_model-sized contribution to the residual stream
+                                            (W_O[h]: the head's d_head rows of c_proj)
+
+The scores come from heads.attention_scores_row, z and its contribution from
+heads.head_z / heads.head_outputs; only the value vectors are computed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gpt2 import GPT2
+
+from .capture import Trace
+from .heads import attention_scores_row, head_outputs, head_z
+
+
+@dataclass
+class HeadWalk:
+    layer: int
+    head: int
+    query: int
+    d_head: int
+    dot: np.ndarray  # [query + 1] q_i · k_j
+    scaled: np.ndarray  # [query + 1] q_i · k_j / sqrt(d_head)
+    weights: np.ndarray  # [query + 1] softmax of scaled
+    values: np.ndarray  # [query + 1, d_head] v_j
+    z: np.ndarray  # [d_head] sum_j w_j v_j
+    output: np.ndarray  # [d_model] z W_O[h]
+
+    @property
+    def value_norms(self) -> np.ndarray:
+        return np.linalg.norm(self.values, axis=-1)
+
+
+@torch.inference_mode()
+def value_vectors(model: GPT2, trace: Trace, layer: int, head: int, last: int) -> np.ndarray:
+    """v_j for positions 0..last of one head, [last + 1, d_head]: the third part of c_attn(LN_1(x))."""
+    block, c = model.h[layer], trace.config
+    u = block.ln_1(torch.as_tensor(trace.residual[layer, : last + 1]).to(model.wte.weight.dtype))
+    v = block.attn.c_attn(u).float()[:, 2 * c.n_embd:]  # c_attn's output is [q | k | v]
+    return v[:, head * c.d_head:(head + 1) * c.d_head].numpy()
+
+
+def walk_head(model: GPT2, trace: Trace, layer: int, head: int, query: int) -> HeadWalk:
+    d_head = trace.config.d_head
+    scaled = attention_scores_row(model, trace, layer, head, query).astype(np.float64)
+    weights = np.exp(scaled - scaled.max())
+    weights /= weights.sum()
+    return HeadWalk(
+        layer=layer, head=head, query=query, d_head=d_head, dot=scaled * np.sqrt(d_head), scaled=scaled,
+        weights=weights, values=value_vectors(model, trace, layer, head, query),
+        z=head_z(model, trace, layer)[query, head], output=head_outputs(model, trace, layer)[query, head])
+
+
+def walk_table(walk: HeadWalk, tokens: list[str], rows: int = 6) -> str:
+    """The keys with the largest weights, each step of the computation a column."""
+    order = np.argsort(-walk.weights, kind="stable")[:rows]
+    norms = walk.value_norms
+    root = f"√{walk.d_head}"
+    lines = [f"| key j | token | qᵢ·kⱼ | ÷ {root} | softmax wⱼ | ‖vⱼ‖ | wⱼ‖vⱼ‖ |", "|---:|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {j} | {tokens[j]} | {walk.dot[j]:.2f} | {walk.scaled[j]:.2f} | {walk.weights[j]:.3f} | "
+              f"{norms[j]:.2f} | {walk.weights[j] * norms[j]:.2f} |" for j in order]
+    rest = len(walk.weights) - len(order)
+    if rest > 0:
+        lines.append(f"| … | {rest} more keys | | | {max(0.0, 1 - walk.weights[order].sum()):.3f} | | |")
+    return "\n".join(lines)
