@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from gpt2 import GPT2
 
+from . import teaching
 from .capture import Trace
 
 TOP_NEURONS = 10
@@ -132,3 +133,9 @@ def block_summary(view: BlockView) -> dict:
         d_mlp=view.d_mlp, n_positive=int((pre > 0).sum()), share_positive=float((pre > 0).mean()),
         top_neuron=int(view.top_neurons[0]), top_activation=float(view.mlp_post[view.top_neurons[0]]),
         attn_norm=view.attn_out_norm, mlp_norm=view.mlp_out_norm)
+
+
+def block_text(view: BlockView, token: str) -> str:
+    """The teaching text of the opened block, with its own numbers."""
+    return teaching.render("block", **block_summary(view), token=token, d_model=len(view.ln_1.input),
+                           neuron_table=neuron_table(view))

@@ -23,6 +23,7 @@ import torch
 
 from gpt2 import GPT2
 
+from . import teaching
 from .capture import Trace
 from .heads import attention_scores_row, head_outputs, head_z
 
@@ -77,3 +78,15 @@ def walk_table(walk: HeadWalk, tokens: list[str], rows: int = 6) -> str:
     if rest > 0:
         lines.append(f"| … | {rest} more keys | | | {max(0.0, 1 - walk.weights[order].sum()):.3f} | | |")
     return "\n".join(lines)
+
+
+def walk_text(walk: HeadWalk, tokens: list[str]) -> str:
+    """The head walk's teaching text: each step with this query's numbers, then the table."""
+    best = int(np.argmax(walk.weights))
+    return teaching.render(
+        "head_walk", layer=walk.layer, head=walk.head, query_token=tokens[walk.query], query_pos=walk.query,
+        d_head=walk.d_head, sqrt_d=float(np.sqrt(walk.d_head)), best_token=tokens[best], best_key=best,
+        best_dot=float(walk.dot[best]), best_scaled=float(walk.scaled[best]), best_weight=float(walk.weights[best]),
+        n_keys=len(walk.weights), keys_plural="" if len(walk.weights) == 1 else "s",
+        z_norm=float(np.linalg.norm(walk.z)), n_embd=len(walk.output), out_norm=float(np.linalg.norm(walk.output)),
+        walk_table=walk_table(walk, tokens))
