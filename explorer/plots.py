@@ -582,3 +582,25 @@ def gelu_curve(pre: np.ndarray, post: np.ndarray, top: np.ndarray, title: str) -
                   legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"))
     note = f"{int((pre > 0).sum()):,} of {len(pre):,} pre-activations are positive"
     return _figure(data, _styled(layout, title, height=420, note=note, header=30))
+
+
+def head_walk_bars(tokens: list[str], weights: np.ndarray, value_norms: np.ndarray, title: str,
+                   max_keys: int = 64) -> go.Figure:
+    """One query's attention weights w_j over its visible keys, next to each value's size ‖v_j‖.
+
+    The head's output is z = Σ w_j v_j: a key contributes by its weight (blue bars) times
+    its value vector, whose size is the orange bar. Long prompts show the last `max_keys` keys.
+    """
+    start, note = _window(len(weights), max_keys, what="keys")
+    keys = token_axis_labels(tokens[start:len(weights)], start)
+    data = [
+        dict(type="bar", x=keys, y=_f32(weights[start:]), name="weight wⱼ", marker=dict(color=ATTENTION_COLOUR),
+             hovertemplate="key %{x}<br>weight %{y:.3f}<extra></extra>"),
+        dict(type="bar", x=keys, y=_f32(value_norms[start:]), name="‖vⱼ‖", marker=dict(color=MLP_COLOUR),
+             yaxis="y2", hovertemplate="key %{x}<br>‖v‖ = %{y:.2f}<extra></extra>", opacity=0.6),
+    ]
+    layout = dict(barmode="group", legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"),
+                  xaxis=_axis("key (position:token)", type="category"),
+                  yaxis=_axis("weight", range=[0, 1]),
+                  yaxis2=_axis("‖v‖", overlaying="y", side="right", rangemode="tozero", showgrid=False))
+    return _figure(data, _styled(layout, title, height=380, note=note, header=30))

@@ -537,6 +537,9 @@ BUILDER_CASES = {
     "layer_norm_before_after": lambda rng: plots.layer_norm_before_after(rng.normal(size=16) * 9, rng.normal(size=16),
                                                                          "x"),
     "gelu_curve": lambda rng: plots.gelu_curve(rng.normal(size=64) * 2, rng.normal(size=64), np.array([4, 9]), "x"),
+    "head_walk_bars": lambda rng: plots.head_walk_bars(words(5), np.full(5, 0.2), rng.uniform(size=5), "x"),
+    "head_walk_bars windowed": lambda rng: plots.head_walk_bars(words(9), np.full(9, 1 / 9), rng.uniform(size=9), "x",
+                                                                max_keys=4),
 }
 
 
@@ -603,3 +606,10 @@ def test_layer_norm_figure_gives_each_side_its_mean_and_std():
     fig = plots.layer_norm_before_after(np.array([0.0, 10.0]), np.array([-1.0, 1.0]), "x")
     titles = [a.text for a in fig.layout.annotations]
     assert titles == ["input x: mean 5.00, std 5.00", "output LN(x): mean 0.00, std 1.00"]
+
+
+def test_head_walk_bars_put_weights_and_value_sizes_on_their_own_axes():
+    fig = plots.head_walk_bars(words(3), np.array([0.5, 0.3, 0.2]), np.array([4.0, 1.0, 2.0]), "x")
+    weights, sizes = fig.data
+    np.testing.assert_allclose(weights.y, [0.5, 0.3, 0.2]) and np.testing.assert_allclose(sizes.y, [4.0, 1.0, 2.0])
+    assert sizes.yaxis == "y2" and list(weights.x) == ["0:␣the", "1:␣cat", "2:␣sat"]
