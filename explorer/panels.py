@@ -319,6 +319,12 @@ def label_rules_text() -> str:
         "else **mixed**."])
 
 
+def head_title_label(scores: HeadScores, layer: int, head: int) -> str:
+    """A head's label for a figure title, saying where an induction label comes from (not this prompt)."""
+    label = scores.label(layer, head)
+    return "induction, on a repeated random sequence" if label == "induction" else label
+
+
 def head_label_sentence(scores: HeadScores, layer: int, head: int) -> str:
     """Why the selected head has its label, with the score that earned it."""
     label = scores.label(layer, head)

@@ -180,3 +180,12 @@ def test_generate_text_gives_the_sliding_window(loaded):
     text = panels.generate_text(c)
     window = c.n_ctx - c.n_ctx // 4
     assert f"between {window:,} and {c.n_ctx:,}" in text and _filled(text)
+
+
+def test_title_label_says_an_induction_label_comes_from_the_random_test():
+    from explorer.heads import HeadScores
+
+    zeros = np.zeros((1, 2))
+    scores = HeadScores(zeros, zeros, zeros, zeros, induction=np.array([[0.9, 0.0]]))
+    assert "repeated random sequence" in panels.head_title_label(scores, 0, 0)
+    assert panels.head_title_label(scores, 0, 1) == scores.label(0, 1)
