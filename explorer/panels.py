@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import html
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -169,10 +170,26 @@ def position_neighbour_cosines(wpe: np.ndarray) -> tuple[float, float, int]:
     return near, far, gap
 
 
+# W_te and W_pe rarely change, so their measurements are kept per model, and remade when
+# an in-place edit (training) bumps either tensor's version counter.
+_embedding_baselines: "weakref.WeakKeyDictionary[gpt2.GPT2, tuple]" = weakref.WeakKeyDictionary()
+
+
+def embedding_baselines(loaded: LoadedModel) -> tuple[float, tuple[float, float, int]]:
+    """(random-pair cosine of W_te, position_neighbour_cosines of W_pe) for the loaded model, cached."""
+    model = loaded.model
+    version = (model.wte.weight._version, model.wpe.weight._version)
+    kept = _embedding_baselines.get(model)
+    if kept is None or kept[0] != version:
+        kept = (version, random_pair_cosine(model.wte.weight.detach()), position_neighbour_cosines(loaded.wpe))
+        _embedding_baselines[model] = kept
+    return kept[1], kept[2]
+
+
 def _position_sentence(loaded: LoadedModel | None) -> str:
     if loaded is None:
         return "The curve shows whether it learned similar vectors for neighbouring positions."
-    near, far, gap = position_neighbour_cosines(loaded.wpe)
+    near, far, gap = embedding_baselines(loaded)[1]
     measured = (f"In this model neighbouring positions have cosine {near:.2f} on average, positions {gap:,} "
                 f"apart {far:.2f}")
     if near > far + 0.1:
@@ -183,7 +200,7 @@ def _position_sentence(loaded: LoadedModel | None) -> str:
 def _baseline_sentence(loaded: LoadedModel | None) -> str:
     if loaded is None:
         return ""
-    baseline = random_pair_cosine(loaded.model.wte.weight.detach())
+    baseline = embedding_baselines(loaded)[0]
     sentence = f"For scale: two tokens drawn at random from the vocabulary have cosine {baseline:.2f} on average here"
     if baseline > 0.1:
         return sentence + " (the token vectors share a common direction), so compare with that, not with 0."

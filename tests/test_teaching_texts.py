@@ -189,3 +189,11 @@ def test_title_label_says_an_induction_label_comes_from_the_random_test():
     scores = HeadScores(zeros, zeros, zeros, zeros, induction=np.array([[0.9, 0.0]]))
     assert "repeated random sequence" in panels.head_title_label(scores, 0, 0)
     assert panels.head_title_label(scores, 0, 1) == scores.label(0, 1)
+
+
+def test_embedding_baselines_are_remade_when_the_weights_change(tiny_checkpoint_dir):
+    loaded = ModelStore(tiny_checkpoint_dir).get(ModelStore(tiny_checkpoint_dir).default)
+    before = panels.embedding_baselines(loaded)[0]
+    with torch.no_grad():
+        loaded.model.wte.weight.add_(5.0)  # every row gains a shared direction
+    assert panels.embedding_baselines(loaded)[0] > before + 0.5
