@@ -10,8 +10,9 @@ For head h of block l and query position i (u = LN_1(x_l), the block's normalise
     z W_O[h]                                its d_model-sized contribution to the residual stream
                                             (W_O[h]: the head's d_head rows of c_proj)
 
-The scores come from heads.attention_scores_row, z and its contribution from
-heads.head_z / heads.head_outputs; only the value vectors are computed here.
+One head for one query needs only the projections of the positions up to it, so they are
+computed here once; the tests check every step against heads.attention_scores_row,
+heads.head_z and heads.head_outputs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from gpt2 import GPT2
 
 from . import teaching
 from .capture import Trace
-from .heads import attention_scores_row, head_outputs, head_z
 
 
 @dataclass
@@ -47,23 +47,31 @@ class HeadWalk:
 
 
 @torch.inference_mode()
-def value_vectors(model: GPT2, trace: Trace, layer: int, head: int, last: int) -> np.ndarray:
-    """v_j for positions 0..last of one head, [last + 1, d_head]: the third part of c_attn(LN_1(x))."""
+def head_qkv(model: GPT2, trace: Trace, layer: int, head: int, last: int) -> tuple[np.ndarray, ...]:
+    """q, k, v of one head for positions 0..last, each [last + 1, d_head]: c_attn(LN_1(x)) split as [q | k | v]."""
     block, c = model.h[layer], trace.config
     u = block.ln_1(torch.as_tensor(trace.residual[layer, : last + 1]).to(model.wte.weight.dtype))
-    v = block.attn.c_attn(u).float()[:, 2 * c.n_embd:]  # c_attn's output is [q | k | v]
-    return v[:, head * c.d_head:(head + 1) * c.d_head].numpy()
+    qkv = block.attn.c_attn(u).float().view(last + 1, 3, c.n_head, c.d_head)[:, :, head]  # (pos, 3, d_head)
+    return tuple(qkv[:, part].numpy() for part in range(3))
 
 
 def walk_head(model: GPT2, trace: Trace, layer: int, head: int, query: int) -> HeadWalk:
+    """Every step for one query, from one projection of the positions up to it (no forward pass).
+
+    The tests check each step against heads.attention_scores_row, head_z and head_outputs,
+    which recompute whole rows or layers; one query of one head needs only this.
+    """
     d_head = trace.config.d_head
-    scaled = attention_scores_row(model, trace, layer, head, query).astype(np.float64)
+    q, k, v = head_qkv(model, trace, layer, head, query)
+    dot = k.astype(np.float64) @ q[query].astype(np.float64)  # q_i . k_j for j <= i
+    scaled = dot / np.sqrt(d_head)
     weights = np.exp(scaled - scaled.max())
     weights /= weights.sum()
-    return HeadWalk(
-        layer=layer, head=head, query=query, d_head=d_head, dot=scaled * np.sqrt(d_head), scaled=scaled,
-        weights=weights, values=value_vectors(model, trace, layer, head, query),
-        z=head_z(model, trace, layer)[query, head], output=head_outputs(model, trace, layer)[query, head])
+    z = weights @ v.astype(np.float64)  # (d_head,)
+    w_o = model.h[layer].attn.c_proj.weight.detach().float().numpy()  # (d_model, d_model): out x in
+    output = w_o[:, head * d_head:(head + 1) * d_head] @ z  # the head's columns of c_proj: z W_O[h]
+    return HeadWalk(layer=layer, head=head, query=query, d_head=d_head, dot=dot, scaled=scaled, weights=weights,
+                    values=v, z=z, output=output)
 
 
 def walk_table(walk: HeadWalk, tokens: list[str], rows: int = 6) -> str:

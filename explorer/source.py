@@ -13,6 +13,7 @@ Shape comments such as `# (B, T, d_model)` get this prompt's numbers appended,
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
 import re
@@ -90,6 +91,7 @@ class Snippet:
     missing: list[str]  # required patterns that matched nothing
 
 
+@functools.lru_cache(maxsize=None)  # the running source does not change: read and parse each object once
 def pick_lines(pick: Pick) -> Snippet:
     obj = _resolve(pick.target)
     source_lines, first = inspect.getsourcelines(obj)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from explorer import head_walk, panels
+from explorer import head_walk, heads, panels
 from explorer.models import ModelStore
 
 
@@ -23,16 +23,22 @@ def test_softmax_of_the_scaled_scores_is_the_recorded_pattern(loaded, analysis, 
     np.testing.assert_allclose(walk.scaled, walk.dot / np.sqrt(walk.d_head))
 
 
+def test_scaled_scores_are_the_score_row_heads_computes(loaded, analysis):
+    walk = head_walk.walk_head(loaded.model, analysis.trace, 1, 2, 4)
+    expected = heads.attention_scores_row(loaded.model, analysis.trace, 1, 2, 4)
+    np.testing.assert_allclose(walk.scaled, expected, atol=1e-4, rtol=1e-4)
+
+
 def test_weighted_sum_of_values_is_the_heads_output_z(loaded, analysis):
     walk = head_walk.walk_head(loaded.model, analysis.trace, 1, 1, 5)
-    np.testing.assert_allclose(walk.weights @ walk.values, walk.z, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(walk.weights @ walk.values, walk.z, atol=1e-6)
+    np.testing.assert_allclose(walk.z, heads.head_z(loaded.model, analysis.trace, 1)[5, 1], atol=1e-4, rtol=1e-4)
 
 
-def test_output_is_z_through_the_heads_rows_of_w_o(loaded, analysis):
+def test_output_is_the_heads_contribution_to_the_stream(loaded, analysis):
     walk = head_walk.walk_head(loaded.model, analysis.trace, 0, 3, 4)
-    d = walk.d_head
-    w_o = loaded.model.h[0].attn.c_proj.weight.detach().numpy().T[3 * d:4 * d]  # (d_head, d_model)
-    np.testing.assert_allclose(walk.output, walk.z @ w_o, atol=1e-4, rtol=1e-4)
+    expected = heads.head_outputs(loaded.model, analysis.trace, 0)[4, 3]
+    np.testing.assert_allclose(walk.output, expected, atol=1e-4, rtol=1e-4)
 
 
 def test_walk_table_lists_only_visible_keys_largest_weight_first(loaded, analysis):
