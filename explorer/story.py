@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import gpt2
 
@@ -92,8 +93,8 @@ def induction_query(analysis: Analysis, layer: int, head: int) -> tuple[int, int
 def token_surprise(analysis: Analysis, loaded: LoadedModel) -> np.ndarray:
     """−ln p(t_{i+1} | t_≤i) in nats, [T − 1]: the Trace's own when it has it, else from the stored final stream.
 
-    The fallback (surprise_from_stream) applies LN_f and the tied head to x_L (lens.lens_logits, the model's own readout):
-    a T x n_vocab product, not a forward pass.
+    The fallback (surprise_from_stream) applies LN_f and the tied head to the stored x_L
+    (lens.lens_logits, the model's own readout): a T x n_vocab product, not a forward pass.
     """
     stored = getattr(analysis.trace, "token_surprise", None)
     if stored is not None:
@@ -101,14 +102,19 @@ def token_surprise(analysis: Analysis, loaded: LoadedModel) -> np.ndarray:
     return surprise_from_stream(loaded, analysis.trace)
 
 
+SURPRISE_CHUNK = 64  # positions per step: 64 x 50,257 float32 logits are 13 MB, all 1023 would be 0.2 GB
+
+
 def surprise_from_stream(loaded: LoadedModel, trace) -> np.ndarray:
     """−ln p(t_{i+1} | t_≤i) from the stored final residual stream x_L, [T − 1] nats."""
-    if trace.n_tokens < 2:
-        return np.zeros(0)
-    logits = lens_logits(loaded.model, trace.residual[-1, :-1]).double()  # [T - 1, n_vocab]
-    log_probs = logits - logits.logsumexp(-1, keepdim=True)
-    targets = np.asarray(trace.token_ids[1:])
-    return -log_probs[np.arange(len(targets)), targets].numpy()
+    targets = torch.as_tensor(np.asarray(trace.token_ids[1:]))
+    surprise = np.zeros(len(targets))
+    for start in range(0, len(targets), SURPRISE_CHUNK):
+        end = min(start + SURPRISE_CHUNK, len(targets))
+        logits = lens_logits(loaded.model, trace.residual[-1, start:end])  # [chunk, n_vocab] float32
+        log_probs = torch.log_softmax(logits, dim=-1)
+        surprise[start:end] = -log_probs.gather(1, targets[start:end, None])[:, 0].double().numpy()
+    return surprise
 
 
 # ---------------------------------------------------------------------------- the cards

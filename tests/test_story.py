@@ -128,3 +128,10 @@ def test_surprise_card_says_when_a_model_has_not_learned(loaded):
     card = story.story_card(story.CARD_IDS.index("surprise"), analysis, loaded)
     mean = story.token_surprise(analysis, loaded).mean()
     assert ("has not learned yet" in card["markdown"]) == (mean >= np.log(analysis.trace.config.n_vocab))
+
+
+def test_surprise_is_the_same_in_chunks(loaded, monkeypatch):
+    analysis = panels.analyze(loaded, "The quick brown fox jumps over the lazy dog")
+    whole = story.surprise_from_stream(loaded, analysis.trace)
+    monkeypatch.setattr(story, "SURPRISE_CHUNK", 3)
+    np.testing.assert_allclose(story.surprise_from_stream(loaded, analysis.trace), whole, atol=1e-6)
