@@ -79,7 +79,8 @@ def walk_table(walk: HeadWalk, tokens: list[str], rows: int = 6) -> str:
     order = np.argsort(-walk.weights, kind="stable")[:rows]
     norms = walk.value_norms
     root = f"√{walk.d_head}"
-    lines = [f"| key j | token | qᵢ·kⱼ | ÷ {root} | softmax wⱼ | ‖vⱼ‖ | wⱼ‖vⱼ‖ |", "|---:|---|---:|---:|---:|---:|---:|"]
+    lines = [f"| key j | token | qᵢ·kⱼ | ÷ {root} | softmax wⱼ | ‖vⱼ‖ | wⱼ‖vⱼ‖ |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {j} | {tokens[j]} | {walk.dot[j]:.2f} | {walk.scaled[j]:.2f} | {walk.weights[j]:.3f} | "
               f"{norms[j]:.2f} | {walk.weights[j] * norms[j]:.2f} |" for j in order]
     rest = len(walk.weights) - len(order)

@@ -328,7 +328,8 @@ SCORE_MEANINGS = {
 
 def label_rules_text() -> str:
     """The label rules as a learner reads them, from heads.LABEL_RULES: the first rule that holds wins."""
-    rules = [f"- **{name}**: score ≥ {threshold:g}, the {SCORE_MEANINGS[field]}" for name, field, threshold in LABEL_RULES]
+    rules = [f"- **{name}**: score ≥ {threshold:g}, the {SCORE_MEANINGS[field]}"
+             for name, field, threshold in LABEL_RULES]
     return "\n".join([
         "A head gets the first of these labels whose score passes its threshold (position scores average over "
         "the query rows from position 2 on):", "", *rules,
@@ -467,7 +468,8 @@ def next_token_text(trace: Trace, anatomy) -> str:
         "next_token", temperature=anatomy.temperature, top_k=anatomy.top_k or "off", top_p=anatomy.top_p or "off",
         top_token=_label(top), top_prob=percent(float(trace.next_token_probs[top])), n_kept=anatomy.n_kept,
         kept_mass=percent(anatomy.kept_mass), entropy_before=anatomy.entropy_before,
-        entropy_after=anatomy.entropy_after, effective_after=f"{effective:.1f}" if effective < 10 else f"{effective:,.0f}",
+        entropy_after=anatomy.entropy_after,
+        effective_after=f"{effective:.1f}" if effective < 10 else f"{effective:,.0f}",
         temperature_example=temperature_example(trace.logits, anatomy.temperature))
 
 
@@ -487,7 +489,8 @@ def temperature_example(logits: np.ndarray, temperature: float) -> str:
     if temperature == 1:
         return text + "."
     scaled = gap / temperature
-    return text + f"; at T = {temperature:g} the ratio is e^({gap:.2f}/{temperature:g}) = {_times(np.exp(min(scaled, 700)))}."
+    ratio = _times(np.exp(min(scaled, 700)))
+    return text + f"; at T = {temperature:g} the ratio is e^({gap:.2f}/{temperature:g}) = {ratio}."
 
 
 def surprise_text(trace: Trace, surprise: np.ndarray, rows: int = 8) -> str:

@@ -37,7 +37,8 @@ SNIPPETS: dict[str, tuple[Pick, ...]] = {
     "tokens": (Pick("gpt2.model:GPT2.forward", (r"ids\.shape", r"\bwte\(")),),
     "embeddings": (Pick("gpt2.model:GPT2.forward", (r"\barange\(", r"\bwte\(", r"\bwpe\(", r"tok \+ pos")),),
     "attention": (Pick("gpt2.model:CausalSelfAttention", (r"\bc_attn\(", r"\bsoftmax\(", r"\bc_proj\("),
-                       (r"^\s*q, k, v =", r"transpose\(-2, ?-1\)", r"\bscale\b", r"causal_bias\(|masked_fill", r"@ ?v\b"),
+                       (r"^\s*q, k, v =", r"transpose\(-2, ?-1\)", r"\bscale\b", r"causal_bias\(|masked_fill",
+                        r"@ ?v\b"),
                        skip=("__init__", "_fused_attention", "_blocked_attention")),),
     "block": (Pick("gpt2.model:Block.forward", (r"\bln_1\(", r"\bln_2\(")),
               Pick("gpt2.model:MLP.forward", (r"\bc_fc\(", r"gelu", r"\bc_proj\("))),
@@ -68,7 +69,9 @@ def _statements(tree: ast.AST, skip: tuple[str, ...] = ()):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in skip:
             skipped.update(range(node.lineno, node.end_lineno + 1))
     for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)) or getattr(node, "lineno", 0) in skipped:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+            continue
+        if getattr(node, "lineno", 0) in skipped:
             continue
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
             continue  # a docstring

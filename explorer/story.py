@@ -195,7 +195,8 @@ def _card_induction(analysis: Analysis, loaded: LoadedModel):
     layer, head, score = found
     controls = dict(layer=layer, head=head, query=trace.n_tokens - 1, mean_heads=False)
     strength = ("an induction head" if score >= INDUCTION_THRESHOLD
-                else f"the closest this model has to an induction head (below the {INDUCTION_THRESHOLD:g} of a clear one)")
+                else f"the closest this model has to an induction head "
+                     f"(below the {INDUCTION_THRESHOLD:g} of a clear one)")
     text = (f"**Layer {layer}, head {head}** is {strength}: on a random token sequence repeated twice, it puts "
             f"{score:.0%} of its attention on the token that followed the current token's earlier copy. That lets "
             "the model continue a pattern it has seen: after *A B … A*, predict *B*.")
