@@ -117,6 +117,21 @@ def surprise_from_stream(loaded: LoadedModel, trace) -> np.ndarray:
     return surprise
 
 
+def suggested_head(analysis: Analysis, loaded: LoadedModel) -> dict:
+    """Where the Attention tab should open for this prompt, instead of layer 0, head 0.
+
+    A clear induction head where it fires on a repeated token, if the prompt has one; else
+    the strongest previous-token head at its clearest row. Returns layer, head and query.
+    """
+    found = induction_head(analysis, loaded)
+    if found is not None and found[2] >= INDUCTION_THRESHOLD:
+        fires = induction_query(analysis, found[0], found[1])
+        if fires is not None:
+            return dict(layer=found[0], head=found[1], query=fires[0])
+    _, controls = _card_previous_token(analysis, loaded)
+    return {key: controls[key] for key in ("layer", "head", "query")}
+
+
 # ---------------------------------------------------------------------------- the cards
 
 @dataclass(frozen=True)

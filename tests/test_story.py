@@ -135,3 +135,21 @@ def test_surprise_is_the_same_in_chunks(loaded, monkeypatch):
     whole = story.surprise_from_stream(loaded, analysis.trace)
     monkeypatch.setattr(story, "SURPRISE_CHUNK", 3)
     np.testing.assert_allclose(story.surprise_from_stream(loaded, analysis.trace), whole, atol=1e-6)
+
+
+def test_attention_opens_on_the_strongest_previous_token_head_without_an_induction_head(loaded, analysis):
+    view = story.suggested_head(analysis, loaded)
+    _controls_in_range(view, analysis)
+    if loaded.induction.max() < story.INDUCTION_THRESHOLD:  # the random test model has no clear induction head
+        scores = analysis.scores.previous_token
+        assert scores[view["layer"], view["head"]] == scores.max()
+
+
+def test_attention_opens_on_a_clear_induction_head_where_it_fires(loaded, monkeypatch):
+    analysis = panels.analyze(loaded, "a b c d a b c d")
+    planted = np.zeros_like(loaded.induction)
+    planted[1, 2] = 0.9
+    monkeypatch.setattr(analysis.scores, "induction", planted)
+    view = story.suggested_head(analysis, loaded)
+    assert (view["layer"], view["head"]) == (1, 2)
+    assert view["query"] == story.induction_query(analysis, 1, 2)[0]
