@@ -5,6 +5,12 @@
     sampling.py  the anatomy of temperature / top-k / top-p on stored logits
     lens.py      the logit lens: what each layer would predict
     heads.py     per-head statistics and head-type labels
+    head_walk.py one head end to end for one query: q·k, ÷√d, softmax, Σ w·v, z W_O
+    block.py     one block opened at one position: its LayerNorms and MLP neurons
+    story.py     the guided story's cards as data, controls picked from the analysis
+    source.py    the lines of the model's code behind each tab, with the prompt's shapes
+    about.py     parameter count, weight tying, GPT-2 vs the 2017 Transformer, checkpoint names
+    teaching.py  the teaching texts (assets/teaching/*.md) filled with the prompt's numbers
     plots.py     pure Plotly figure builders (no Gradio)
     ui.py        the Gradio Blocks app (the only module that imports Gradio)
 """

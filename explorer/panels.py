@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import html
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,8 +22,8 @@ from gpt2.generate import check_prompt
 
 from . import plots, teaching
 from .capture import Trace, capture
-from .embeddings import cosine_similarity
-from .heads import HeadScores, attention_scores_row, head_scores
+from .embeddings import cosine_similarity, pca_2d
+from .heads import BROAD_ENTROPY, LABEL_RULES, HeadScores, attention_scores_row, head_scores
 from .lens import LensResult, logit_lens
 from .models import LoadedModel
 from .sampling import sampling_anatomy
@@ -117,13 +118,21 @@ def token_chips(trace: Trace) -> str:
     return f'<div class="token-chips">{"".join(chips)}</div>'
 
 
+def _plural(n: int) -> str:
+    return "" if n == 1 else "s"
+
+
 def tokens_text(trace: Trace) -> str:
     # Show the first token that has a leading space, if any: it teaches the most.
-    example = next((i for i, piece in enumerate(trace.token_bytes) if piece.startswith(b" ")), 0)
+    spaced = [i for i, piece in enumerate(trace.token_bytes) if piece.startswith(b" ")]
+    example = spaced[0] if spaced else 0
+    partial = [text for text in trace.tokens if "⟨" in text]  # display_token marks incomplete UTF-8 in hex
     return teaching.render(
-        "tokens", n_chars=len(b"".join(trace.token_bytes).decode("utf-8", "replace")), n_tokens=trace.n_tokens,
-        n_vocab=trace.config.n_vocab, example_token=trace.tokens[example], example_id=int(trace.token_ids[example]),
-        example_bytes=describe_bytes(trace.token_bytes[example]))
+        "tokens", when={"has_space": bool(spaced), "has_partial": bool(partial)},
+        n_chars=len(b"".join(trace.token_bytes).decode("utf-8", "replace")), n_tokens=trace.n_tokens,
+        tokens_plural=_plural(trace.n_tokens), n_vocab=trace.config.n_vocab, example_token=trace.tokens[example],
+        example_id=int(trace.token_ids[example]), example_bytes=describe_bytes(trace.token_bytes[example]),
+        partial_token=partial[0] if partial else "")
 
 
 # ---- embeddings ----
@@ -140,20 +149,83 @@ def embedding_figures(analysis: Analysis, loaded: LoadedModel) -> dict:
     }
 
 
-def embeddings_text(analysis: Analysis) -> str:
+RANDOM_PAIRS = 2000  # token pairs drawn to measure the cosine of unrelated tokens
+
+
+def random_pair_cosine(wte: torch.Tensor, n_pairs: int = RANDOM_PAIRS, seed: int = 0) -> float:
+    """Mean cosine between the embeddings of random pairs of different tokens: the baseline for "similar"."""
+    generator = torch.Generator().manual_seed(seed)
+    a = torch.randint(0, len(wte), (n_pairs,), generator=generator)
+    b = (a + torch.randint(1, len(wte), (n_pairs,), generator=generator)) % len(wte)  # never the same token
+    x, y = wte[a].double(), wte[b].double()
+    return float(torch.nn.functional.cosine_similarity(x, y, dim=-1).mean())
+
+
+def position_neighbour_cosines(wpe: np.ndarray) -> tuple[float, float, int]:
+    """Mean cosine of neighbouring position vectors, of vectors `gap` positions apart, and that gap."""
+    unit = wpe / np.maximum(np.linalg.norm(wpe, axis=-1, keepdims=True), 1e-12)
+    gap = max(1, len(wpe) // 2)
+    near = float((unit[:-1] * unit[1:]).sum(-1).mean()) if len(wpe) > 1 else float("nan")
+    far = float((unit[:-gap] * unit[gap:]).sum(-1).mean()) if len(wpe) > gap else float("nan")
+    return near, far, gap
+
+
+# W_te and W_pe rarely change, so their measurements are kept per model, and remade when
+# an in-place edit (training) bumps either tensor's version counter.
+_embedding_baselines: "weakref.WeakKeyDictionary[gpt2.GPT2, tuple]" = weakref.WeakKeyDictionary()
+
+
+def embedding_baselines(loaded: LoadedModel) -> tuple[float, tuple[float, float, int]]:
+    """(random-pair cosine of W_te, position_neighbour_cosines of W_pe) for the loaded model, cached."""
+    model = loaded.model
+    version = (model.wte.weight._version, model.wpe.weight._version)
+    kept = _embedding_baselines.get(model)
+    if kept is None or kept[0] != version:
+        kept = (version, random_pair_cosine(model.wte.weight.detach()), position_neighbour_cosines(loaded.wpe))
+        _embedding_baselines[model] = kept
+    return kept[1], kept[2]
+
+
+def _position_sentence(loaded: LoadedModel | None) -> str:
+    if loaded is None:
+        return "The curve shows whether it learned similar vectors for neighbouring positions."
+    near, far, gap = embedding_baselines(loaded)[1]
+    measured = (f"In this model neighbouring positions have cosine {near:.2f} on average, positions {gap:,} "
+                f"apart {far:.2f}")
+    if near > far + 0.1:
+        return measured + ": it learned similar vectors for neighbouring positions, so the curve is smooth."
+    return measured + ": neighbours are no more alike than distant positions (as in an untrained model)."
+
+
+def _baseline_sentence(loaded: LoadedModel | None) -> str:
+    if loaded is None:
+        return ""
+    baseline = embedding_baselines(loaded)[0]
+    sentence = f"For scale: two tokens drawn at random from the vocabulary have cosine {baseline:.2f} on average here"
+    if baseline > 0.1:
+        return sentence + " (the token vectors share a common direction), so compare with that, not with 0."
+    return sentence + ", so a cosine near 0 means unrelated."
+
+
+def embeddings_text(analysis: Analysis, loaded: LoadedModel | None = None) -> str:
+    """The embeddings explanation; with the loaded model it also measures W_pe and a cosine baseline."""
     trace = analysis.trace
     similarity = cosine_similarity(trace.tok_embed)
     different = trace.token_ids[:, None] != trace.token_ids[None, :]
-    pair, value = "(only one distinct token)", float("nan")
+    similar_sentence = "Your prompt has only one distinct token, so there is no pair to compare."
     if different.any():
         masked = np.where(different, similarity, -np.inf)
         i, j = np.unravel_index(np.argmax(masked), masked.shape)
-        pair, value = f"**{trace.tokens[i]}** and **{trace.tokens[j]}**", float(similarity[i, j])
+        similar_sentence = (f"The most similar pair of different tokens here is **{trace.tokens[i]}** and "
+                            f"**{trace.tokens[j]}** ({similarity[i, j]:.2f}).")
     c = trace.config
+    _, variance = pca_2d(trace.tok_embed)
     return teaching.render(
         "embeddings", n_embd=c.n_embd, n_vocab=c.n_vocab, n_ctx=c.n_ctx, first_token=trace.tokens[0],
+        first_id=int(trace.token_ids[0]), n_tokens=trace.n_tokens, pca_share=float(variance.sum()),
         tok_norm=float(np.linalg.norm(trace.tok_embed[0])), pos_norm=float(np.linalg.norm(trace.pos_embed[0])),
-        most_similar_pair=pair, similarity=value)
+        similar_sentence=similar_sentence, position_sentence=_position_sentence(loaded),
+        baseline_sentence=_baseline_sentence(loaded))
 
 
 # ---- attention ----
@@ -230,12 +302,58 @@ def attention_text(loaded: LoadedModel, analysis: Analysis, layer: int, head: in
     nonzero = weights[weights > 0]
     entropy = float(-(nonzero * np.log2(nonzero)).sum())
     c = trace.config
+    n_rows = max(0, trace.n_tokens - 2)  # heads.pattern_scores averages over queries 2 .. T-1
     return teaching.render(
-        "attention", n_head=c.n_head, n_layer=c.n_layer, d_head=c.d_head, layer=layer,
+        "attention", when={"few_rows": 0 < n_rows < FEW_SCORE_ROWS, "no_rows": n_rows == 0},
+        n_head=c.n_head, n_layer=c.n_layer, d_head=c.d_head, layer=layer,
         head_name=f"the mean of all {c.n_head} heads" if mean_over_heads else f"head {head}",
-        label="averaged" if mean_over_heads else analysis.scores.label(layer, head),
         query_token=trace.tokens[query], query_pos=query, score_table=_score_table(trace, weights, scores),
-        entropy_bits=entropy, effective_keys=2**entropy)
+        entropy_bits=entropy, effective_keys=2**entropy,
+        label_sentence="" if mean_over_heads else head_label_sentence(analysis.scores, layer, head),
+        label_rules=label_rules_text(), n_rows=n_rows, rows_plural=_plural(n_rows),
+        rows_span="query 2" if n_rows == 1 else f"queries 2 to {trace.n_tokens - 1}",
+        n_tokens=trace.n_tokens, tokens_plural=_plural(trace.n_tokens))
+
+
+FEW_SCORE_ROWS = 8  # fewer query rows than this: the head scores are an average of too little
+# What each head score measures, for the label rules (heads.LABEL_RULES holds the thresholds).
+SCORE_MEANINGS = {
+    "induction": "mean weight on the token after the earlier copy, measured on a random token sequence "
+                 "repeated twice, not on your prompt",
+    "previous_token": "mean weight on position i − 1",
+    "first_token": "mean weight on position 0",
+    "self": "mean weight on its own position",
+}
+
+
+def label_rules_text() -> str:
+    """The label rules as a learner reads them, from heads.LABEL_RULES: the first rule that holds wins."""
+    rules = [f"- **{name}**: score ≥ {threshold:g}, the {SCORE_MEANINGS[field]}"
+             for name, field, threshold in LABEL_RULES]
+    return "\n".join([
+        "A head gets the first of these labels whose score passes its threshold (position scores average over "
+        "the query rows from position 2 on):", "", *rules,
+        f"- otherwise **broad** if its attention is spread nearly evenly (normalised entropy ≥ {BROAD_ENTROPY:g}), "
+        "else **mixed**."])
+
+
+def head_title_label(scores: HeadScores, layer: int, head: int) -> str:
+    """A head's label for a figure title, saying where an induction label comes from (not this prompt)."""
+    label = scores.label(layer, head)
+    return "induction, on a repeated random sequence" if label == "induction" else label
+
+
+def head_label_sentence(scores: HeadScores, layer: int, head: int) -> str:
+    """Why the selected head has its label, with the score that earned it."""
+    label = scores.label(layer, head)
+    for name, field, threshold in LABEL_RULES:
+        if name == label:
+            value = float(getattr(scores, field)[layer, head])
+            where = " (from the repeated random sequence, not from your prompt)" if field == "induction" else ""
+            return f"This head is labelled **{label}**: its {field.replace('_', '-')} score is {value:.2f}{where}."
+    entropy = float(scores.entropy[layer, head])
+    return (f"This head is labelled **{label}**: no score passes its threshold, and its normalised entropy is "
+            f"{entropy:.2f}.")
 
 
 # ---- layers ----
@@ -257,13 +375,28 @@ def layers_text(analysis: Analysis) -> str:
     norms = trace.residual_norms[:, -1]
     top_per_layer = lens.top_ids[:, -1, 0]  # top-1 at the last position, per layer
     final = top_per_layer[-1]
-    first = int(np.argmax(top_per_layer == final))
+    first = int(np.argmax(top_per_layer == final))  # lens rows: 0 = embeddings, r = after block r - 1
+    if first == 0:
+        lens_sentence = "The lens already puts it on top when reading the embeddings."
+    else:
+        lens_sentence = f"The lens first puts it on top after block {first - 1}."
+    mlp_layer, attn_layer = int(np.argmax(trace.mlp_out_norms[:, -1])), int(np.argmax(trace.attn_out_norms[:, -1]))
     return teaching.render(
-        "layers", n_layer=trace.config.n_layer, embed_norm=float(norms[0]), final_norm=float(norms[-1]),
-        biggest_mlp_layer=int(np.argmax(trace.mlp_out_norms[:, -1])),
-        biggest_attn_layer=int(np.argmax(trace.attn_out_norms[:, -1])),
-        final_top_token=f"{_label(int(final))}",
-        lens_first_layer="the embeddings" if first == 0 else f"block {first - 1}")
+        "layers", n_layer=trace.config.n_layer, last_block=trace.config.n_layer - 1, last_token=trace.tokens[-1],
+        embed_norm=float(norms[0]), final_norm=float(norms[-1]), norm_change=norm_change(norms[0], norms[-1]),
+        biggest_mlp_layer=mlp_layer, biggest_mlp_norm=float(trace.mlp_out_norms[mlp_layer, -1]),
+        biggest_attn_layer=attn_layer, biggest_attn_norm=float(trace.attn_out_norms[attn_layer, -1]),
+        final_top_token=f"{_label(int(final))}", lens_sentence=lens_sentence)
+
+
+def norm_change(start: float, end: float) -> str:
+    """"grows 3.2×", "shrinks to 0.4×" or "stays about the same": the verb follows the numbers."""
+    ratio = end / start if start > 0 else float("inf")
+    if ratio > 1.1:
+        return f"grows {ratio:.1f}×"
+    if ratio < 0.9:
+        return f"shrinks to {ratio:.2f}×"
+    return "stays about the same"
 
 
 # ---- next token ----
@@ -335,7 +468,65 @@ def next_token_text(trace: Trace, anatomy) -> str:
         "next_token", temperature=anatomy.temperature, top_k=anatomy.top_k or "off", top_p=anatomy.top_p or "off",
         top_token=_label(top), top_prob=percent(float(trace.next_token_probs[top])), n_kept=anatomy.n_kept,
         kept_mass=percent(anatomy.kept_mass), entropy_before=anatomy.entropy_before,
-        entropy_after=anatomy.entropy_after, effective_after=f"{effective:.1f}" if effective < 10 else f"{effective:,.0f}")
+        entropy_after=anatomy.entropy_after,
+        effective_after=f"{effective:.1f}" if effective < 10 else f"{effective:,.0f}",
+        temperature_example=temperature_example(trace.logits, anatomy.temperature))
+
+
+def _times(x: float) -> str:
+    return f"{x:,.1f}" if x < 1e6 else f"{x:.2g}"
+
+
+def temperature_example(logits: np.ndarray, temperature: float) -> str:
+    """What temperature does to this prompt's two most likely tokens."""
+    first, second = most_likely(logits.astype(np.float64), 2)
+    gap = float(logits[first]) - float(logits[second])
+    a, b = _label(int(first)), _label(int(second))
+    text = (f"Here the two most likely tokens, **{a}** and **{b}**, differ by z₁ − z₂ = {gap:.2f}: at T = 1 "
+            f"**{a}** is e^{gap:.2f} = {_times(np.exp(min(gap, 700)))} times as likely")
+    if temperature == 0:
+        return text + f"; at T = 0 only **{a}** remains."
+    if temperature == 1:
+        return text + "."
+    scaled = gap / temperature
+    ratio = _times(np.exp(min(scaled, 700)))
+    return text + f"; at T = {temperature:g} the ratio is e^({gap:.2f}/{temperature:g}) = {ratio}."
+
+
+def surprise_text(trace: Trace, surprise: np.ndarray, rows: int = 8) -> str:
+    """Surprise = loss on the prompt itself: `surprise[i]` = −ln p(t_{i+1} | t_0..t_i) in nats, length T − 1."""
+    surprise = np.asarray(surprise, dtype=np.float64)
+    if len(surprise) != trace.n_tokens - 1:
+        raise ValueError(f"surprise must have one value per target, {trace.n_tokens - 1}; got {len(surprise)}")
+    n_vocab = trace.config.n_vocab
+    if len(surprise) == 0:
+        return ("**Surprise = loss.** With one token there is nothing to predict inside the prompt: add a second "
+                f"token. (A model that knew nothing would have surprise ln {n_vocab:,} = {np.log(n_vocab):.2f} nats "
+                "at every position.)")
+    worst, best = int(np.argmax(surprise)), int(np.argmin(surprise))
+    mean = float(surprise.mean())
+    return teaching.render(
+        "surprise", shift_table=shift_table(trace, surprise, rows), n_targets=len(surprise),
+        targets_plural=_plural(len(surprise)),
+        worst_token=trace.tokens[worst + 1], worst_prob=percent(float(np.exp(-surprise[worst]))),
+        worst_surprise=float(surprise[worst]), best_token=trace.tokens[best + 1],
+        best_prob=percent(float(np.exp(-surprise[best]))), best_surprise=float(surprise[best]),
+        mean_nats=mean, mean_bits=mean / np.log(2), perplexity=float(np.exp(mean)), n_vocab=n_vocab,
+        uniform_nats=float(np.log(n_vocab)))
+
+
+def shift_table(trace: Trace, surprise: np.ndarray, rows: int = 8) -> str:
+    """Inputs over targets, shifted by one, with p(target) and its surprise: the first `rows` positions."""
+    shown = min(rows, len(surprise))
+    cells = range(shown)
+    more = " … |" if shown < len(surprise) else ""
+    lines = ["| position | " + " | ".join(str(i) for i in cells) + " |" + more,
+             "|---|" + "---|" * shown + ("---|" if more else ""),
+             "| input tᵢ | " + " | ".join(trace.tokens[i] for i in cells) + " |" + more,
+             "| target tᵢ₊₁ | " + " | ".join(trace.tokens[i + 1] for i in cells) + " |" + more,
+             "| p(target) | " + " | ".join(percent(float(np.exp(-surprise[i]))) for i in cells) + " |" + more,
+             "| surprise | " + " | ".join(f"{surprise[i]:.2f}" for i in cells) + " |" + more]
+    return "\n".join(lines)
 
 
 def generate_text(config: gpt2.GPTConfig) -> str:

@@ -520,3 +520,87 @@ def next_token_bars(token_labels: list[str], probs_before: np.ndarray, probs_aft
     if annotations:
         layout["annotations"] = annotations
     return _figure(data, _styled(layout, title, height=max(320, 22 * n + 150), header=30))
+
+
+# ---------------------------------------------------------------------------- inside a block
+
+def layer_norm_before_after(before: np.ndarray, after: np.ndarray, title: str) -> go.Figure:
+    """One position's d_model numbers going into a LayerNorm (left) and coming out (right), by dimension.
+
+    Each side has its own y axis, because LayerNorm changes the scale: the input may
+    reach hundreds, the output is (x − mean)/std · γ + β. A dashed line marks each side's mean.
+    """
+    before, after = _f32(before), _f32(after)
+    dims = np.arange(len(before), dtype=np.int32)
+    data, layout, titles = [], {}, []
+    for col, (name, values, colour) in enumerate((("input x", before, ATTENTION_COLOUR),
+                                                  ("output LN(x)", after, MLP_COLOUR))):
+        suffix = str(col + 1) if col else ""
+        left = col * 0.55
+        data.append(dict(type="scatter", x=dims, y=values, mode="markers", name=name, showlegend=False,
+                         marker=dict(size=3, color=colour), xaxis="x" + suffix, yaxis="y" + suffix,
+                         hovertemplate=f"{name}<br>dimension %{{x}}: %{{y:.3f}}<extra></extra>"))
+        layout["xaxis" + suffix] = _axis("dimension", anchor="y" + suffix, domain=[left, left + 0.45])
+        layout["yaxis" + suffix] = _axis("value", anchor="x" + suffix, zeroline=True)
+        mean, std = float(values.mean()), float(values.std())
+        titles.append(dict(text=f"{name}: mean {mean:.2f}, std {std:.2f}", x=left + 0.225, xref="paper",
+                           xanchor="center", y=1.0, yref="paper", yanchor="bottom", showarrow=False,
+                           font=dict(size=14)))
+        data.append(dict(type="scatter", x=[0, len(values) - 1], y=[mean, mean], mode="lines", showlegend=False,
+                         line=dict(color="#555", dash="dash", width=1), xaxis="x" + suffix, yaxis="y" + suffix,
+                         hoverinfo="skip"))
+    layout["annotations"] = titles
+    return _figure(data, _styled(layout, title, height=380, header=30))
+
+
+def gelu_curve(pre: np.ndarray, post: np.ndarray, top: np.ndarray, title: str) -> go.Figure:
+    """GPT-2's GELU as a curve, and every MLP neuron of one position as a point on it.
+
+    x: the neuron's pre-activation (u W_fc + b_fc), y: GELU of it. Neurons left of 0
+    are almost switched off (GELU ≥ −0.17 there); the `top` ids, the most active, are
+    marked and numbered.
+    """
+    pre, post = _f32(pre), _f32(post)
+    low, high = float(min(pre.min(), -3.0)), float(max(pre.max(), 3.0))
+    grid = np.linspace(low, high, 200)
+    curve_y = 0.5 * grid * (1 + np.tanh(np.sqrt(2 / np.pi) * (grid + 0.044715 * grid**3)))
+    ids = np.arange(len(pre), dtype=np.int32)
+    top = np.asarray(top, dtype=np.int64)
+    data = [
+        dict(type="scatter", x=_f32(grid), y=_f32(curve_y), mode="lines", name="GELU(u)",
+             line=dict(color="#999", width=2), hoverinfo="skip"),
+        dict(type="scatter", x=pre, y=post, mode="markers", name=f"all {len(pre):,} neurons",
+             marker=dict(size=4, color=ATTENTION_COLOUR, opacity=0.5), customdata=ids,
+             hovertemplate="neuron %{customdata}<br>before %{x:.2f} → after %{y:.2f}<extra></extra>"),
+        dict(type="scatter", x=pre[top], y=post[top], mode="markers+text", name="most active",
+             text=[str(n) for n in top], textposition="top left", textfont=dict(size=10),
+             marker=dict(size=8, color=PICKED_COLOUR), customdata=top.astype(np.int32),
+             hovertemplate="neuron %{customdata}<br>before %{x:.2f} → after %{y:.2f}<extra></extra>"),
+    ]
+    layout = dict(xaxis=_axis("pre-activation u (before GELU)", zeroline=True),
+                  yaxis=_axis("GELU(u) (after)", zeroline=True),
+                  legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"))
+    note = f"{int((pre > 0).sum()):,} of {len(pre):,} pre-activations are positive"
+    return _figure(data, _styled(layout, title, height=420, note=note, header=30))
+
+
+def head_walk_bars(tokens: list[str], weights: np.ndarray, value_norms: np.ndarray, title: str,
+                   max_keys: int = 64) -> go.Figure:
+    """One query's attention weights w_j over its visible keys, next to each value's size ‖v_j‖.
+
+    The head's output is z = Σ w_j v_j: a key contributes by its weight (blue bars) times
+    its value vector, whose size is the orange bar. Long prompts show the last `max_keys` keys.
+    """
+    start, note = _window(len(weights), max_keys, what="keys")
+    keys = token_axis_labels(tokens[start:len(weights)], start)
+    data = [
+        dict(type="bar", x=keys, y=_f32(weights[start:]), name="weight wⱼ", marker=dict(color=ATTENTION_COLOUR),
+             hovertemplate="key %{x}<br>weight %{y:.3f}<extra></extra>"),
+        dict(type="bar", x=keys, y=_f32(value_norms[start:]), name="‖vⱼ‖", marker=dict(color=MLP_COLOUR),
+             yaxis="y2", hovertemplate="key %{x}<br>‖v‖ = %{y:.2f}<extra></extra>", opacity=0.6),
+    ]
+    layout = dict(barmode="group", legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"),
+                  xaxis=_axis("key (position:token)", type="category"),
+                  yaxis=_axis("weight", range=[0, 1]),
+                  yaxis2=_axis("‖v‖", overlaying="y", side="right", rangemode="tozero", showgrid=False))
+    return _figure(data, _styled(layout, title, height=380, note=note, header=30))

@@ -534,6 +534,12 @@ BUILDER_CASES = {
     "logit_lens_grid windowed": lambda rng: plots.logit_lens_grid(*lens_data(n_positions=30), max_positions=24),
     "next_token_bars": lambda rng: bars(kept_count=6),
     "next_token_bars cutoff, chosen": lambda rng: bars(kept_count=4, chosen=2),
+    "layer_norm_before_after": lambda rng: plots.layer_norm_before_after(rng.normal(size=16) * 9, rng.normal(size=16),
+                                                                         "x"),
+    "gelu_curve": lambda rng: plots.gelu_curve(rng.normal(size=64) * 2, rng.normal(size=64), np.array([4, 9]), "x"),
+    "head_walk_bars": lambda rng: plots.head_walk_bars(words(5), np.full(5, 0.2), rng.uniform(size=5), "x"),
+    "head_walk_bars windowed": lambda rng: plots.head_walk_bars(words(9), np.full(9, 1 / 9), rng.uniform(size=9), "x",
+                                                                max_keys=4),
 }
 
 
@@ -585,3 +591,25 @@ def test_overview_from_kept_tiles_equals_the_one_from_patterns():
     assert fresh.to_json() == kept.to_json()
     with pytest.raises(ValueError, match="do not fit"):
         plots.attention_overview(attention, labels, tile=8, tiles=tiles)
+
+
+def test_gelu_curve_puts_each_neuron_on_its_pre_and_post_activation():
+    pre, post = np.array([-2.0, 0.5, 3.0]), np.array([-0.05, 0.35, 2.99])
+    fig = plots.gelu_curve(pre, post, np.array([2]), "x")
+    neurons, top = fig.data[1], fig.data[2]
+    np.testing.assert_allclose(neurons.x, pre) and np.testing.assert_allclose(neurons.y, post)
+    assert list(top.text) == ["2"] and float(top.x[0]) == 3.0
+    assert "2 of 3 pre-activations are positive" in note_of(fig)
+
+
+def test_layer_norm_figure_gives_each_side_its_mean_and_std():
+    fig = plots.layer_norm_before_after(np.array([0.0, 10.0]), np.array([-1.0, 1.0]), "x")
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["input x: mean 5.00, std 5.00", "output LN(x): mean 0.00, std 1.00"]
+
+
+def test_head_walk_bars_put_weights_and_value_sizes_on_their_own_axes():
+    fig = plots.head_walk_bars(words(3), np.array([0.5, 0.3, 0.2]), np.array([4.0, 1.0, 2.0]), "x")
+    weights, sizes = fig.data
+    np.testing.assert_allclose(weights.y, [0.5, 0.3, 0.2]) and np.testing.assert_allclose(sizes.y, [4.0, 1.0, 2.0])
+    assert sizes.yaxis == "y2" and list(weights.x) == ["0:␣the", "1:␣cat", "2:␣sat"]

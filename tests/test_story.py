@@ -1,0 +1,155 @@
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from explorer import panels, story, teaching
+from explorer.models import ModelStore
+
+PROMPTS = {1: "Hi", 3: "Every effort moves", 50: "one two three four five six seven eight nine ten " * 5}
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_checkpoint_dir):
+    store = ModelStore(tiny_checkpoint_dir)
+    return store.get(store.default)
+
+
+@pytest.fixture(scope="module", params=sorted(PROMPTS))
+def analysis(request, loaded):
+    analysis = panels.analyze(loaded, PROMPTS[request.param])
+    assert abs(analysis.trace.n_tokens - request.param) <= 2
+    return analysis
+
+
+def _controls_in_range(controls, analysis):
+    c, T = analysis.trace.config, analysis.trace.n_tokens
+    ranges = {"layer": (0, c.n_layer - 1), "head": (0, c.n_head - 1), "query": (0, T - 1), "position": (0, T - 1),
+              "lens_positions": (1, panels.MAX_LENS_POSITIONS), "temperature": (0, 2), "top_k": (0, 200),
+              "top_p": (0.01, 1), "seed": (0, 2**63 - 1), "max_new_tokens": (1, 256), "mean_heads": (0, 1)}
+    assert set(controls) <= set(ranges), set(controls) - set(ranges)
+    for name, value in controls.items():
+        low, high = ranges[name]
+        assert low <= value <= high, (name, value)
+
+
+@pytest.mark.parametrize("index", range(len(story.CARDS)))
+def test_every_card_renders_with_controls_in_range(loaded, analysis, index):
+    card = story.story_card(index, analysis, loaded)
+    assert card["index"] == index and card["count"] == len(story.CARDS)
+    assert card["markdown"].strip() and not re.search(r"\{\w+(:[^}]*)?\}|\bnan\b", card["markdown"])
+    assert card["explanation"] in teaching.PANELS
+    _controls_in_range(card["controls"], analysis)
+
+
+def test_the_story_starts_with_the_top_next_tokens_and_follows_the_data(loaded, analysis):
+    first = story.story_card(0, analysis, loaded)
+    top = int(np.argmax(analysis.trace.next_token_probs))
+    assert first["tab"] == "next_token" and story._label(top) in first["markdown"]
+    assert "Everything below explains these" in first["markdown"]
+    tabs = [card.tab for card in story.CARDS]
+    assert tabs.index("tokens") < tabs.index("embeddings") < tabs.index("attention") < tabs.index("block") \
+        < tabs.index("layers") < tabs.index("surprise") < tabs.index("generate")
+
+
+def test_previous_token_card_selects_the_head_with_the_highest_score(loaded, analysis):
+    card = story.story_card(story.CARD_IDS.index("previous_token"), analysis, loaded)
+    scores = analysis.scores.previous_token
+    assert scores[card["controls"]["layer"], card["controls"]["head"]] == scores.max()
+
+
+def test_induction_card_selects_the_best_induction_head(loaded, analysis):
+    card = story.story_card(story.CARD_IDS.index("induction"), analysis, loaded)
+    assert loaded.induction[card["controls"]["layer"], card["controls"]["head"]] == loaded.induction.max()
+
+
+def test_induction_query_is_a_repeated_token_looking_after_its_earlier_copy(loaded):
+    analysis = panels.analyze(loaded, "a b c d a b c d")
+    ids = analysis.trace.token_ids
+    layer, head, _ = story.induction_head(analysis, loaded)
+    query, key, weight = story.induction_query(analysis, layer, head)
+    assert ids[key - 1] == ids[query] and key - 1 < query
+    assert weight == pytest.approx(float(analysis.trace.attention[layer, head, query, key]))
+
+
+def test_no_induction_query_when_no_token_repeats(loaded):
+    analysis = panels.analyze(loaded, "Every effort moves you")
+    assert story.induction_query(analysis, 0, 0) is None
+    card = story.story_card(story.CARD_IDS.index("induction"), analysis, loaded)
+    assert "No token of your prompt repeats" in card["markdown"]
+
+
+def test_surprise_from_the_stored_stream_equals_an_independent_forward_pass(loaded):
+    analysis = panels.analyze(loaded, "The quick brown fox jumps over the lazy dog")
+    ids = analysis.trace.token_ids.tolist()
+    with torch.no_grad():
+        logits = loaded.model(torch.tensor([ids]))[0].double()
+    expected = -torch.log_softmax(logits, -1)[:-1].gather(1, torch.tensor(ids[1:])[:, None])[:, 0].numpy()
+    np.testing.assert_allclose(story.surprise_from_stream(loaded, analysis.trace), expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("index", [-1, len(story.CARDS), "x", None])
+def test_a_card_outside_the_story_is_refused(loaded, analysis, index):
+    with pytest.raises(ValueError, match="card"):
+        story.story_card(index, analysis, loaded)
+
+
+def test_every_example_has_a_why_and_a_target_card():
+    examples = story.load_examples()
+    assert examples and all(e["why"].strip() and e["target"] in story.CARD_IDS for e in examples)
+
+
+def test_an_example_opens_the_story_at_its_target():
+    examples = story.load_examples()
+    for example in examples:
+        assert story.CARDS[story.card_for_example(example["prompt"], examples)].id == example["target"]
+        assert story.example_why(example["prompt"], examples) == example["why"]
+    assert story.card_for_example("my own prompt", examples) == 0 and story.example_why("my own", examples) is None
+
+
+def test_an_example_with_an_unknown_target_is_refused(tmp_path):
+    path = tmp_path / "examples.json"
+    path.write_text('[{"prompt": "x", "why": "y", "target": "nowhere"}]', encoding="utf-8")
+    with pytest.raises(ValueError, match="nowhere"):
+        story.load_examples(path)
+
+
+def test_previous_token_card_outlines_the_row_where_the_head_looks_back_hardest(loaded, analysis):
+    card = story.story_card(story.CARD_IDS.index("previous_token"), analysis, loaded)
+    c, T = card["controls"], analysis.trace.n_tokens
+    if T > 1:
+        back = [float(analysis.trace.attention[c["layer"], c["head"], i, i - 1]) for i in range(1, T)]
+        assert c["query"] == 1 + int(np.argmax(back))
+
+
+def test_surprise_card_says_when_a_model_has_not_learned(loaded):
+    analysis = panels.analyze(loaded, "The quick brown fox jumps over the lazy dog")
+    card = story.story_card(story.CARD_IDS.index("surprise"), analysis, loaded)
+    mean = story.token_surprise(analysis, loaded).mean()
+    assert ("has not learned yet" in card["markdown"]) == (mean >= np.log(analysis.trace.config.n_vocab))
+
+
+def test_surprise_is_the_same_in_chunks(loaded, monkeypatch):
+    analysis = panels.analyze(loaded, "The quick brown fox jumps over the lazy dog")
+    whole = story.surprise_from_stream(loaded, analysis.trace)
+    monkeypatch.setattr(story, "SURPRISE_CHUNK", 3)
+    np.testing.assert_allclose(story.surprise_from_stream(loaded, analysis.trace), whole, atol=1e-6)
+
+
+def test_attention_opens_on_the_strongest_previous_token_head_without_an_induction_head(loaded, analysis):
+    view = story.suggested_head(analysis, loaded)
+    _controls_in_range(view, analysis)
+    if loaded.induction.max() < story.INDUCTION_THRESHOLD:  # the random test model has no clear induction head
+        scores = analysis.scores.previous_token
+        assert scores[view["layer"], view["head"]] == scores.max()
+
+
+def test_attention_opens_on_a_clear_induction_head_where_it_fires(loaded, monkeypatch):
+    analysis = panels.analyze(loaded, "a b c d a b c d")
+    planted = np.zeros_like(loaded.induction)
+    planted[1, 2] = 0.9
+    monkeypatch.setattr(analysis.scores, "induction", planted)
+    view = story.suggested_head(analysis, loaded)
+    assert (view["layer"], view["head"]) == (1, 2)
+    assert view["query"] == story.induction_query(analysis, 1, 2)[0]
