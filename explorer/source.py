@@ -44,9 +44,10 @@ SNIPPETS: dict[str, tuple[Pick, ...]] = {
               Pick("gpt2.model:MLP.forward", (r"\bc_fc\(", r"gelu", r"\bc_proj\("))),
     "layers": (Pick("gpt2.model:Block.forward", (r"x \+ ",)),
                Pick("gpt2.model:GPT2.forward", (r"\bblock\(",), (r"^\s*for\b.*\bh\b",))),
-    "next_token": (Pick("gpt2.model:GPT2.forward", (r"\bln_f\(", r"wte\.weight")),),
+    "next_token": (Pick("gpt2.model:GPT2.forward", (r"\bln_f\(", r"\bunembed\(")),
+                   Pick("gpt2.model:GPT2.unembed", (r"wte\.weight",))),
     "generate": (Pick("gpt2.generate:", (r"sample_token\(", r"\.append\("), (r"_forward_last\(", r"\bkeep\b")),
-                 Pick("gpt2.model:KVCache.append", (r"copy_\(",))),
+                 Pick("gpt2.model:KVCache.append", (r"self\.keys\[layer\]",))),
 }
 TABS = tuple(SNIPPETS)
 
