@@ -534,6 +534,11 @@ BUILDER_CASES = {
     "logit_lens_grid windowed": lambda rng: plots.logit_lens_grid(*lens_data(n_positions=30), max_positions=24),
     "next_token_bars": lambda rng: bars(kept_count=6),
     "next_token_bars cutoff, chosen": lambda rng: bars(kept_count=4, chosen=2),
+    "surprise_tokens": lambda rng: plots.surprise_tokens(words(20), rng.uniform(0, 12, size=19), per_row=8),
+    "surprise_tokens one token": lambda rng: plots.surprise_tokens(words(1), np.zeros(0)),
+    "before_after_bars": lambda rng: plots.before_after_bars(words(5), rng.uniform(size=5), rng.uniform(size=5), "x"),
+    "moved_most_bars": lambda rng: plots.moved_most_bars(words(4), rng.uniform(size=4), rng.uniform(size=4), "x"),
+    "branch_tree": lambda rng: plots.branch_tree([None, 0, 1, 0, 3], words(5), rng.uniform(size=5), current=4),
 }
 
 
