@@ -50,10 +50,10 @@ from functools import cached_property
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from gpt2 import GPT2, GPTConfig, get_tokenizer
 from gpt2.generate import check_prompt
+from gpt2.packing import linear
 
 from .tokens import display_token
 
@@ -205,7 +205,8 @@ def token_surprise(model: GPT2, final_stream, token_ids) -> np.ndarray:
     surprise = torch.empty(len(targets), dtype=torch.float32)
     for start in range(0, len(targets), SURPRISE_CHUNK):
         end = min(start + SURPRISE_CHUNK, len(targets))
-        logits = F.linear(model.ln_f(x[start:end]), model.wte.weight).float()  # (chunk, n_vocab)
+        # The model's own tied head, through its prepacked W_te when it has one (see gpt2/packing.py).
+        logits = linear(model.ln_f(x[start:end]), model.wte.weight, None, model.packed_head).float()  # (chunk, n_vocab)
         # -ln softmax(z)[t] = logsumexp(z) - z_t, without forming the whole softmax.
         picked = logits.gather(-1, targets[start:end, None]).squeeze(-1)
         surprise[start:end] = torch.logsumexp(logits, dim=-1) - picked
