@@ -5,6 +5,10 @@
     sampling.py  the anatomy of temperature / top-k / top-p on stored logits
     lens.py      the logit lens: what each layer would predict
     heads.py     per-head statistics and head-type labels
+    interventions.py  ablation: heads and MLPs turned off through the hook points
+    compare.py   two models side by side on one prompt
+    branching.py the tree of choices in step-by-step generation
+    export.py    one analysis as a self-contained HTML page plus its numbers (JSON)
     plots.py     pure Plotly figure builders (no Gradio)
     ui.py        the Gradio Blocks app (the only module that imports Gradio)
 """

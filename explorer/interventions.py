@@ -58,7 +58,7 @@ class Ablation:
         return not self.heads and not self.mlps
 
     def describe(self) -> str:
-        """e.g. "heads 0.1, 1.3 and the MLP of layer 2 replaced by their mean"."""
+        """e.g. "heads 0.1, 1.3 (layer.head) and the MLP of layer 2 set to zero"."""
         parts = []
         if self.heads:
             names = ", ".join(f"{layer}.{head}" for layer, head in self.heads)
@@ -68,7 +68,7 @@ class Ablation:
             parts.append(f"the MLP{'s' if len(self.mlps) > 1 else ''} of layer{'s' if len(self.mlps) > 1 else ''} {layers}")
         if not parts:
             return "nothing turned off"
-        how = "set to zero" if self.mode == "zero" else "replaced by their mean over the prompt's positions"
+        how = "set to zero" if self.mode == "zero" else "replaced by their mean over the positions up to each token"
         return f"{' and '.join(parts)} {how}"
 
 

@@ -199,7 +199,7 @@ def test_an_ablation_is_normalised_and_described():
     ablation = interventions.make_ablation(config, heads=[[5, 1], (0, 3), (5, 1)], mlps=[3], mode="mean")
     assert ablation.heads == ((0, 3), (5, 1)) and ablation.mlps == (3,)
     assert ablation.describe() == ("heads 0.3, 5.1 (layer.head) and the MLP of layer 3 replaced by their mean "
-                                   "over the prompt's positions")
+                                   "over the positions up to each token")
     assert interventions.make_ablation(config).describe() == "nothing turned off"
 
 
@@ -223,3 +223,24 @@ def test_surprise_change_reports_loss_perplexity_and_the_most_hurt_positions():
     assert change.mean_before == pytest.approx(2.0) and change.mean_after == pytest.approx(8.5 / 3)
     assert change.perplexity_before == pytest.approx(np.exp(2.0))
     assert change.most_hurt(2).tolist() == [2, 0]
+
+
+def test_ablation_figures_compare_the_clean_run_with_the_ablated_one(tiny_checkpoint_dir):
+    from explorer import panels
+    from explorer.models import ModelStore
+
+    store = ModelStore(tiny_checkpoint_dir)
+    loaded = store.get(store.default)
+    analysis = panels.analyze(loaded, "Every effort moves you forward")
+    result = interventions.run_ablation(loaded.model, analysis.trace.token_ids.tolist(), heads=[(1, 2)], mlps=[0])
+    figures = panels.ablation_figures(analysis, result)
+    top_before = int(np.argmax(analysis.trace.next_token_probs))
+    bars = figures["bars"]
+    assert panels._label(top_before) in bars.layout.yaxis.ticktext
+    row = list(bars.layout.yaxis.ticktext).index(panels._label(top_before))
+    assert bars.data[0].x[row] == pytest.approx(analysis.trace.next_token_probs[top_before], rel=1e-5)
+    assert "head 1.2" in bars.layout.title.text and "MLP of layer 0" in bars.layout.title.text
+    moved = interventions.moved_most(analysis.trace.next_token_probs, result.probs, 1)[0]
+    assert figures["moved"].data[0].x[0] == pytest.approx(100 * moved.change, rel=1e-4)
+    z = np.asarray(figures["surprise"].data[0].z, dtype=float).ravel()
+    np.testing.assert_allclose(z[1:analysis.trace.n_tokens], result.token_surprise, rtol=1e-5)
