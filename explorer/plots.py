@@ -555,13 +555,19 @@ def surprise_tokens(tokens: list[str], surprise: np.ndarray, model_name: str = "
         texttemplate="%{text}", textfont=dict(size=11), hovertext=hover.reshape(rows, per_row).tolist(),
         hovertemplate="%{hovertext}<extra></extra>", colorscale=REDS, zmin=0, zmax=SURPRISE_LIMIT,
         hoverongaps=False, xgap=2, ygap=2, colorbar=_colorbar("-ln p (nats)"))
-    layout = dict(xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed"),
-                  plot_bgcolor=MASKED_GREY)
+    # The first token gets a grey cell of its own (a second, one-cell heatmap), so that the cells
+    # left empty after the last token stay white and are not mistaken for it.
+    first = np.full((rows, per_row), np.nan, dtype=np.float32)
+    first[0, 0] = 0.0
+    first_cell = dict(type="heatmap", z=first, colorscale=[[0, MASKED_GREY], [1, MASKED_GREY]], showscale=False,
+                      hoverongaps=False, xgap=2, ygap=2, hovertext=heatmap["hovertext"],
+                      hovertemplate="%{hovertext}<extra></extra>")
+    layout = dict(xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed"))
     mean = float(np.mean(surprise)) if len(surprise) else float("nan")
     note = (f"mean {mean:.2f} nats per token (the loss) · perplexity {np.exp(mean):.1f} · "
             "grey: the first token is never predicted") if len(surprise) else "one token: nothing is predicted yet"
     title = f"How surprised {model_name} was by each token"
-    return _figure([heatmap], _styled(layout, title, height=max(200, 34 * rows + 140), note=note))
+    return _figure([first_cell, heatmap], _styled(layout, title, height=max(260, 34 * rows + 160), note=note))
 
 
 def _percent(p: float) -> str:

@@ -242,5 +242,5 @@ def test_ablation_figures_compare_the_clean_run_with_the_ablated_one(tiny_checkp
     assert "head 1.2" in bars.layout.title.text and "MLP of layer 0" in bars.layout.title.text
     moved = interventions.moved_most(analysis.trace.next_token_probs, result.probs, 1)[0]
     assert figures["moved"].data[0].x[0] == pytest.approx(100 * moved.change, rel=1e-4)
-    z = np.asarray(figures["surprise"].data[0].z, dtype=float).ravel()
+    z = np.asarray(figures["surprise"].data[1].z, dtype=float).ravel()
     np.testing.assert_allclose(z[1:analysis.trace.n_tokens], result.token_surprise, rtol=1e-5)

@@ -10,17 +10,19 @@ def test_surprise_tokens_wrap_into_rows_with_the_first_token_grey():
     tokens = [f"t{i}" for i in range(10)]
     surprise = np.linspace(0.5, 5, 9)
     fig = plots.surprise_tokens(tokens, surprise, per_row=4)
-    z = np.asarray(fig.data[0].z, dtype=float)
+    z = np.asarray(fig.data[1].z, dtype=float)
     assert z.shape == (3, 4)  # 10 tokens in rows of 4
     assert np.isnan(z[0, 0]) and z[0, 1] == pytest.approx(0.5) and z[2, 1] == pytest.approx(5.0)
     assert np.isnan(z[2, 2:]).all()  # cells past the end are empty
-    assert fig.data[0].text[0][1] == "t1"
+    assert fig.data[1].text[0][1] == "t1"
+    first = np.asarray(fig.data[0].z, dtype=float)  # the grey cell of the first token, and only that one
+    assert first[0, 0] == 0 and np.isnan(first).sum() == first.size - 1
 
 
 def test_surprise_tokens_hover_says_what_probability_the_model_gave():
     fig = plots.surprise_tokens(["The", "␣capital", "␣Paris"], np.array([3.0, -np.log(0.71)]), model_name="GPT-2")
-    assert fig.data[0].hovertext[0][2].startswith("GPT-2 gave ␣Paris 71%")
-    assert "first token" in fig.data[0].hovertext[0][0]
+    assert fig.data[1].hovertext[0][2].startswith("GPT-2 gave ␣Paris 71%")
+    assert "first token" in fig.data[1].hovertext[0][0]
 
 
 def test_surprise_tokens_state_the_loss_and_perplexity():
@@ -36,7 +38,7 @@ def test_surprise_tokens_refuse_a_mismatched_length():
 
 def test_token_text_with_angle_brackets_is_escaped_in_hover():
     fig = plots.surprise_tokens(["<b>", "x"], np.array([1.0]))
-    assert "&lt;b&gt;" in fig.data[0].hovertext[0][0]
+    assert "&lt;b&gt;" in fig.data[1].hovertext[0][0]
 
 
 def test_before_after_bars_put_both_distributions_side_by_side():
