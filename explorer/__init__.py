@@ -11,6 +11,10 @@
     source.py    the lines of the model's code behind each tab, with the prompt's shapes
     about.py     parameter count, weight tying, GPT-2 vs the 2017 Transformer, checkpoint names
     teaching.py  the teaching texts (assets/teaching/*.md) filled with the prompt's numbers
+    interventions.py  ablation: heads and MLPs turned off through the hook points
+    compare.py   two models side by side on one prompt
+    branching.py the tree of choices in step-by-step generation
+    export.py    one analysis as a self-contained HTML page plus its numbers (JSON)
     plots.py     pure Plotly figure builders (no Gradio)
     ui.py        the Gradio Blocks app (the only module that imports Gradio)
 """

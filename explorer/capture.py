@@ -14,6 +14,8 @@ What is kept, and why (budget 1.5 GB: a 1024-token prompt on GPT-2 124M keeps ~0
     resid_mid   [layer, pos, d_model]      float32: x'_l = x_l + a_l, the stream between
                                            block l's attention and its MLP
     logits      [n_vocab]                  raw logits at the last position
+    token_surprise [pos - 1]               -ln p(t_{i+1} | t_1..t_i) in nats: how surprised
+                                           the model was by each token after the first
 
 What each sub-layer adds follows from these two by subtraction, so it is not stored
 twice: a_l = x'_l - x_l and m_l = x_{l+1} - x'_l (the Trace's attn_out and mlp_out).
@@ -26,9 +28,13 @@ layer's from residual[layer] when asked. Every array kept is fresh memory the op
 system has to hand over page by page, so at T = 256 each float32 [layer, pos, d_model]
 array costs ~2 ms of a capture in page faults and copying alone.
 
-The model only projects the last position onto the vocabulary during capture: the
-head is the single largest matrix (n_vocab x d_model), and the logit lens (lens.py)
-projects exactly the layers and positions a panel shows, when it shows them.
+The model only projects the last position onto the vocabulary inside the forward pass:
+the head is the single largest matrix (n_vocab x d_model), and the logit lens (lens.py)
+projects exactly the layers and positions a panel shows, when it shows them. The one
+exception is the surprise of each token, the prompt's own training loss: its softmax
+needs every position's full row of logits, so `token_surprise` projects the final
+stream x_L a block of positions at a time and keeps one number per position, the first
+time a panel asks for it (for a long prompt that product costs as much as the capture).
 
 Hooks are global to the model object, so whatever attaches them (a capture here,
 heads.head_z) holds `hooks_lock`, and each hook records only the forward pass of the
@@ -41,6 +47,8 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
+from collections.abc import Callable
 from functools import cached_property
 
 import numpy as np
@@ -65,6 +73,15 @@ class Trace:
     resid_mid: np.ndarray  # [layer, pos, d_model]      x'_0 .. x'_{L-1}
     logits: np.ndarray  # [n_vocab] at the last position
     token_bytes: list[bytes] = field(default_factory=list)
+    surprise_of: Callable[[], np.ndarray] | None = field(default=None, repr=False)  # see token_surprise
+
+    @cached_property
+    def token_surprise(self) -> np.ndarray:
+        """[pos - 1] -ln p(t_{i+1} | t_<=i) in nats, projected when first asked for (it costs a
+        T x n_vocab product, as much as the rest of a long capture) and then kept."""
+        if self.surprise_of is None:
+            raise ValueError("this trace was made without the model, so it cannot compute surprise")
+        return self.surprise_of()
 
     @property
     def n_tokens(self) -> int:
@@ -113,7 +130,7 @@ class Trace:
 
     def nbytes(self) -> int:
         arrays = (self.token_ids, self.tok_embed, self.pos_embed, self.attention, self.residual,
-                  self.resid_mid, self.logits)
+                  self.resid_mid, self.logits, self.__dict__.get("token_surprise", np.zeros(0)))
         return sum(a.nbytes for a in arrays)
 
 
@@ -180,15 +197,43 @@ def hooks_attached(hooks):
             handle.remove()
 
 
-def capture(model: GPT2, token_ids) -> Trace:
-    """Run `token_ids` through `model` once and return the Trace of everything recorded."""
+# Positions projected onto the vocabulary at a time by token_surprise: 128 x 50,257 float32
+# logits are 26 MB, where a 1024-token prompt at once would take 206 MB for a moment.
+SURPRISE_CHUNK = 128
+
+
+@torch.inference_mode()
+def token_surprise(model: GPT2, final_stream, token_ids) -> np.ndarray:
+    """-ln p(t_{i+1} | t_1..t_i) for i = 0..T-2, in nats, from the last block's output x_L [pos, d_model].
+
+    p is softmax(LN_f(x_L[i]) W_te^T), the model's own prediction at position i, read at the
+    token that really came next. Its mean over the prompt is the cross-entropy loss GPT-2
+    was trained to make small; exp of that mean is the perplexity.
+    """
+    x = torch.as_tensor(final_stream).to(model.wte.weight.dtype)
+    targets = torch.as_tensor(np.asarray(token_ids[1:], dtype=np.int64)).to(x.device)
+    surprise = torch.empty(len(targets), dtype=torch.float32)
+    for start in range(0, len(targets), SURPRISE_CHUNK):
+        end = min(start + SURPRISE_CHUNK, len(targets))
+        logits = model.unembed(model.ln_f(x[start:end])).float()  # (chunk, n_vocab): the model's own tied head
+        # -ln softmax(z)[t] = logsumexp(z) - z_t, without forming the whole softmax.
+        picked = logits.gather(-1, targets[start:end, None]).squeeze(-1)
+        surprise[start:end] = torch.logsumexp(logits, dim=-1) - picked
+    return surprise.numpy()
+
+
+def capture(model: GPT2, token_ids, tokenizer=None) -> Trace:
+    """Run `token_ids` through `model` once and return the Trace of everything recorded.
+
+    `tokenizer` is the model's own (a tiktoken.Encoding); GPT-2's when not given.
+    """
     ids = check_prompt(model, token_ids)
     recorder = Recorder()
     device = model.wte.weight.device
     with hooks_lock, hooks_attached(_hooks_to_attach(model, recorder)), torch.inference_mode():
         model(torch.tensor([ids], device=device), last_only=True)
     r = recorder.result()
-    enc = get_tokenizer()
+    enc = tokenizer or get_tokenizer()
     pieces = [enc.decode_single_token_bytes(i) if i < enc.n_vocab else b"?" for i in ids]
     return Trace(
         config=model.config,
@@ -199,5 +244,6 @@ def capture(model: GPT2, token_ids) -> Trace:
         residual=r["residual"],
         resid_mid=r["resid_mid"],
         logits=r["logits"][0, -1],
+        surprise_of=partial(token_surprise, model, r["residual"][-1], ids),
         token_bytes=pieces,
     )

@@ -24,6 +24,7 @@ from . import plots, teaching
 from .capture import Trace, capture
 from .embeddings import cosine_similarity, pca_2d
 from .heads import BROAD_ENTROPY, LABEL_RULES, HeadScores, attention_scores_row, head_scores
+from .interventions import moved_most
 from .lens import LensResult, logit_lens
 from .models import LoadedModel
 from .sampling import sampling_anatomy
@@ -572,3 +573,30 @@ def next_step(loaded: LoadedModel, state: StepState, temperature, top_k, top_p):
     state.ids.append(anatomy.chosen)
     state.generator_state = generator.get_state()
     return figure, anatomy
+
+
+# ---- experiments ----
+
+ABLATION_BARS = 12  # tokens in the before/after chart
+MOVED_TOKENS = 10
+
+
+def ablation_figures(analysis: Analysis, result) -> dict:
+    """Figures for an ablation (interventions.run_ablation on this analysis's tokens) against the clean run.
+
+    "bars": the most likely tokens before or after, side by side; "moved": the tokens whose
+    probability changed most; "surprise": each token's surprise with the ablation in place.
+    """
+    trace = analysis.trace
+    before, after = trace.next_token_probs, result.probs
+    shown = np.union1d(most_likely(before, ABLATION_BARS // 2), most_likely(after, ABLATION_BARS // 2))
+    shown = shown[np.argsort(-np.maximum(before[shown], after[shown]), kind="stable")]
+    moved = moved_most(before, after, MOVED_TOKENS)
+    what = result.ablation.describe()
+    return {
+        "bars": plots.before_after_bars([_label(int(i)) for i in shown], before[shown], after[shown],
+                                        f"Next token with {what}", after_name="ablated"),
+        "moved": plots.moved_most_bars([_label(m.token_id) for m in moved], np.array([m.before for m in moved]),
+                                       np.array([m.after for m in moved]), "The tokens whose probability moved most"),
+        "surprise": plots.surprise_tokens(trace.tokens, result.token_surprise, f"{analysis.model_name} (ablated)"),
+    }

@@ -604,3 +604,149 @@ def head_walk_bars(tokens: list[str], weights: np.ndarray, value_norms: np.ndarr
                   yaxis=_axis("weight", range=[0, 1]),
                   yaxis2=_axis("‖v‖", overlaying="y", side="right", rangemode="tozero", showgrid=False))
     return _figure(data, _styled(layout, title, height=380, note=note, header=30))
+
+
+# ---------------------------------------------------------------------------- experiments
+
+SURPRISE_LIMIT = 10.0  # nats: p = e^-10 ≈ 0.005 %; rarer tokens are all drawn the darkest colour
+REDS = plotly.colors.get_colorscale("Reds")
+INCREASE_COLOUR, DECREASE_COLOUR = "#2ca02c", "#d62728"
+
+
+def surprise_tokens(tokens: list[str], surprise: np.ndarray, model_name: str = "GPT-2",
+                    per_row: int = 16) -> go.Figure:
+    """The prompt as rows of tokens, each coloured by its surprise -ln p(t_i | t_<i), the loss on that token.
+
+    The first token has nothing before it to be predicted from, so it is grey. Hover says
+    the probability the model gave the token that really came, e.g. "GPT-2 gave ␣Paris 71 %".
+    """
+    n = len(tokens)
+    if len(surprise) != max(0, n - 1):
+        raise ValueError(f"{n} tokens need {max(0, n - 1)} surprise values, got {len(surprise)}")
+    rows = -(-n // per_row)
+    values = np.full(rows * per_row, np.nan, dtype=np.float32)
+    values[1:n] = surprise
+    text = np.full(rows * per_row, "", dtype=object)
+    text[:n] = [_short(token) for token in tokens]
+    hover = np.full(rows * per_row, "", dtype=object)
+    hover[0] = f"{plotly_escape(tokens[0])}: the first token, nothing before it to predict it from"
+    for i in range(1, n):
+        p = float(np.exp(-surprise[i - 1]))
+        hover[i] = (f"{model_name} gave {plotly_escape(tokens[i])} {_percent(p)}"
+                    f"<br>surprise -ln p = {surprise[i - 1]:.2f} nats")
+    heatmap = dict(
+        type="heatmap", z=values.reshape(rows, per_row), text=text.reshape(rows, per_row).tolist(),
+        texttemplate="%{text}", textfont=dict(size=11), hovertext=hover.reshape(rows, per_row).tolist(),
+        hovertemplate="%{hovertext}<extra></extra>", colorscale=REDS, zmin=0, zmax=SURPRISE_LIMIT,
+        hoverongaps=False, xgap=2, ygap=2, colorbar=_colorbar("-ln p (nats)"))
+    # The first token gets a grey cell of its own (a second, one-cell heatmap), so that the cells
+    # left empty after the last token stay white and are not mistaken for it.
+    first = np.full((rows, per_row), np.nan, dtype=np.float32)
+    first[0, 0] = 0.0
+    first_cell = dict(type="heatmap", z=first, colorscale=[[0, MASKED_GREY], [1, MASKED_GREY]], showscale=False,
+                      hoverongaps=False, xgap=2, ygap=2, hovertext=heatmap["hovertext"],
+                      hovertemplate="%{hovertext}<extra></extra>")
+    layout = dict(xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed"))
+    mean = float(np.mean(surprise)) if len(surprise) else float("nan")
+    note = (f"mean {mean:.2f} nats per token (the loss) · perplexity {np.exp(mean):.1f} · "
+            "grey: the first token is never predicted") if len(surprise) else "one token: nothing is predicted yet"
+    title = f"How surprised {model_name} was by each token"
+    return _figure([first_cell, heatmap], _styled(layout, title, height=max(260, 34 * rows + 160), note=note))
+
+
+def _percent(p: float) -> str:
+    return f"{p:.0%}" if p >= 0.01 else f"{p * 100:.2g} %"
+
+
+def plotly_escape(text: str) -> str:
+    """Plotly reads a little HTML in labels: show "<" and ">" of a token as themselves."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def before_after_bars(token_labels: list[str], before: np.ndarray, after: np.ndarray, title: str,
+                      after_name: str = "after") -> go.Figure:
+    """The next-token distribution before and after an intervention, bar beside bar for each token."""
+    if not len(token_labels) == len(before) == len(after):
+        raise ValueError("token_labels, before and after must have the same length")
+    rows = np.arange(len(token_labels))
+    ticks = [_short(label) for label in token_labels]
+    data = [dict(type="bar", y=rows, x=_f32(values), orientation="h", name=name, marker=dict(color=colour),
+                 hovertext=[f"{plotly_escape(label)}: {name} {p:.2%}" for label, p in zip(token_labels, values)],
+                 hovertemplate="%{hovertext}<extra></extra>")
+            for name, values, colour in (("before", before, "#9ecae1"), (after_name, after, ATTENTION_COLOUR))]
+    layout = dict(barmode="group", legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"),
+                  xaxis=_axis("probability", tickformat=".3~%", rangemode="tozero"),
+                  yaxis=_axis("next token", tickvals=rows, ticktext=ticks, autorange="reversed", showgrid=False))
+    return _figure(data, _styled(layout, title, height=max(320, 26 * len(rows) + 150), header=30))
+
+
+def moved_most_bars(token_labels: list[str], before: np.ndarray, after: np.ndarray, title: str) -> go.Figure:
+    """How much each token's probability changed, in percentage points: green rose, red fell."""
+    if not len(token_labels) == len(before) == len(after):
+        raise ValueError("token_labels, before and after must have the same length")
+    change = 100 * (np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64))
+    rows = np.arange(len(token_labels))
+    bars = dict(type="bar", y=rows, x=_f32(change), orientation="h",
+                marker=dict(color=np.where(change >= 0, INCREASE_COLOUR, DECREASE_COLOUR).tolist()),
+                hovertext=[f"{plotly_escape(label)}: {b:.2%} → {a:.2%}" for label, b, a in zip(token_labels, before, after)],
+                hovertemplate="%{hovertext}<extra></extra>")
+    layout = dict(xaxis=_axis("change in probability (percentage points)", zeroline=True),
+                  yaxis=_axis("token", tickvals=rows, ticktext=[_short(t) for t in token_labels],
+                              autorange="reversed", showgrid=False))
+    return _figure([bars], _styled(layout, title, height=max(300, 26 * len(rows) + 130)))
+
+
+def branch_tree(parents: list[int | None], labels: list[str], probs: np.ndarray, current: int,
+                title: str = "Branches: every token tried, and the path you are on") -> go.Figure:
+    """A generation tree, left to right: node i is token labels[i], chosen with probability probs[i].
+
+    parents[i] is the node before i (None for the root, the prompt). Nodes on the path from
+    the root to `current` are drawn red and joined by thick lines; other branches are grey.
+    """
+    n = len(parents)
+    if not n == len(labels) == len(probs) or not 0 <= current < n:
+        raise ValueError("parents, labels and probs must have one entry per node, and current must be one of them")
+    children: list[list[int]] = [[] for _ in range(n)]
+    depth = np.zeros(n, dtype=np.int32)
+    for node, parent in enumerate(parents):
+        if parent is not None:
+            children[parent].append(node)
+            depth[node] = depth[parent] + 1  # parents come before their children
+    row = np.zeros(n, dtype=np.float32)
+    next_leaf = [0]
+
+    def place(node):  # leaves take successive rows; a parent sits level with its first child
+        if not children[node]:
+            row[node] = next_leaf[0]
+            next_leaf[0] += 1
+            return
+        for child in children[node]:
+            place(child)
+        row[node] = row[children[node][0]]
+
+    for root in (i for i, parent in enumerate(parents) if parent is None):
+        place(root)
+    path, node = set(), current
+    while node is not None:
+        path.add(node)
+        node = parents[node]
+    edges = {True: ([], []), False: ([], [])}
+    for node, parent in enumerate(parents):
+        if parent is not None:
+            xs, ys = edges[node in path]
+            xs += [int(depth[parent]), int(depth[node]), None]
+            ys += [float(row[parent]), float(row[node]), None]
+    data = [dict(type="scatter", x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
+                 line=dict(color=PICKED_COLOUR if on_path else "#bbbbbb", width=3 if on_path else 1))
+            for on_path, (xs, ys) in edges.items() if xs]
+    on_path = np.array([i in path for i in range(n)])
+    data.append(dict(
+        type="scatter", x=depth, y=row, mode="markers+text", text=[_short(label) for label in labels],
+        textposition="top center", textfont=dict(size=11), showlegend=False,
+        marker=dict(size=np.where(np.arange(n) == current, 14, 9).tolist(),
+                    color=np.where(on_path, PICKED_COLOUR, "#888888").tolist()),
+        hovertext=[f"{plotly_escape(label)}" + ("" if parents[i] is None else f"<br>chosen with p = {float(p):.1%}")
+                   for i, (label, p) in enumerate(zip(labels, probs))],
+        hovertemplate="%{hovertext}<extra></extra>"))
+    layout = dict(xaxis=_axis("step", dtick=1, zeroline=False), yaxis=dict(visible=False, autorange="reversed"))
+    return _figure(data, _styled(layout, title, height=max(260, 40 * next_leaf[0] + 140)))

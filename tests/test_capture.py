@@ -98,6 +98,30 @@ def test_block_outputs_match_the_float64_reference(trace, reference):
         np.testing.assert_allclose(getattr(trace, name + "_norms"), np.linalg.norm(expected, axis=-1), rtol=1e-4)
 
 
+def _reference_surprise(reference):
+    z = reference["logits"][:-1]  # the prediction at positions 0..T-2, float64
+    log_probs = z - z.max(-1, keepdims=True)
+    log_probs -= np.log(np.exp(log_probs).sum(-1, keepdims=True))
+    return -log_probs[np.arange(len(IDS) - 1), IDS[1:]]
+
+
+def test_token_surprise_is_minus_log_softmax_of_the_next_token(trace, reference):
+    assert trace.token_surprise.shape == (len(IDS) - 1,) and trace.token_surprise.dtype == np.float32
+    np.testing.assert_allclose(trace.token_surprise, _reference_surprise(reference), rtol=1e-4, atol=1e-4)
+
+
+def test_token_surprise_is_the_same_when_computed_in_small_blocks(tiny_model, reference, monkeypatch):
+    import explorer.capture
+
+    monkeypatch.setattr(explorer.capture, "SURPRISE_CHUNK", 3)  # 13 targets: blocks of 3, 3, 3, 3 and 1
+    np.testing.assert_allclose(capture(tiny_model, IDS).token_surprise, _reference_surprise(reference),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_a_one_token_prompt_has_no_surprise_to_report(tiny_model):
+    assert capture(tiny_model, IDS[:1]).token_surprise.shape == (0,)
+
+
 def test_tokens_are_shown_readably(tiny_model):
     enc = gpt2.get_tokenizer()
     trace = capture(tiny_model, enc.encode(" moves\n日"))

@@ -540,6 +540,11 @@ BUILDER_CASES = {
     "head_walk_bars": lambda rng: plots.head_walk_bars(words(5), np.full(5, 0.2), rng.uniform(size=5), "x"),
     "head_walk_bars windowed": lambda rng: plots.head_walk_bars(words(9), np.full(9, 1 / 9), rng.uniform(size=9), "x",
                                                                 max_keys=4),
+    "surprise_tokens": lambda rng: plots.surprise_tokens(words(20), rng.uniform(0, 12, size=19), per_row=8),
+    "surprise_tokens one token": lambda rng: plots.surprise_tokens(words(1), np.zeros(0)),
+    "before_after_bars": lambda rng: plots.before_after_bars(words(5), rng.uniform(size=5), rng.uniform(size=5), "x"),
+    "moved_most_bars": lambda rng: plots.moved_most_bars(words(4), rng.uniform(size=4), rng.uniform(size=4), "x"),
+    "branch_tree": lambda rng: plots.branch_tree([None, 0, 1, 0, 3], words(5), rng.uniform(size=5), current=4),
 }
 
 

@@ -1,0 +1,173 @@
+"""Take a run home: one analysis as a self-contained HTML page, and its numbers as JSON.
+
+The page works from a USB stick or an e-mail attachment with no network: plotly.js (the
+library that draws the figures, ~4.8 MB) is written into the page once, and every figure
+is a few lines that hand it their data. The figures are the app's own (`panels`, `plots`),
+so the page shows what the learner saw: the tokens, the next-token bars, the surprise of
+each token, one head's attention and all heads at a glance, the residual stream and the
+logit lens, and the teaching texts filled with the prompt's numbers.
+
+The numbers go in a JSON file next to the page. JSON rather than NumPy's NPZ because a
+handout is read by people and by any tool (a spreadsheet import, JavaScript, a text
+editor), not only by Python. It holds what the page shows in numbers, not every
+intermediate: all 144 attention patterns of a 256-token prompt on 124M would be 9.4 M
+numbers (~100 MB as JSON), and Analyze recomputes them from the prompt in about a second.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from markdown_it import MarkdownIt
+from plotly.offline import get_plotlyjs
+
+from . import panels, plots
+from .models import LoadedModel
+
+FORMAT = "gpt2-explorer export, version 1"
+STYLE_FILE = Path(__file__).resolve().parent.parent / "assets" / "style.css"
+TOP_TOKENS = 25
+DIGITS = 6  # decimals kept in the JSON: below float32's own precision for values in [0, 1]
+
+PAGE_STYLE = """
+body { font-family: Inter, 'Helvetica Neue', Arial, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #222; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+.prompt { white-space: pre-wrap; background: #f6f6f6; padding: .8em; border-radius: 6px; }
+.figure { margin: 1em 0; } .teaching { background: #fafafa; padding: .2em 1em; border-left: 3px solid #2171b5; }
+table { border-collapse: collapse; } td, th { padding: 2px 8px; border-bottom: 1px solid #eee; }
+"""
+
+
+@dataclass
+class Section:
+    title: str
+    html: str = ""  # shown above the figures (tokens, a sentence)
+    figures: tuple = ()
+    teaching: str = ""  # markdown
+
+
+def default_head(loaded: LoadedModel) -> tuple[int, int]:
+    """The head a handout shows when none is asked for: the model's strongest induction head."""
+    layer, head = np.unravel_index(int(np.argmax(loaded.induction)), loaded.induction.shape)
+    return int(layer), int(head)
+
+
+def sections(loaded: LoadedModel, analysis: panels.Analysis, layer: int, head: int) -> list[Section]:
+    """What the page shows, in the app's order, from the app's own panel functions."""
+    trace = analysis.trace
+    query = trace.n_tokens - 1
+    bars, anatomy = panels.distribution_figure(trace.logits, 1.0, 0, 1.0)
+    heatmap, overview = panels.attention_figures(analysis, layer, head, False, query)
+    return [
+        Section("Tokens", panels.token_chips(trace), teaching=panels.tokens_text(trace)),
+        Section("Next token", figures=(bars,), teaching=panels.next_token_text(trace, anatomy)),
+        Section("Surprise: the loss on your own text",
+                figures=(plots.surprise_tokens(trace.tokens, trace.token_surprise, analysis.model_name),)),
+        Section("Attention", figures=(heatmap, overview, panels.head_scores_figure(analysis)),
+                teaching=panels.attention_text(loaded, analysis, layer, head, False, query)),
+        Section("Layers", figures=panels.layer_figures(analysis), teaching=panels.layers_text(analysis)),
+    ]
+
+
+def _figure_json(figure) -> str:
+    # "</" inside a <script> would end it early (a token may be "</script>"): JSON allows "<\/".
+    return figure.to_json().replace("</", "<\\/")
+
+
+def render_html(loaded: LoadedModel, analysis: panels.Analysis, layer: int | None = None,
+                head: int | None = None) -> str:
+    """The whole page as one string: plotly.js once, then each section with its figures."""
+    if layer is None or head is None:
+        layer, head = default_head(loaded)
+    layer, head = panels.clamp_head(analysis, layer, head)
+    markdown = MarkdownIt("commonmark").enable("table")
+    body, scripts, count = [], [], 0
+    for section in sections(loaded, analysis, layer, head):
+        body.append(f"<h2>{html.escape(section.title)}</h2>{section.html}")
+        for figure in section.figures:
+            body.append(f'<div class="figure" id="figure-{count}"></div>')
+            scripts.append(f"draw('figure-{count}', {_figure_json(figure)});")
+            count += 1
+        if section.teaching:
+            body.append(f'<div class="teaching">{markdown.render(section.teaching)}</div>')
+    title = f"GPT-2 Explorer: {analysis.model_name}"
+    notice = f"<p>{html.escape(analysis.notice)}</p>" if analysis.notice else ""
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{STYLE_FILE.read_text(encoding='utf-8')}{PAGE_STYLE}</style>",
+        f"<script>{get_plotlyjs()}</script></head><body>",
+        f"<h1>{html.escape(title)}</h1>", f'<div class="prompt">{html.escape(analysis.prompt)}</div>', notice,
+        f"<p>{html.escape(loaded.describe().replace('**', ''))}</p>",
+        *body,
+        "<script>",
+        "function draw(id, figure) {",
+        "  Plotly.newPlot(id, figure.data, figure.layout, {responsive: true, displaylogo: false});",
+        "}",
+        *scripts,
+        "</script></body></html>",
+    ])
+
+
+def _rounded(array) -> list:
+    return np.round(np.asarray(array, dtype=np.float64), DIGITS).tolist()
+
+
+def numbers(loaded: LoadedModel, analysis: panels.Analysis, layer: int, head: int) -> dict:
+    """What the page shows, as plain numbers and strings (see the module docstring for what is left out)."""
+    trace, scores, lens = analysis.trace, analysis.scores, analysis.lens
+    probs = trace.next_token_probs
+    top = panels.most_likely(probs, TOP_TOKENS)
+    surprise = trace.token_surprise
+    mean_loss = float(surprise.mean()) if len(surprise) else None
+    c = trace.config
+    return {
+        "format": FORMAT,
+        "model": {"name": analysis.model_name, "n_layer": c.n_layer, "n_head": c.n_head, "d_model": c.n_embd,
+                  "n_ctx": c.n_ctx, "n_vocab": c.n_vocab, "parameters": loaded.model.num_parameters()},
+        "prompt": analysis.prompt,
+        "notice": analysis.notice,
+        "tokens": [{"position": i, "id": int(token_id), "text": text, "bytes": list(piece)}
+                   for i, (token_id, text, piece) in enumerate(zip(trace.token_ids, trace.tokens, trace.token_bytes))],
+        "token_surprise_nats": {"about": "entry i is -ln p(token i+1 | tokens 0..i)", "values": _rounded(surprise),
+                                "mean": mean_loss, "perplexity": None if mean_loss is None else float(np.exp(mean_loss))},
+        "next_token": [{"id": int(i), "token": panels._label(int(i)), "probability": round(float(probs[i]), DIGITS)}
+                       for i in top],
+        "attention": {"layer": layer, "head": head, "label": scores.label(layer, head),
+                      "about": "pattern[i][j]: how much query i attends to key j (rows sum to 1)",
+                      "pattern": _rounded(trace.attention[layer, head].astype(np.float32))},
+        "head_scores": {"previous_token": _rounded(scores.previous_token), "first_token": _rounded(scores.first_token),
+                        "self": _rounded(scores.self), "entropy": _rounded(scores.entropy),
+                        "induction": None if scores.induction is None else _rounded(scores.induction),
+                        "labels": scores.labels()},
+        "residual_norms": {"about": "row 0: embeddings, row l: after block l-1; one column per position",
+                           "values": _rounded(trace.residual_norms)},
+        "attn_out_norms": _rounded(trace.attn_out_norms),
+        "mlp_out_norms": _rounded(trace.mlp_out_norms),
+        "logit_lens": {"layers": lens.layers.tolist(), "positions": lens.positions.tolist(),
+                       "top_tokens": analysis.lens_labels, "top_probs": _rounded(lens.top_probs)},
+    }
+
+
+def write_export(loaded: LoadedModel, analysis: panels.Analysis, out: str | Path, layer: int | None = None,
+                 head: int | None = None) -> tuple[Path, Path]:
+    """Write the page to `out` (.html) and its numbers next to it (.json); returns both paths.
+
+    `out` is chosen by whoever runs the command line, or by the app itself (a file in its own
+    temporary folder): never a name a visitor sends.
+    """
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"the output file must end in .html, got {out.name!r}")
+    if layer is None or head is None:
+        layer, head = default_head(loaded)
+    layer, head = panels.clamp_head(analysis, layer, head)
+    numbers_path = out.with_suffix(".json")
+    out.write_text(render_html(loaded, analysis, layer, head), encoding="utf-8")
+    numbers_path.write_text(json.dumps(numbers(loaded, analysis, layer, head), ensure_ascii=False), encoding="utf-8")
+    return out, numbers_path

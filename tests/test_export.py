@@ -1,0 +1,112 @@
+"""Take a run home: the exported page and numbers, and the command line that writes them."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from explorer import export, panels
+from explorer.models import ModelStore
+
+PROMPT = "The quick brown fox jumps over the lazy dog. The quick brown fox"
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_checkpoint_dir):
+    store = ModelStore(tiny_checkpoint_dir)
+    return store.get(store.default)
+
+
+@pytest.fixture(scope="module")
+def analysis(loaded):
+    return panels.analyze(loaded, PROMPT)
+
+
+@pytest.fixture(scope="module")
+def written(loaded, analysis, tmp_path_factory):
+    return export.write_export(loaded, analysis, tmp_path_factory.mktemp("export") / "run.html", layer=1, head=2)
+
+
+def test_the_page_embeds_plotly_once_and_loads_nothing_from_the_network(written):
+    from plotly.offline import get_plotlyjs
+
+    page = written[0].read_text(encoding="utf-8")
+    library = get_plotlyjs()
+    assert page.count(library) == 1
+    ours = page.replace(library, "")  # the library itself names CDNs it would use for maps and LaTeX: not used here
+    assert ours.count("<script>") == 2  # the library, then the figures
+    assert not [src for src in ("<script src", "<link ", "@import", "http://", "https://") if src in ours]
+
+
+def test_the_page_draws_every_section_with_the_apps_figures(written, analysis):
+    page = written[0].read_text(encoding="utf-8")
+    # next token 1, surprise 1, attention 3 (head, overview, scores), layers 3 (norms, contributions, lens)
+    assert page.count("draw('figure-") == 8
+    for title in ("Tokens", "Next token", "Surprise", "Attention", "Layers"):
+        assert f"<h2>{title}" in page
+    assert page.count('class="token-chip c') == analysis.trace.n_tokens
+    assert "Layer 1, head 2" in page  # the head asked for
+
+
+def test_a_token_that_closes_a_script_cannot_break_the_page(loaded):
+    page = export.render_html(loaded, panels.analyze(loaded, "</script><b>x"), 0, 0)
+    script = page[page.rindex("<script>"):]
+    assert script.count("</script>") == 1
+
+
+def test_the_numbers_hold_tokens_surprise_and_the_shown_head(written, analysis):
+    numbers = json.loads(written[1].read_text(encoding="utf-8"))
+    trace = analysis.trace
+    assert numbers["format"] == export.FORMAT and numbers["prompt"] == PROMPT
+    assert [t["id"] for t in numbers["tokens"]] == trace.token_ids.tolist()
+    assert bytes(numbers["tokens"][1]["bytes"]) == trace.token_bytes[1]
+    np.testing.assert_allclose(numbers["token_surprise_nats"]["values"], trace.token_surprise, atol=1e-6)
+    assert numbers["token_surprise_nats"]["perplexity"] == pytest.approx(np.exp(trace.token_surprise.mean()), rel=1e-6)
+    np.testing.assert_allclose(numbers["attention"]["pattern"], trace.attention[1, 2].astype(np.float32), atol=1e-6)
+    assert numbers["next_token"][0]["probability"] == pytest.approx(trace.next_token_probs.max(), abs=1e-6)
+    assert len(numbers["head_scores"]["labels"]) == trace.config.n_layer
+
+
+def test_without_a_head_the_strongest_induction_head_is_shown(loaded, analysis, tmp_path):
+    _, numbers_path = export.write_export(loaded, analysis, tmp_path / "run.html")
+    attention = json.loads(numbers_path.read_text(encoding="utf-8"))["attention"]
+    assert (attention["layer"], attention["head"]) == np.unravel_index(np.argmax(loaded.induction), loaded.induction.shape)
+
+
+def test_export_refuses_a_head_that_does_not_exist_and_a_non_html_name(loaded, analysis, tmp_path):
+    with pytest.raises(ValueError, match="heads 0–3"):
+        export.write_export(loaded, analysis, tmp_path / "run.html", layer=0, head=9)
+    with pytest.raises(ValueError, match="end in .html"):
+        export.write_export(loaded, analysis, tmp_path / "run.json")
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "explorer", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_writes_the_page_and_the_numbers_next_to_it(tiny_checkpoint_dir, tmp_path):
+    result = run_cli("export", "Every effort moves you", "--out", str(tmp_path / "run.html"),
+                     "--model-dir", str(tiny_checkpoint_dir), "--layer", "0", "--head", "1")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run.html").stat().st_size > 1_000_000  # plotly.js is inside
+    assert json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))["attention"]["head"] == 1
+
+
+def test_cli_errors_exit_1_with_a_message(tiny_checkpoint_dir, tmp_path):
+    result = run_cli("export", "   ", "--out", str(tmp_path / "run.html"), "--model-dir", str(tiny_checkpoint_dir))
+    assert result.returncode == 1 and "prompt is empty" in result.stderr and "Traceback" not in result.stderr
+    missing = run_cli("export", "Hi", "--out", str(tmp_path / "run.html"), "--model-dir", str(tmp_path / "nowhere"))
+    assert missing.returncode == 1 and "error:" in missing.stderr and "Traceback" not in missing.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("export", "Hi", "--out", "run.txt"),
+    ("export", "Hi", "--out", "run.html", "--layer", "1"),
+    ("export", "Hi"),
+    ("export", "Hi", "--out", "run.html", "--size", "../../etc"),
+])
+def test_cli_usage_errors_exit_2(args):
+    result = run_cli(*args)
+    assert result.returncode == 2 and "usage:" in result.stderr
