@@ -29,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import gpt2  # noqa: E402
+from gpt2.fast import make_fast  # noqa: E402
 from explorer import interventions, panels  # noqa: E402
 from explorer.embeddings import pca_2d  # noqa: E402
 from explorer.heads import induction_scores  # noqa: E402
@@ -40,7 +41,7 @@ ABLATION = dict(heads=[(5, 1), (9, 6)], mlps=[3], mode="zero")
 def loaded_124m(seed: int = 0) -> LoadedModel:
     torch.manual_seed(seed)
     model = gpt2.GPT2(gpt2.GPTConfig()).eval()
-    model.prepack()
+    make_fast(model)
     loaded = LoadedModel("124M (random weights)", model, induction_scores(model), 0.0)
     loaded.position_pca = pca_2d(loaded.wpe)
     return loaded

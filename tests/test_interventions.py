@@ -4,6 +4,8 @@ import copy
 import threading
 
 import numpy as np
+
+from gpt2.fast import make_fast
 import pytest
 import torch
 
@@ -149,9 +151,8 @@ def test_a_forward_pass_in_another_thread_is_not_ablated(tiny_model):
     torch.testing.assert_close(seen[0], clean, rtol=0, atol=1e-5)  # a new thread may sum in another order
 
 
-def test_a_prepacked_copy_gives_the_same_ablation(tiny_model):
-    packed = copy.deepcopy(tiny_model)
-    packed.prepack()
+def test_a_fast_copy_gives_the_same_ablation(tiny_model):
+    packed = make_fast(copy.deepcopy(tiny_model))
     for case in CASES.values():
         np.testing.assert_allclose(interventions.ablate(packed, IDS, **case), interventions.ablate(tiny_model, IDS, **case),
                                    atol=1e-6)
