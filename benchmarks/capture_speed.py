@@ -9,9 +9,10 @@ What is compared, for a prompt of T tokens on GPT-2 124M's shape (random weights
            embeddings, every attention pattern, the residual stream after every block, each
            block's attention and MLP outputs, each head's output before W_O, and the logits of
            the last position; copied out to numpy (attention as float16). The model is
-           prepared as the app prepares it: weights prepacked for the CPU (model.prepack(),
-           see gpt2/packing.py), which the app does at load time
-    plain  the same capture on a model without prepacked weights (shown for reference)
+           prepared as the app prepares it at load time: gpt2.fast.make_fast(model), which
+           also prepacks the weights for the CPU where they fit in memory
+    ref    the same capture on the reference model of gpt2/model.py, without make_fast
+           (shown for reference: it is written to be read, not to be fast)
     HF     GPT2LMHeadModel(ids, output_attentions=True, output_hidden_states=True,
            logits_to_keep=1) with eager attention (the only kind that returns the pattern),
            under torch.inference_mode(); its tensors stay where they are, not copied
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from decode_speed import hf_model_like, our_model  # noqa: E402
 from explorer.capture import capture  # noqa: E402
+from gpt2.fast import is_prepacked, make_fast  # noqa: E402
 
 
 def time_ours(model, ids: list[int]) -> float:
@@ -65,7 +67,7 @@ def projections_skipped():
     """Both models' block projections return a stored tensor of the right shape instead of computing."""
     from transformers.pytorch_utils import Conv1D
 
-    from gpt2.packing import Linear
+    from gpt2.fast import PackedLinear
 
     ready: dict[tuple, torch.Tensor] = {}
 
@@ -74,13 +76,13 @@ def projections_skipped():
             ready[shape] = torch.randn(shape) * 0.5
         return ready[shape].clone()  # a fresh output each call, as a real multiply writes one
 
-    ours, theirs = Linear.forward, Conv1D.forward
-    Linear.forward = lambda self, x: output((*x.shape[:-1], self.out_features))
+    ours, reference, theirs = PackedLinear.forward, torch.nn.Linear.forward, Conv1D.forward
+    PackedLinear.forward = torch.nn.Linear.forward = lambda self, x: output((*x.shape[:-1], self.out_features))
     Conv1D.forward = lambda self, x: output((*x.shape[:-1], self.nf))
     try:
         yield
     finally:
-        Linear.forward, Conv1D.forward = ours, theirs
+        PackedLinear.forward, torch.nn.Linear.forward, Conv1D.forward = ours, reference, theirs
 
 
 def alternate(timers, rounds: int) -> list[list[float]]:
@@ -104,19 +106,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    plain = our_model(seed=0)
-    hf = hf_model_like(plain, "eager")
-    model = our_model(seed=0)
-    if not model.prepack():
-        print("note: this PyTorch cannot prepack weights here; 'ours' runs unpacked")
+    reference = our_model(seed=0)
+    hf = hf_model_like(reference, "eager")
+    model = make_fast(our_model(seed=0))
+    if not is_prepacked(model):
+        print("note: the weights are not prepacked here (see gpt2/fast.py); 'ours' runs unpacked")
     generator = torch.Generator().manual_seed(0)
     print(f"GPT-2 124M shapes, float32, {args.threads} threads, {args.rounds} rounds, median ms")
     print(f"{'T':>6} {'ours ms':>10} {'HF ms':>10} {'ours/HF':>9} {'ours min':>10} {'HF min':>10} {'min ratio':>10}"
-          f" {'plain ms':>10} {'plain/HF':>9}")
+          f" {'ref ms':>10} {'ref/HF':>9}")
     for length in args.lengths:
         ids = torch.randint(0, model.config.n_vocab, (length,), generator=generator).tolist()
         ours, theirs, unpacked = alternate([lambda: time_ours(model, ids), lambda: time_hf(hf, ids),
-                                            lambda: time_ours(plain, ids)], args.rounds)
+                                            lambda: time_ours(reference, ids)], args.rounds)
         o, h, u = statistics.median(ours), statistics.median(theirs), statistics.median(unpacked)
         print(f"{length:>6} {o * 1000:>10.0f} {h * 1000:>10.0f} {o / h:>9.2f} "
               f"{min(ours) * 1000:>10.0f} {min(theirs) * 1000:>10.0f} {min(ours) / min(theirs):>10.2f}"

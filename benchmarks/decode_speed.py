@@ -12,9 +12,9 @@ What is measured, for each implementation, dtype and round (batch 1, greedy, KV 
     step ms       the median gap between two consecutive tokens (1000 / step ms is a decode
                   speed that a few stalls caused by other processes cannot move)
 
-"ours" is the model as the CLI and the app run it: in float32 with its weights prepacked for
-the CPU (`model.prepack()`, gpt2/packing.py); "ours plain" is the same model without that
-(float32 only, for reference). Our tokens are timed as `gpt2.generate` yields them; Hugging Face's as `generate` hands
+"ours" is the model as the CLI and the app run it: `gpt2.fast.make_fast(model)`, which in
+float32 also prepacks the weights for the CPU; "ours ref" is the reference model of
+gpt2/model.py without make_fast (written to be read, timed for reference). Our tokens are timed as `gpt2.generate` yields them; Hugging Face's as `generate` hands
 them to a streamer (its `put` is called once with the prompt, then once per new token).
 Both sides do the same work per token: a forward pass of one position, an argmax, and
 returning the id to Python.
@@ -54,6 +54,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
 import gpt2  # noqa: E402
+from gpt2.fast import make_fast  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 CONV1D_WEIGHTS = (".c_attn.weight", ".c_proj.weight", ".c_fc.weight")  # Linear (out, in) -> Conv1D (in, out)
@@ -245,9 +246,8 @@ def run_dtype(dtype_name: str, master: gpt2.GPT2, master_hf: dict, prompt: list[
     """
     dtype = DTYPES[dtype_name]
     ours = copy.deepcopy(master).to(dtype)
-    contenders = [("ours", time_ours, ours)]
-    if ours.prepack():  # as the CLI and the app run it; float32 only (see gpt2/packing.py)
-        contenders.append(("ours plain", time_ours, copy.deepcopy(master).to(dtype)))
+    make_fast(ours)  # as the CLI and the app run it
+    contenders = [("ours", time_ours, ours), ("ours ref", time_ours, copy.deepcopy(master).to(dtype))]
     contenders += [(f"HF {attn}", time_hf, copy.deepcopy(hf).to(dtype)) for attn, hf in master_hf.items()]
     reference, all_same = None, True  # our tokens, which the others are compared with
     for name, timer, model in contenders:
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         runs += dtype_runs
         float32_agrees &= agrees or dtype != "float32"
 
-    rows = summarise(runs, ["ours", "ours plain"] + [f"HF {attn}" for attn in args.hf_attn], args.dtypes)
+    rows = summarise(runs, ["ours", "ours ref"] + [f"HF {attn}" for attn in args.hf_attn], args.dtypes)
     print()
     print_table(rows)
     if args.json:

@@ -15,8 +15,8 @@ hook point; what changes is how the numbers are computed:
       `hook_scores` or `hook_pattern`. When one does, the pattern is formed explicitly; if
       only the pattern is watched, a block of queries at a time, so the masked future of
       each block is never computed;
-    * GELU is computed as x * sigmoid(2u) in place (the same function as the tanh formula,
-      in fewer passes over the tensor and without temporaries);
+    * GELU is computed as x * sigmoid(2u), in place in one new tensor (the same function as
+      the tanh formula, which as written makes a new temporary tensor at every step);
     * hook points, and dropout outside training, skip nn.Module.__call__ while no hook is
       attached to them (for a hook point, and for dropout in eval mode, the call would only
       return x);

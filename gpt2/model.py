@@ -27,26 +27,25 @@ Submodules carry the names of the scopes in OpenAI's TensorFlow checkpoint
 `mlp.c_proj`, `ln_f`), so loading released weights is a name mapping.
 
 Every tensor the explorer shows passes through a `HookPoint`, an identity module that
-forward hooks attach to (the idea comes from TransformerLens). Names and shapes:
+forward hooks attach to (the idea comes from TransformerLens). Names and shapes, with
+B = batch, T = positions (T_k = keys: with a KV cache, the cached positions and the T new
+ones), C = d_model, as in the shape comments of the code:
 
-    hook_tok_embed              [batch, pos, d_model]     W_te[t]
-    hook_pos_embed              [1, pos, d_model]         W_pe[i] (the same for every sequence)
-    h.{l}.hook_resid_pre        [batch, pos, d_model]     x_l (h.0 reads x_0, the embeddings)
-    h.{l}.attn.hook_q/k/v       [batch, head, pos, d_head]
-    h.{l}.attn.hook_scores      [batch, head, query, key] q·k/sqrt(d_head), -inf above the diagonal
-    h.{l}.attn.hook_pattern     [batch, head, query, key] softmax of the scores
-    h.{l}.attn.hook_z           [batch, pos, head, d_head] each head's weighted sum of values
-    h.{l}.hook_attn_out         [batch, pos, d_model]     a_l
-    h.{l}.hook_resid_mid        [batch, pos, d_model]     x'_l
-    h.{l}.mlp.hook_pre          [batch, pos, d_mlp]       LN_2(x'_l) W_fc + b_fc  (before GELU)
-    h.{l}.mlp.hook_post         [batch, pos, d_mlp]       after GELU
-    h.{l}.hook_mlp_out          [batch, pos, d_model]     m_l
-    h.{l}.hook_resid_post       [batch, pos, d_model]     x_{l+1}
-    hook_final                  [batch, pos, d_model]     LN_f(x_L)
-    hook_logits                 [batch, pos, n_vocab]
-
-Shape comments in the code use the same names: B = batch, T = positions (T_k = keys,
-which a KV cache makes longer than the queries), C = d_model.
+    hook_tok_embed              (B, T, C)                 W_te[t]
+    hook_pos_embed              (1, T, C)                 W_pe[i] (the same for every sequence)
+    h.{l}.hook_resid_pre        (B, T, C)                 x_l (h.0 reads x_0, the embeddings)
+    h.{l}.attn.hook_q/k/v       (B, n_head, T, d_head)    k and v before the cache adds earlier positions
+    h.{l}.attn.hook_scores      (B, n_head, T, T_k)       q·k/sqrt(d_head), -inf above the diagonal
+    h.{l}.attn.hook_pattern     (B, n_head, T, T_k)       softmax of the scores: rows are queries, columns keys
+    h.{l}.attn.hook_z           (B, T, n_head, d_head)    each head's weighted sum of values
+    h.{l}.hook_attn_out         (B, T, C)                 a_l
+    h.{l}.hook_resid_mid        (B, T, C)                 x'_l
+    h.{l}.mlp.hook_pre          (B, T, d_mlp)             LN_2(x'_l) W_fc + b_fc  (before GELU)
+    h.{l}.mlp.hook_post         (B, T, d_mlp)             after GELU
+    h.{l}.hook_mlp_out          (B, T, C)                 m_l
+    h.{l}.hook_resid_post       (B, T, C)                 x_{l+1}
+    hook_final                  (B, T, C)                 LN_f(x_L)
+    hook_logits                 (B, T, n_vocab)
 
 This file is the reference: plain PyTorch, one way to compute each step. `gpt2/fast.py`
 turns a model built here into one that computes the same numbers faster on a CPU.
