@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import (LOG_NAME, PROJECT_FORMAT, STATE_NAME, checkpoint_step, load_checkpoint, project_hparams,
-                         save_checkpoint, write_weights)
+                         save_checkpoint, write_text_atomically, write_weights)
 from .config import GPTConfig
 from .model import GPT2
 from .tokenizer import BPE_FILE, TOKENIZER_NAME, GPT2Encoding, get_tokenizer
@@ -248,7 +248,7 @@ class Run:
     def save(self) -> None:
         self.log.update(step=self.step, tokens_seen=self.tokens_seen)
         save_checkpoint(self.out, self.model, self.tokenizer_file, self.log, self.state(), self.step)
-        (self.out / CURVE_NAME).write_text(loss_curve_svg(self.log["evals"]), encoding="utf-8")
+        write_text_atomically(self.out / CURVE_NAME, loss_curve_svg(self.log["evals"]))
 
     def snapshot(self) -> None:
         """Weights only, float32, in out/snapshots/step-N/: loadable with gpt2.load_checkpoint."""
