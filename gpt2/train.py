@@ -82,9 +82,10 @@ class TrainSettings:
         ranges = {"lr": (0, 1), "min_lr_ratio": (0, 1), "weight_decay": (0, 10), "val_fraction": (0, 0.5),
                   "repeat_share": (0, 1), "beta1": (0, 1), "beta2": (0, 1), "grad_clip": (0, 1e6)}
         for name, (low, high) in ranges.items():
-            value = getattr(self, name)
-            if not low <= value <= high or (name in ("lr", "val_fraction") and value == 0):
-                raise TrainingError(f"--{name.replace('_', '-')} must be in ({low}, {high}], got {value}")
+            value, low_open = getattr(self, name), name in ("lr", "val_fraction")
+            if not low <= value <= high or (low_open and value == low):
+                allowed = f"{'(' if low_open else '['}{low}, {high}]"
+                raise TrainingError(f"--{name.replace('_', '-')} must be in {allowed}, got {value}")
         if self.warmup_steps < 0:
             raise TrainingError(f"--warmup-steps must be 0 or more, got {self.warmup_steps}")
         if self.max_minutes is not None and not self.max_minutes > 0:
