@@ -40,7 +40,8 @@ def main() -> None:
     learned_on = [d for i, d in enumerate(documents) if i % 10 != 9]
     chars = sum(len(d) for d in documents)
     print(f"corpus: Python {sys.version.split()[0]} standard library, {len(documents)} documents, {chars:,} characters")
-    gpt2_all, gpt2_held = tokens_per_char(gpt2.get_tokenizer(), documents), tokens_per_char(gpt2.get_tokenizer(), held_out)
+    gpt2_enc = gpt2.get_tokenizer()
+    gpt2_all, gpt2_held = tokens_per_char(gpt2_enc, documents), tokens_per_char(gpt2_enc, held_out)
     print(f"{'tokenizer':<16} {'train s':>8} {'tok/char':>9} {'held-out':>9} {'vs GPT-2':>9}")
     print(f"{'GPT-2 (50257)':<16} {'-':>8} {gpt2_all:>9.3f} {gpt2_held:>9.3f} {1:>9.2f}")
     for n_vocab in args.vocab:

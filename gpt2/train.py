@@ -98,7 +98,8 @@ class TrainSettings:
 def check_config(config: GPTConfig) -> None:
     """Refuse shapes a model cannot be trained with, naming the field."""
     if config.n_ctx < 2:
-        raise TrainingError(f"--n-ctx must be at least 2 (a window needs a token and its successor), got {config.n_ctx}")
+        raise TrainingError(f"--n-ctx must be at least 2 (a window needs a token and its successor), "
+                            f"got {config.n_ctx}")
     if config.n_vocab < 258:
         raise TrainingError(f"--n-vocab must be at least 258 (256 bytes, a merge, <|endoftext|>), got {config.n_vocab}")
 
@@ -285,7 +286,8 @@ def _check_disk_space(out: Path, n_params: int, settings: TrainSettings) -> None
                             f"snapshots need about {2 * needed / 1e6:.1f} MB (with room to write a new copy)")
 
 
-def _tokenizer(documents: list[str], n_vocab: int, tokenizer: str | Path | None, out: Path) -> tuple[GPT2Encoding, Path, dict]:
+def _tokenizer(documents: list[str], n_vocab: int, tokenizer: str | Path | None,
+               out: Path) -> tuple[GPT2Encoding, Path, dict]:
     """The run's tokenizer, its ranks file in `out`, and stats for the log."""
     out.mkdir(parents=True, exist_ok=True)
     target = out / TOKENIZER_NAME

@@ -207,9 +207,11 @@ def test_cross_entropy_at_initialisation_is_near_uniform(small_text, tmp_path):
     assert log["evals"][0]["val_loss"] == pytest.approx(math.log(300), abs=0.3)
 
 
-@pytest.mark.parametrize("change, message", [({"lr": 0}, r"--lr must be in \(0, 1\]"),
-                                             ({"repeat_share": 1.5}, r"--repeat-share must be in \[0, 1\]"),
-                                             ({"snapshot_steps": (50,)}, r"--snapshot-steps must lie in 0\.\.max_steps")])
+@pytest.mark.parametrize("change, message", [
+    ({"lr": 0}, r"--lr must be in \(0, 1\]"),
+    ({"repeat_share": 1.5}, r"--repeat-share must be in \[0, 1\]"),
+    ({"snapshot_steps": (50,)}, r"--snapshot-steps must lie in 0\.\.max_steps"),
+])
 def test_out_of_range_setting_names_the_flag_and_what_is_allowed(change, message):
     with pytest.raises(TrainingError, match=message):
         TrainSettings(**{**FAST.__dict__, **change}).check()
