@@ -8,10 +8,11 @@
     every eval_every steps: the validation loss on fixed windows, a checkpoint, the log and a loss curve
 
 Repeated windows (`repeat_share`): a share of the training windows can be a random
-sequence of the most frequent tokens followed by the same sequence again. Nothing in
-natural text predicts the first copy, but every token of the second copy is predicted
-by finding its earlier occurrence and copying the token after it: the job of an
-induction head (Olsson et al. 2022). A small model trained briefly on natural text
+sequence of the most frequent tokens repeated until the window is full, with a period
+drawn per window (between an eighth and a half of the window). Nothing predicts the
+first copy, but every later token is predicted by finding its earlier occurrence and
+copying the token after it: the job of an induction head (Olsson et al. 2022). A fixed
+period would let a head learn "look back exactly L positions" instead. A small model trained briefly on natural text
 alone may not grow one; these windows make copying worth learning. The log records
 the share so the explorer can say the model saw them.
 
@@ -170,11 +171,23 @@ class Batches:
             repeated = torch.rand(B, generator=self.generator) < self.settings.repeat_share
             n = int(repeated.sum())
             if n:
-                half = (T + 2) // 2  # so that the two copies fill the window of T + 1
-                picks = torch.randint(len(self.frequent), (n, half), generator=self.generator)
-                sequence = self.frequent[picks]
-                windows[repeated] = torch.cat([sequence, sequence], dim=1)[:, : T + 1]
+                windows[repeated] = self._repeated_sequences(n)
         return windows[:, :-1], windows[:, 1:]
+
+    def _repeated_sequences(self, n: int) -> torch.Tensor:
+        """(n, n_ctx + 1) windows, each a random sequence of frequent tokens repeated over and over.
+
+        Each window's period is drawn between (n_ctx + 1) // 8 and (n_ctx + 1) // 2, so the
+        same token recurs at a different distance in each window: a head can only predict
+        the repeats by content (find the earlier occurrence, copy its successor), not by
+        attending a fixed number of positions back.
+        """
+        width = self.n_ctx + 1
+        longest, shortest = width // 2, max(width // 8, 1)
+        periods = torch.randint(shortest, longest + 1, (n, 1), generator=self.generator)
+        picks = torch.randint(len(self.frequent), (n, longest), generator=self.generator)
+        positions = torch.arange(width)[None, :] % periods  # (n, width): 0, 1, .., period - 1, 0, 1, ..
+        return self.frequent[picks.gather(1, positions)]
 
 
 # ---------------------------------------------------------------- optimisation
@@ -416,7 +429,8 @@ def _new_log(config, settings, enc, tokenizer_stats, documents, sources, fingerp
         "repeat_windows": {
             "share": settings.repeat_share, "vocab": settings.repeat_vocab,
             "what": "this share of training windows was a random sequence of the repeat_vocab most frequent "
-                    "tokens followed by the same sequence again, so that copying is worth learning"},
+                    "tokens repeated to fill the window (period drawn per window between an eighth and a half "
+                    "of it), so that copying by content is worth learning"},
         "evals": [], "snapshots": [], "step": 0, "tokens_seen": 0, "stopped": None,
     }
 

@@ -135,15 +135,27 @@ def test_learning_rate_warms_up_then_decays_by_cosine():
     assert learning_rate(110, s) == pytest.approx(1e-4)
 
 
-def test_repeated_windows_are_one_sequence_twice_and_seeded():
+def _period(window):
+    """The smallest L with window[L:] == window[:-L], or None."""
+    return next((L for L in range(1, len(window)) if torch.equal(window[L:], window[:-L])), None)
+
+
+def test_repeated_windows_repeat_a_sequence_with_a_period_drawn_per_window():
     train_tokens = torch.arange(1000) % 50
-    settings = TrainSettings(batch_size=8, repeat_share=1.0, repeat_vocab=20, seed=3)
-    x, y = Batches(train_tokens, 16, settings, 300, eot=299).next()
-    window = torch.cat([x, y[:, -1:]], dim=1)  # (B, 17): 9 tokens, then the same 8 again
-    assert torch.equal(window[:, 9:], window[:, :8])
-    assert int(window.unique().numel()) <= 20
-    x_again, _ = Batches(train_tokens, 16, settings, 300, eot=299).next()
-    assert torch.equal(x, x_again)
+    settings = TrainSettings(batch_size=64, repeat_share=1.0, repeat_vocab=20, seed=3)
+    x, y = Batches(train_tokens, 63, settings, 300, eot=299).next()
+    windows = torch.cat([x, y[:, -1:]], dim=1)  # (B, 64)
+    periods = [_period(w) for w in windows]
+    assert all(p is not None and 8 <= p <= 32 for p in periods)
+    assert len(set(periods)) > 5  # no fixed distance a head could learn instead of copying by content
+    assert int(windows.unique().numel()) <= 20
+
+
+def test_repeated_windows_are_seeded():
+    settings = TrainSettings(batch_size=8, repeat_share=0.5, seed=3)
+    first, _ = Batches(torch.arange(5000) % 700, 32, settings, 1000, eot=999).next()
+    again, _ = Batches(torch.arange(5000) % 700, 32, settings, 1000, eot=999).next()
+    assert torch.equal(first, again)
 
 
 def test_no_repeated_windows_by_default():
