@@ -29,7 +29,8 @@ def _bounded(kind, low=None, high=None, low_open=False):
         value = kind(text)
         if (low is not None and (value <= low if low_open else value < low)) or (high is not None and value > high):
             bracket = "(" if low_open else "["
-            raise argparse.ArgumentTypeError(f"{value} is outside {bracket}{low}, {high if high is not None else '∞'}]")
+            upper = high if high is not None else "∞"
+            raise argparse.ArgumentTypeError(f"{value} is outside {bracket}{low}, {upper}]")
         return value
     parse.__name__ = kind.__name__
     return parse

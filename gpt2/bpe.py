@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -87,8 +88,6 @@ def ranks_from_trained(tokenizer, n_vocab: int) -> dict[bytes, int]:
 
 
 def _merges(tokenizer) -> list[tuple[str, str]]:
-    import json
-
     merges = json.loads(tokenizer.to_str())["model"]["merges"]
     return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in merges]
 

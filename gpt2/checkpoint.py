@@ -219,12 +219,19 @@ def _cache_is_current(path: Path, index_sha256: str | None) -> bool:
     return index_sha256 is None or metadata.get("source_index_sha256") == index_sha256
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read the umask is to set it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def write_weights(model: GPT2, path: Path, metadata: dict[str, str]) -> None:
     """The model's parameters as float32 safetensors at `path`, written to a temp file then renamed."""
     tmp = path.with_name(path.name + ".partial")
     try:
         tensors = {name: p.detach().to("cpu", torch.float32).contiguous() for name, p in model.named_parameters()}
         save_file(tensors, str(tmp), metadata)
+        os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates the file private; make it like any other
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -269,7 +276,8 @@ def load_pretrained(size: str = "124M", cache_dir: str | Path | None = None, **d
     return load_openai_checkpoint(download_model(size, cache_dir, **download_options))
 
 
-def _write_text_atomically(path: Path, text: str) -> None:
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
     tmp = path.with_name(path.name + ".partial")
     try:
         tmp.write_text(text, encoding="utf-8")
@@ -305,11 +313,11 @@ def save_checkpoint(directory: str | Path, model: GPT2, tokenizer_ranks: Path | 
             tmp.unlink(missing_ok=True)
     metadata = {"format": PROJECT_FORMAT, "step": str(step), "hparams": json.dumps(hparams)}
     write_weights(model, directory / SAFETENSORS_NAME, metadata)
-    _write_text_atomically(directory / HPARAMS_NAME, json.dumps(hparams, indent=2) + "\n")
+    write_text_atomically(directory / HPARAMS_NAME, json.dumps(hparams, indent=2) + "\n")
     if tokenizer_ranks is not None and Path(tokenizer_ranks).resolve() != (directory / TOKENIZER_NAME).resolve():
-        _write_text_atomically(directory / TOKENIZER_NAME, Path(tokenizer_ranks).read_text(encoding="ascii"))
+        write_text_atomically(directory / TOKENIZER_NAME, Path(tokenizer_ranks).read_text(encoding="ascii"))
     if training_log is not None:
-        _write_text_atomically(directory / LOG_NAME, json.dumps(training_log, indent=1) + "\n")
+        write_text_atomically(directory / LOG_NAME, json.dumps(training_log, indent=1) + "\n")
     return directory
 
 

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import (LOG_NAME, PROJECT_FORMAT, STATE_NAME, checkpoint_step, load_checkpoint, project_hparams,
-                         save_checkpoint, write_weights)
+                         save_checkpoint, write_text_atomically, write_weights)
 from .config import GPTConfig
 from .model import GPT2
 from .tokenizer import BPE_FILE, TOKENIZER_NAME, GPT2Encoding, get_tokenizer
@@ -83,9 +83,10 @@ class TrainSettings:
         ranges = {"lr": (0, 1), "min_lr_ratio": (0, 1), "weight_decay": (0, 10), "val_fraction": (0, 0.5),
                   "repeat_share": (0, 1), "beta1": (0, 1), "beta2": (0, 1), "grad_clip": (0, 1e6)}
         for name, (low, high) in ranges.items():
-            value = getattr(self, name)
-            if not low <= value <= high or (name in ("lr", "val_fraction") and value == 0):
-                raise TrainingError(f"--{name.replace('_', '-')} must be in ({low}, {high}], got {value}")
+            value, low_open = getattr(self, name), name in ("lr", "val_fraction")
+            if not low <= value <= high or (low_open and value == low):
+                allowed = f"{'(' if low_open else '['}{low}, {high}]"
+                raise TrainingError(f"--{name.replace('_', '-')} must be in {allowed}, got {value}")
         if self.warmup_steps < 0:
             raise TrainingError(f"--warmup-steps must be 0 or more, got {self.warmup_steps}")
         if self.max_minutes is not None and not self.max_minutes > 0:
@@ -98,7 +99,8 @@ class TrainSettings:
 def check_config(config: GPTConfig) -> None:
     """Refuse shapes a model cannot be trained with, naming the field."""
     if config.n_ctx < 2:
-        raise TrainingError(f"--n-ctx must be at least 2 (a window needs a token and its successor), got {config.n_ctx}")
+        raise TrainingError(f"--n-ctx must be at least 2 (a window needs a token and its successor), "
+                            f"got {config.n_ctx}")
     if config.n_vocab < 258:
         raise TrainingError(f"--n-vocab must be at least 258 (256 bytes, a merge, <|endoftext|>), got {config.n_vocab}")
 
@@ -260,7 +262,7 @@ class Run:
     def save(self) -> None:
         self.log.update(step=self.step, tokens_seen=self.tokens_seen)
         save_checkpoint(self.out, self.model, self.tokenizer_file, self.log, self.state(), self.step)
-        (self.out / CURVE_NAME).write_text(loss_curve_svg(self.log["evals"]), encoding="utf-8")
+        write_text_atomically(self.out / CURVE_NAME, loss_curve_svg(self.log["evals"]))
 
     def snapshot(self) -> None:
         """Weights only, float32, in out/snapshots/step-N/: loadable with gpt2.load_checkpoint."""
@@ -296,7 +298,8 @@ def _check_disk_space(out: Path, n_params: int, settings: TrainSettings) -> None
                             f"snapshots need about {2 * needed / 1e6:.1f} MB (with room to write a new copy)")
 
 
-def _tokenizer(documents: list[str], n_vocab: int, tokenizer: str | Path | None, out: Path) -> tuple[GPT2Encoding, Path, dict]:
+def _tokenizer(documents: list[str], n_vocab: int, tokenizer: str | Path | None,
+               out: Path) -> tuple[GPT2Encoding, Path, dict]:
     """The run's tokenizer, its ranks file in `out`, and stats for the log."""
     out.mkdir(parents=True, exist_ok=True)
     target = out / TOKENIZER_NAME
@@ -425,7 +428,8 @@ def _new_log(config, settings, enc, tokenizer_stats, documents, sources, fingerp
         "repeat_windows": {
             "share": settings.repeat_share, "vocab": settings.repeat_vocab,
             "what": "this share of training windows was a random sequence of the repeat_vocab most frequent "
-                    "tokens followed by the same sequence again, so that copying is worth learning"},
+                    "tokens written twice in a row into a window of natural text (length from an eighth to half "
+                    "of the window, place random), so that copying by content is worth learning"},
         "evals": [], "snapshots": [], "step": 0, "tokens_seen": 0, "stopped": None,
     }
 

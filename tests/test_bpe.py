@@ -45,8 +45,10 @@ def test_tiktoken_encoding_matches_the_trainer_on_a_large_unseen_sample(trained,
         assert tiktoken_tokens == hf_tokens
 
 
-@pytest.mark.parametrize("text", ["def f(x):\n    return x ** 2  # ok", "héllo wörld — “quotes”", "日本語 🤖🧠 👩‍👩‍👧",
-                                  "tabs\tand\r\n  spaces   ", "\u0000\u200b", ""])
+@pytest.mark.parametrize("text", [
+    "def f(x):\n    return x ** 2  # ok", "héllo wörld — “quotes”", "日本語 🤖🧠 👩‍👩‍👧",
+    "tabs\tand\r\n  spaces   ", "\u0000\u200b", "",
+])
 def test_decode_of_encode_is_the_text(trained, text):
     _, enc = trained
     assert enc.decode(enc.encode(text)) == text

@@ -135,6 +135,11 @@ def test_learning_rate_warms_up_then_decays_by_cosine():
     assert learning_rate(110, s) == pytest.approx(1e-4)
 
 
+def _period(window):
+    """The smallest L with window[L:] == window[:-L], or None."""
+    return next((L for L in range(1, len(window)) if torch.equal(window[L:], window[:-L])), None)
+
+
 def _repeat_in(window: torch.Tensor) -> tuple[int, int] | None:
     """(start, length) of the longest run of tokens that is immediately written again, if any."""
     size = len(window)
@@ -158,6 +163,13 @@ def test_repeated_windows_hold_one_sequence_twice_at_a_random_place_and_are_seed
     assert len({f for f in found}) > 1  # neither the place nor the length is fixed
     x_again, _ = Batches(train_tokens, 16, settings, 300, eot=299).next()
     assert torch.equal(x, x_again)
+
+
+def test_repeated_windows_are_seeded():
+    settings = TrainSettings(batch_size=8, repeat_share=0.5, seed=3)
+    first, _ = Batches(torch.arange(5000) % 700, 32, settings, 1000, eot=999).next()
+    again, _ = Batches(torch.arange(5000) % 700, 32, settings, 1000, eot=999).next()
+    assert torch.equal(first, again)
 
 
 def test_no_repeated_windows_by_default():
@@ -219,3 +231,13 @@ def test_cross_entropy_at_initialisation_is_near_uniform(small_text, tmp_path):
     run = _run(tmp_path / "m", small_text, TrainSettings(**{**FAST.__dict__, "max_steps": 1}))
     log = train(run, progress=False)
     assert log["evals"][0]["val_loss"] == pytest.approx(math.log(300), abs=0.3)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lr": 0}, r"--lr must be in \(0, 1\]"),
+    ({"repeat_share": 1.5}, r"--repeat-share must be in \[0, 1\]"),
+    ({"snapshot_steps": (50,)}, r"--snapshot-steps must lie in 0\.\.max_steps"),
+])
+def test_out_of_range_setting_names_the_flag_and_what_is_allowed(change, message):
+    with pytest.raises(TrainingError, match=message):
+        TrainSettings(**{**FAST.__dict__, **change}).check()
