@@ -9,7 +9,8 @@
 This package knows nothing of the explorer built on top of it.
 """
 
-from .checkpoint import CheckpointError, load_checkpoint, load_openai_checkpoint, load_pretrained, save_checkpoint
+from .checkpoint import (SHIPPED_MODELS, CheckpointError, load_checkpoint, load_openai_checkpoint, load_pretrained,
+                         save_checkpoint)
 from .config import PRESETS, SIZES, GPTConfig
 from .generate import generate
 from .model import GPT2, HookPoint, KVCache
@@ -17,7 +18,7 @@ from .sampling import filter_logits, sample_token
 from .tokenizer import EOT_ID, get_tokenizer
 
 __all__ = [
-    "GPT2", "GPTConfig", "HookPoint", "KVCache", "PRESETS", "SIZES", "EOT_ID", "CheckpointError",
+    "GPT2", "GPTConfig", "HookPoint", "KVCache", "PRESETS", "SIZES", "SHIPPED_MODELS", "EOT_ID", "CheckpointError",
     "filter_logits", "generate", "get_tokenizer", "load_checkpoint", "load_openai_checkpoint", "load_pretrained",
     "sample_token", "save_checkpoint",
 ]

@@ -64,6 +64,10 @@ _BLOCK_SCOPE = re.compile(r"h(\d+)")
 _LEAF_NAMES = {"w": "weight", "g": "weight", "b": "bias"}
 
 
+# Small models trained by this project (`python -m gpt2 train`, see README) and shipped in assets/.
+SHIPPED_MODELS = {"tiny": Path(__file__).resolve().parent.parent / "assets" / "models" / "tiny"}
+
+
 class CheckpointError(ValueError):
     """The checkpoint does not fit the model: names every variable that is wrong."""
 
@@ -225,11 +229,12 @@ def _umask() -> int:
     return mask
 
 
-def write_weights(model: GPT2, path: Path, metadata: dict[str, str]) -> None:
-    """The model's parameters as float32 safetensors at `path`, written to a temp file then renamed."""
+def write_weights(model: GPT2, path: Path, metadata: dict[str, str], dtype: torch.dtype = torch.float32) -> None:
+    """The model's parameters as safetensors at `path` (float32 unless `dtype` says otherwise),
+    written to a temp file then renamed."""
     tmp = path.with_name(path.name + ".partial")
     try:
-        tensors = {name: p.detach().to("cpu", torch.float32).contiguous() for name, p in model.named_parameters()}
+        tensors = {name: p.detach().to("cpu", dtype).contiguous() for name, p in model.named_parameters()}
         save_file(tensors, str(tmp), metadata)
         os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates the file private; make it like any other
         os.replace(tmp, path)
@@ -270,8 +275,12 @@ def load_openai_checkpoint(path: str | Path, config: GPTConfig | None = None) ->
 
 
 def load_pretrained(size: str = "124M", cache_dir: str | Path | None = None, **download_options) -> GPT2:
-    """OpenAI's released model of this size: downloaded on first use, then loaded from the cache."""
+    """OpenAI's released model of this size (downloaded on first use, then loaded from the cache),
+    or a model this project trained and ships, by its name in SHIPPED_MODELS (no network)."""
     from .download import download_model
+
+    if size in SHIPPED_MODELS:
+        return load_checkpoint(SHIPPED_MODELS[size])
 
     return load_openai_checkpoint(download_model(size, cache_dir, **download_options))
 

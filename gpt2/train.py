@@ -265,12 +265,13 @@ class Run:
         write_text_atomically(self.out / CURVE_NAME, loss_curve_svg(self.log["evals"]))
 
     def snapshot(self) -> None:
-        """Weights only, float32, in out/snapshots/step-N/: loadable with gpt2.load_checkpoint."""
+        """Weights only, in float16 to keep them small (they are for looking at, not for resuming),
+        in out/snapshots/step-N/: loadable with gpt2.load_checkpoint."""
         folder = self.out / SNAPSHOT_DIR / f"step-{self.step}"
         folder.mkdir(parents=True, exist_ok=True)
         metadata = {"format": PROJECT_FORMAT, "step": str(self.step), "tokens_seen": str(self.tokens_seen),
                     "hparams": json.dumps(project_hparams(self.model.config))}
-        write_weights(self.model, folder / "model.safetensors", metadata)
+        write_weights(self.model, folder / "model.safetensors", metadata, dtype=torch.float16)
         entry = {"step": self.step, "tokens_seen": self.tokens_seen, "path": f"{SNAPSHOT_DIR}/step-{self.step}"}
         self.log["snapshots"] = [s for s in self.log["snapshots"] if s["step"] != self.step] + [entry]
 
