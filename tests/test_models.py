@@ -23,7 +23,7 @@ def test_choices_are_the_local_directory_then_the_released_sizes(tiny_checkpoint
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "125M", "", "local: other", "http://example.com/x"])
 def test_names_outside_the_allowlist_are_refused(tiny_checkpoint_dir, name):
-    with pytest.raises(ValueError, match="unknown model"):
+    with pytest.raises(ValueError, match="Model: unknown model"):
         ModelStore(tiny_checkpoint_dir).get(name)
 
 
@@ -62,5 +62,5 @@ def test_cosine_similarity_of_known_vectors():
 def test_a_loaded_model_is_served_while_another_is_loading(tiny_checkpoint_dir):
     store = ModelStore(tiny_checkpoint_dir)
     first = store.get(store.default)
-    with store._lock:  # as if another size were downloading
+    with store._lock_for("355M"):  # as if another size were downloading
         assert store.get(store.default) is first
