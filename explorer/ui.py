@@ -48,7 +48,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
                 model_name = Dropdown(store.choices, value=default or store.default, label="Model")
                 analyze_button = gr.Button("Analyze", variant="primary")
         gr.Examples([[e["prompt"]] for e in EXAMPLES], inputs=[prompt], label="Example prompts", examples_per_page=9)
-        status = gr.Markdown("Loading…", elem_id="status")
+        status = gr.Markdown("Loading…", label="Status", elem_id="status")
 
         shared = Shared(store, budget, prompt, model_name, analysis_state)
         with gr.Tabs():

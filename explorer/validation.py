@@ -70,10 +70,13 @@ def choice(field: str, value, choices: list[str]) -> str:
 
 
 def temperature(value, field: str = "Temperature") -> float:
-    value = number(field, value, 0.0, MAX_TEMPERATURE)
+    allowed = f"{field} must be 0 (greedy) or from {MIN_TEMPERATURE} to {MAX_TEMPERATURE:g}"
+    try:
+        value = number(field, value, 0.0, MAX_TEMPERATURE)
+    except BadInput:
+        raise BadInput(f"{allowed}; got {_describe(value)}") from None
     if 0 < value < MIN_TEMPERATURE:
-        raise BadInput(f"{field} must be 0 (greedy) or from {MIN_TEMPERATURE} to {MAX_TEMPERATURE:g}; "
-                       f"got {_describe(value)}")
+        raise BadInput(f"{allowed}; got {_describe(value)}")
     return value
 
 

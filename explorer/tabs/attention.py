@@ -37,10 +37,10 @@ def build(shared: Shared) -> Tab:
             query = Slider(0, 1023, value=1023, step=1, label="Query position (outlined row)")
             mean_heads = Checkbox(False, label="Mean over heads")
         with gr.Row():
-            heatmap = gr.Plot(show_label=False, elem_id="attention-heatmap")
-            overview = gr.Plot(show_label=False, elem_id="attention-overview")
-        scores = gr.Plot(show_label=False)
-        text = explanation(open=True)
+            heatmap = gr.Plot(label="Attention heatmap", show_label=False, elem_id="attention-heatmap")
+            overview = gr.Plot(label="All heads", show_label=False, elem_id="attention-overview")
+        scores = gr.Plot(label="Head scores", show_label=False)
+        text = explanation("Attention explained", open=True)
 
     def figures(analysis, loaded, layer_index, head_index, mean, query_index) -> dict:
         return {heatmap: panels.attention_heatmap(analysis, layer_index, head_index, mean, query_index),

@@ -87,7 +87,7 @@ class Dropdown(gr.Dropdown):
         return _checked(lambda v: validation.choice(self.label, v, choices), payload)
 
 
-def explanation(open: bool = False) -> gr.Markdown:
-    """A panel's collapsible teaching text, filled in once a prompt is analysed."""
+def explanation(label: str, open: bool = False) -> gr.Markdown:
+    """A panel's collapsible teaching text, filled in once a prompt is analysed (`label` names it in the API)."""
     with gr.Accordion("How this works", open=open):
-        return gr.Markdown(ANALYZE_FIRST)
+        return gr.Markdown(ANALYZE_FIRST, label=label)

@@ -13,16 +13,16 @@ def build(shared: Shared) -> Tab:
     with gr.Tab("Embeddings"):
         with gr.Tabs():
             with gr.Tab("Token"):
-                token = gr.Plot(show_label=False)
+                token = gr.Plot(label="Token embeddings", show_label=False)
             with gr.Tab("Position"):
-                position = gr.Plot(show_label=False)
+                position = gr.Plot(label="Position embeddings", show_label=False)
             with gr.Tab("Sum"):
-                total = gr.Plot(show_label=False)
+                total = gr.Plot(label="Embedding sum", show_label=False)
         with gr.Row():
-            pca = gr.Plot(show_label=False)
-            curve = gr.Plot(show_label=False)
-        cosine = gr.Plot(show_label=False)
-        text = explanation(open=False)
+            pca = gr.Plot(label="Embedding PCA", show_label=False)
+            curve = gr.Plot(label="Position curve", show_label=False)
+        cosine = gr.Plot(label="Cosine similarity", show_label=False)
+        text = explanation("Embeddings explained")
     plots = {"token": token, "position": position, "sum": total, "pca": pca, "curve": curve, "cosine": cosine}
 
     def show(view: View) -> dict:

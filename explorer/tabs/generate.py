@@ -26,8 +26,8 @@ def build(shared: Shared) -> Tab:
             stop_button = gr.Button("Stop", variant="stop")
             reset_button = gr.Button("Reset")
         output = gr.Textbox(label="Text", lines=8, buttons=["copy"], interactive=False)
-        step_plot = gr.Plot(show_label=False)
-        text = explanation(open=False)
+        step_plot = gr.Plot(label="Step distribution", show_label=False)
+        text = explanation("Generation explained")
     step_state = gr.State(None, time_to_live=1800)  # a StepState: the ids so far and the generator's state
 
     def show(view: View) -> dict:

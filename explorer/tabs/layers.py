@@ -14,12 +14,12 @@ from .shared import Shared, Tab, View, user_errors
 def build(shared: Shared) -> Tab:
     with gr.Tab("Layers"):
         with gr.Row():
-            residual = gr.Plot(show_label=False)
-            contributions = gr.Plot(show_label=False)
+            residual = gr.Plot(label="Residual norms", show_label=False)
+            contributions = gr.Plot(label="Block contributions", show_label=False)
         lens_positions = Slider(1, panels.MAX_LENS_POSITIONS, value=panels.LENS_POSITIONS, step=1,
                                 label="Logit lens: how many of the last positions to show")
-        lens = gr.Plot(show_label=False, elem_id="logit-lens")
-        text = explanation(open=False)
+        lens = gr.Plot(label="Logit lens", show_label=False, elem_id="logit-lens")
+        text = explanation("Layers explained")
 
     def show(view: View) -> dict:
         resid, contrib, lens_grid = panels.layer_figures(view.analysis)

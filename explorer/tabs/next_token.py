@@ -18,8 +18,8 @@ def build(shared: Shared) -> Tab:
             top_p = checked(Slider(validation.MIN_TOP_P, 1, value=1.0, step=0.01, label="Top-p (1 = off)"),
                             validation.top_p)
             seed = checked(Number(value=0, precision=0, label="Seed", minimum=0), validation.seed)
-        bars = gr.Plot(show_label=False, elem_id="next-token-bars")
-        text = explanation(open=True)
+        bars = gr.Plot(label="Next-token bars", show_label=False, elem_id="next-token-bars")
+        text = explanation("Next token explained", open=True)
     sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
 
     def figures(analysis, t, k, p, s) -> dict:

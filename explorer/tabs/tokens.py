@@ -11,8 +11,8 @@ from .shared import Shared, Tab, View
 
 def build(shared: Shared) -> Tab:
     with gr.Tab("Tokens"):
-        chips = gr.HTML(elem_id="token-chips")
-        text = explanation(open=False)
+        chips = gr.HTML(label="Token chips", elem_id="token-chips")
+        text = explanation("Tokens explained")
 
     def show(view: View) -> dict:
         trace = view.analysis.trace
