@@ -59,7 +59,7 @@ def prompt(value, field: str = "Prompt") -> str:
     if not value.strip():
         raise BadInput(f"{field}: the prompt is empty: type some text first.")
     if len(value) > MAX_PROMPT_CHARS:
-        raise BadInput(f"{field} may be at most {MAX_PROMPT_CHARS:,} characters; got {len(value):,}")
+        raise BadInput(f"{field} must be at most {MAX_PROMPT_CHARS:,} characters long; got {len(value):,}")
     return value
 
 
