@@ -276,7 +276,7 @@ def layer_figures(analysis: Analysis) -> tuple:
         plots.residual_norm_heatmap(trace.residual_norms, trace.tokens),
         plots.layer_contributions(trace.attn_out_norms, trace.mlp_out_norms, position=trace.n_tokens - 1),
         plots.logit_lens_grid(analysis.lens_labels, lens.top_probs, [layer_names[l] for l in lens.layers],
-                              position_labels),
+                              position_labels, max_positions=MAX_LENS_POSITIONS),  # every position the slider asks for
     )
 
 
