@@ -76,12 +76,19 @@ def machine_memory() -> int | None:
     return None
 
 
+DEFAULT_CAP = 3 * 2**29  # 1.5 GiB: four 1024-token analyses of 124M, or hundreds of short prompts
+
+
 def default_budget() -> int:
-    """EXPLORER_MEMORY_BUDGET if set, else a quarter of the machine's memory (1 GB if unknown)."""
+    """EXPLORER_MEMORY_BUDGET if set, else a quarter of the machine's memory, at most 1.5 GiB.
+
+    The cap keeps a default start-up modest on a big shared machine; a host who wants more
+    long prompts kept says so (--memory-budget or the environment variable).
+    """
     if os.environ.get(BUDGET_ENV):
         return parse_bytes(os.environ[BUDGET_ENV])
     memory = machine_memory()
-    return memory // 4 if memory else 2**30
+    return min(memory // 4, DEFAULT_CAP) if memory else 2**30
 
 
 def nbytes(obj, _seen: set[int] | None = None) -> int:

@@ -125,8 +125,14 @@ def test_the_host_sets_the_budget_by_environment_variable(monkeypatch):
 
 def test_the_default_budget_is_a_quarter_of_the_memory_a_space_reports(monkeypatch):
     monkeypatch.delenv("EXPLORER_MEMORY_BUDGET", raising=False)
-    monkeypatch.setenv("MEMORY", "16Gi")
-    assert machine_memory() == 16 * 2**30 and default_budget() == 4 * 2**30
+    monkeypatch.setenv("MEMORY", "4Gi")
+    assert machine_memory() == 4 * 2**30 and default_budget() == 2**30
+
+
+def test_the_default_budget_stays_modest_on_a_big_machine(monkeypatch):
+    monkeypatch.delenv("EXPLORER_MEMORY_BUDGET", raising=False)
+    monkeypatch.setenv("MEMORY", "64Gi")
+    assert default_budget() == 3 * 2**29
 
 
 def test_an_analysis_of_the_tiny_model_is_measured_with_its_attention_and_residual(tiny_checkpoint_dir):
