@@ -72,6 +72,11 @@ class RefuseUploads:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/upload"):
+            # Read what was sent and throw it away, chunk by chunk: answering before the body is read
+            # leaves a proxy in front (Gradio's SSR server, a Space's) waiting to deliver it.
+            message = {"more_body": scope["method"] not in ("GET", "HEAD")}
+            while message.get("more_body") and message.get("type") != "http.disconnect":
+                message = await receive()
             body = b'{"detail": "This app takes no uploads."}'
             await send({"type": "http.response.start", "status": 403,
                         "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
