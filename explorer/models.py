@@ -36,11 +36,14 @@ SIZES_ENV = "EXPLORER_SIZES"
 PARAMETERS = {"124M": 124_439_808, "355M": 354_823_168, "774M": 774_030_080, "1558M": 1_557_611_200}
 
 
+APP_BYTES = 2**30  # the app itself: Python, torch, Gradio, figures on their way out
+
+
 def sizes_that_fit(memory: int | None, reserved: int) -> list[str]:
-    """Released sizes whose float32 weights fit in `memory` beside `reserved` bytes (124M always)."""
+    """Released sizes whose float32 weights fit in `memory` beside `reserved` bytes and the app (124M always)."""
     if memory is None:
         return list(gpt2.SIZES)
-    fitting = [size for size in gpt2.SIZES if 4 * PARAMETERS[size] + reserved <= memory]
+    fitting = [size for size in gpt2.SIZES if 4 * PARAMETERS[size] + reserved + APP_BYTES <= memory]
     return fitting or ["124M"]
 
 
