@@ -178,6 +178,12 @@ class AnalysisBudget:
                 self._entries[key] = (entry[0], size)
                 self._evict(keep=key)
 
+    def make_room(self, n_bytes: int, keep: str | None = None) -> None:
+        """Drop least recently used analyses until `n_bytes` more fit: room for one about to be computed,
+        so that the budget bounds memory while it is being made, not only once it is kept."""
+        with self._lock:
+            self._evict(keep=keep, extra=n_bytes)
+
     def drop(self, key: str) -> None:
         with self._lock:
             self._entries.pop(key, None)
@@ -191,8 +197,8 @@ class AnalysisBudget:
             self.put(handle.key, analysis)
         return analysis
 
-    def _evict(self, keep: str) -> None:
-        total = sum(size for _, size in self._entries.values())
+    def _evict(self, keep: str | None, extra: int = 0) -> None:
+        total = extra + sum(size for _, size in self._entries.values())
         for key in list(self._entries):
             if total <= self.max_bytes:
                 break

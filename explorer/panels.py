@@ -107,6 +107,15 @@ def analyze(loaded: LoadedModel, prompt: str, lens_positions: int = LENS_POSITIO
     return update_lens(loaded, analysis, lens_positions)
 
 
+def analysis_bytes(config: gpt2.GPTConfig, n_tokens: int) -> int:
+    """About what an analysis of `n_tokens` tokens will hold: the attention pattern (float16) and the
+    residual stream before, between and after blocks (float32), the embeddings and the last position's
+    logits; for the budget."""
+    attention = config.n_layer * config.n_head * n_tokens * n_tokens * 2
+    streams = (2 * config.n_layer + 3) * n_tokens * config.n_embd * 4
+    return attention + streams + config.n_vocab * 4
+
+
 def update_lens(loaded: LoadedModel, analysis: Analysis, n_positions) -> Analysis:
     """Compute the logit lens for the last `n_positions` positions (1 to MAX_LENS_POSITIONS)."""
     try:

@@ -61,10 +61,13 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
         @user_errors
         def analyze(prompt, model_name, handle, request: gr.Request, progress=gr.Progress(), **values):
             loaded = shared.load(model_name, progress)
-            with shared.compute():
-                analysis = panels.analyze(loaded, prompt, values["lens_positions"])
             # The visitor's key is reused, so a new prompt replaces their old analysis in the budget.
             key = handle.key if isinstance(handle, AnalysisHandle) else budget.new_key(request.session_hash)
+            budget.drop(key)
+            n_tokens = min(len(loaded.tokenizer.encode(prompt)), loaded.model.config.n_ctx)
+            budget.make_room(panels.analysis_bytes(loaded.model.config, n_tokens))
+            with shared.compute():
+                analysis = panels.analyze(loaded, prompt, values["lens_positions"])
             budget.put(key, analysis)
             handle = AnalysisHandle(key, loaded.name, prompt, values["lens_positions"])
             view = View(analysis, loaded, values)

@@ -185,3 +185,19 @@ def test_sliders_keep_working_after_another_visitor_pushed_the_analysis_out(crow
     assert "query **␣six** at position 5" in text  # recomputed from first's own prompt, not second's
     lens, _ = first.predict(3, api_name="/lens")
     assert "3:␣four" in lens["plot"]
+
+
+def test_room_is_made_for_an_analysis_before_it_is_computed():
+    budget = AnalysisBudget(1000)
+    for key in "abc":
+        budget.put(key, sized(300))
+    budget.make_room(500)
+    assert list(key for key in "abc" if key in budget) == ["c"] and budget.used_bytes + 500 <= 1000
+
+
+def test_the_size_estimate_matches_what_an_analysis_holds(tiny_checkpoint_dir):
+    store = ModelStore(tiny_checkpoint_dir)
+    loaded = store.get(store.default)
+    analysis = panels.analyze(loaded, "one two three four five six seven eight")
+    estimate = panels.analysis_bytes(loaded.model.config, analysis.trace.n_tokens)
+    assert 0.5 * nbytes(analysis) <= estimate <= nbytes(analysis)
