@@ -4,10 +4,16 @@
     python app.py --size 355M
     python app.py --model-dir DIR       # a checkpoint directory in OpenAI's layout
     python app.py --host 0.0.0.0 --port 7860
+    python app.py --memory-budget 4GB --sizes 124M,355M
 
 Gradio's own environment variables (GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, ...) are
 honoured when no flag is given, so the same file runs unchanged on Hugging Face Spaces.
 Torch uses as many threads as this process may use CPUs (Spaces sets CPU_CORES).
+
+The host decides what visitors can cost: every visitor's analysis together stays within
+--memory-budget (EXPLORER_MEMORY_BUDGET; default a quarter of the machine's memory), and
+only the --sizes (EXPLORER_SIZES; default those whose weights fit beside the budget) are
+offered. The app has no file input, so Gradio's upload route is closed.
 """
 
 from __future__ import annotations
@@ -27,7 +33,26 @@ import sys  # noqa: E402
 import torch  # noqa: E402
 
 import gpt2  # noqa: E402
-from explorer.models import ModelStore  # noqa: E402
+from explorer.budget import AnalysisBudget, default_budget, machine_memory, parse_bytes  # noqa: E402
+from explorer.models import ModelStore, offered_sizes  # noqa: E402
+
+
+def return_freed_memory_to_the_system() -> None:
+    """Make glibc give large freed blocks back to the system at once.
+
+    glibc serves blocks above a threshold (128 KiB) with their own mmap and unmaps them on free,
+    but raises that threshold to the size of each such block freed, up to 32 MiB: after the first
+    analyses are dropped, the next ones' arrays land in the heap, whose freed space the process
+    keeps. RSS then no longer falls when the budget drops analyses. Fixing the threshold keeps
+    every analysis' arrays in their own mappings.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+        except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
+            pass
 
 
 def cpu_threads() -> int:
@@ -48,26 +73,63 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--share", action="store_true", help="make a public gradio.live link (off by default)")
     parser.add_argument("--max-queue", type=int, default=32, help="requests waiting at most; more are turned away")
+    parser.add_argument("--memory-budget", type=parse_bytes, default=None,
+                        help="bytes all visitors' analyses may hold together, e.g. 4GB "
+                             "(default: EXPLORER_MEMORY_BUDGET, else a quarter of the machine's memory)")
+    parser.add_argument("--sizes", default=None,
+                        help="released sizes visitors may choose, e.g. 124M,355M (default: EXPLORER_SIZES, else "
+                             "the sizes whose float32 weights fit beside the budget); empty with --model-dir: none")
     return parser.parse_args(argv)
+
+
+class RefuseUploads:
+    """ASGI middleware: the app has no file input, so nothing may be uploaded (not even to a temp folder)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/upload"):
+            # Read what was sent and throw it away, chunk by chunk: answering before the body is read
+            # leaves a proxy in front (Gradio's SSR server, a Space's) waiting to deliver it.
+            message = {"more_body": scope["method"] not in ("GET", "HEAD")}
+            while message.get("more_body") and message.get("type") != "http.disconnect":
+                message = await receive()
+            body = b'{"detail": "This app takes no uploads."}'
+            await send({"type": "http.response.start", "status": 403,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
 
 
 def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    return_freed_memory_to_the_system()
     torch.set_num_threads(cpu_threads())
 
     from explorer.ui import build_app, launch_options  # Gradio imports take a moment: after argument errors
 
-    store = ModelStore(args.model_dir, args.cache_dir)
-    first = store.local_name or args.size or "124M"
+    budget = AnalysisBudget(args.memory_budget or default_budget())
+    sizes = offered_sizes(args.sizes, machine_memory(), reserved=budget.max_bytes)
+    if args.size and args.size not in sizes:
+        sizes.append(args.size)  # the size the host asked to start with is always offered
+    store = ModelStore(args.model_dir, args.cache_dir, sizes=sizes)
+    print(f"Analyses' memory budget: {budget.max_bytes / 2**30:.1f} GiB; sizes offered: {', '.join(sizes) or 'none'}",
+          file=sys.stderr)
+    first = store.local_name or args.size or store.default
     try:
         print(f"Loading {first} ...", file=sys.stderr)
         store.get(first)  # load (and download) before serving, so the first visitor doesn't wait
     except Exception as err:  # the app still starts; the status line and errors tell the user
         print(f"Could not load {first}: {err}", file=sys.stderr)
-    app = build_app(store, default=first)
+    app = build_app(store, default=first, budget=budget)
     app.queue(max_size=args.max_queue, default_concurrency_limit=4)
-    app.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options())
+    from starlette.middleware import Middleware
+
+    app.launch(server_name=args.host, server_port=args.port, share=args.share,
+               app_kwargs={"middleware": [Middleware(RefuseUploads)]}, **launch_options())
 
 
 if __name__ == "__main__":

@@ -3,12 +3,18 @@
 A choice is either one of OpenAI's released sizes (downloaded on first use) or the
 checkpoint directory the app was started with (`--model-dir`). Choices come from a
 fixed list: a name sent by a browser or an API client is looked up in it, never turned
-into a path or URL. Loading is serialised by a lock, and at most `max_loaded` models
-stay in memory (1558M alone is 6 GB in float32).
+into a path or URL.
+
+The host decides which released sizes are offered (`sizes`, from app.py's --sizes or
+EXPLORER_SIZES; by default those whose float32 weights fit the machine beside the
+analysis budget). Each model has its own lock: downloading or loading one size never
+makes a visitor of an already loaded one wait. At most `max_loaded` models stay in
+memory (1558M alone is 6 GB in float32).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -26,6 +32,36 @@ from .heads import induction_scores
 from .embeddings import pca_2d
 
 
+SIZES_ENV = "EXPLORER_SIZES"
+PARAMETERS = {"124M": 124_439_808, "355M": 354_823_168, "774M": 774_030_080, "1558M": 1_557_611_200}
+
+
+APP_BYTES = 2**30  # the app itself: Python, torch, Gradio, figures on their way out
+
+
+def sizes_that_fit(memory: int | None, reserved: int) -> list[str]:
+    """Released sizes whose float32 weights fit in `memory` beside `reserved` bytes and the app (124M always)."""
+    if memory is None:
+        return list(gpt2.SIZES)
+    fitting = [size for size in gpt2.SIZES if 4 * PARAMETERS[size] + reserved + APP_BYTES <= memory]
+    return fitting or ["124M"]
+
+
+def parse_sizes(text: str) -> list[str]:
+    """'124M,355M' -> ['124M', '355M'], refusing names that are not released sizes."""
+    sizes = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [size for size in sizes if size not in gpt2.SIZES]
+    if unknown:
+        raise ValueError(f"unknown size(s) {', '.join(unknown)}; the released sizes are {', '.join(gpt2.SIZES)}")
+    return sizes
+
+
+def offered_sizes(flag: str | None, memory: int | None, reserved: int) -> list[str]:
+    """The sizes a host offers: the flag, else EXPLORER_SIZES, else those that fit."""
+    text = flag if flag is not None else os.environ.get(SIZES_ENV)
+    return parse_sizes(text) if text is not None else sizes_that_fit(memory, reserved)
+
+
 @dataclass
 class LoadedModel:
     name: str
@@ -33,6 +69,8 @@ class LoadedModel:
     induction: np.ndarray  # [layer, head] induction scores, computed once at load
     load_seconds: float
     position_pca: tuple[np.ndarray, np.ndarray] = None  # PCA of W_pe, fixed per model: computed once
+    # The model's own tokenizer: every panel encodes and labels tokens with it, never a global one.
+    tokenizer: object = None  # a tiktoken.Encoding
 
     @property
     def wpe(self) -> np.ndarray:
@@ -47,13 +85,17 @@ class LoadedModel:
 
 class ModelStore:
     def __init__(self, model_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                 max_loaded: int = 2, **download_options):
+                 max_loaded: int = 2, sizes: list[str] | None = None, **download_options):
         self.local_dir = Path(model_dir) if model_dir else None
         self.cache_dir = cache_dir
+        self.sizes = list(gpt2.SIZES) if sizes is None else parse_sizes(",".join(sizes))
+        if not self.sizes and not self.local_dir:
+            raise ValueError("no model to offer: give --model-dir or at least one size")
         self.download_options = download_options  # for tests (a local server); never from a user
         self.max_loaded = max_loaded
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
-        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}  # one per model: loading one never blocks another
+        self._locks_lock = threading.Lock()
 
     @property
     def local_name(self) -> str | None:
@@ -61,15 +103,19 @@ class ModelStore:
 
     @property
     def choices(self) -> list[str]:
-        return ([self.local_name] if self.local_dir else []) + list(gpt2.SIZES)
+        return ([self.local_name] if self.local_dir else []) + self.sizes
 
     @property
     def default(self) -> str:
-        return self.local_name or "124M"
+        return self.choices[0]
 
     def needs_download(self, name: str) -> bool:
         self._check(name)
         return name in gpt2.SIZES and name not in self._loaded and not is_downloaded(name, self.cache_dir)
+
+    def _lock_for(self, name: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(name, threading.Lock())
 
     def get(self, name: str, on_progress: Callable[[str, int, int | None], None] | None = None) -> LoadedModel:
         """The loaded model for a choice, loading (and downloading) it first if needed."""
@@ -77,24 +123,28 @@ class ModelStore:
         loaded = self._loaded.get(name)
         if loaded is not None:  # no lock: a download of another size must not block users of this one
             return loaded
-        with self._lock:
+        with self._lock_for(name):
             if name in self._loaded:
-                self._loaded.move_to_end(name)
                 return self._loaded[name]
             start = time.perf_counter()
             model = self._load(name, on_progress)
             make_fast(model)
-            loaded = LoadedModel(name, model, induction_scores(model), 0.0)
+            loaded = LoadedModel(name, model, induction_scores(model), 0.0, tokenizer=self._tokenizer(name))
             loaded.position_pca = pca_2d(loaded.wpe)
             loaded.load_seconds = time.perf_counter() - start
-            self._loaded[name] = loaded
-            while len(self._loaded) > self.max_loaded:
-                self._loaded.popitem(last=False)
+            with self._locks_lock:
+                self._loaded[name] = loaded
+                while len(self._loaded) > self.max_loaded:
+                    self._loaded.popitem(last=False)
             return loaded
+
+    def _tokenizer(self, name: str):
+        # Today every choice speaks GPT-2's BPE; a shipped model with its own tokenizer plugs in here.
+        return gpt2.get_tokenizer()
 
     def _check(self, name: str) -> None:
         if name not in self.choices:
-            raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(self.choices)}")
+            raise ValueError(f"Model: unknown model {name!r}; choose one of: {', '.join(self.choices)}")
 
     def _load(self, name: str, on_progress) -> gpt2.GPT2:
         if name == self.local_name:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import gpt2
-from gpt2.generate import check_prompt
+from gpt2.generate import check_prompt, slide_keep, window_length
 
 from . import plots, teaching
 from .capture import Trace, capture
@@ -50,6 +50,7 @@ class Analysis:
     lens: LensResult | None
     notice: str = ""  # e.g. that the prompt was truncated to the context
     lens_labels: list[list[list[str]]] = field(default_factory=list)
+    label: TokenLabels | None = None  # the model's token labels (shared, not counted in the analysis' size)
 
     @functools.cached_property
     def overview_tiles(self) -> np.ndarray:
@@ -57,16 +58,39 @@ class Analysis:
         return plots.overview_tiles(self.trace.attention)
 
 
-@functools.lru_cache(maxsize=1 << 16)  # a token's display string never changes: one entry per vocabulary id
-def _label(token_id: int) -> str:
-    return display_token(gpt2.get_tokenizer().decode_single_token_bytes(token_id))
+class TokenLabels:
+    """Display labels of one tokenizer's ids, cached: the lens and the bars ask for the same ids again and again.
+
+    One instance per tokenizer (`labels_for`), so two models with different vocabularies never share labels.
+    Slots and no __dict__: an analysis points at it without its size (budget.nbytes) counting the cache.
+    """
+
+    __slots__ = ("tokenizer", "_label")
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self._label = functools.lru_cache(maxsize=1 << 16)(
+            lambda token_id: display_token(tokenizer.decode_single_token_bytes(token_id)))
+
+    def __call__(self, token_id: int) -> str:
+        return self._label(int(token_id))
 
 
-def encode_prompt(prompt: str, n_ctx: int) -> tuple[list[int], str]:
+_labels_by_tokenizer: dict[int, TokenLabels] = {}
+
+
+def labels_for(tokenizer) -> TokenLabels:
+    labels = _labels_by_tokenizer.get(id(tokenizer))
+    if labels is None or labels.tokenizer is not tokenizer:
+        labels = _labels_by_tokenizer[id(tokenizer)] = TokenLabels(tokenizer)
+    return labels
+
+
+def encode_prompt(tokenizer, prompt: str, n_ctx: int) -> tuple[list[int], str]:
     """Token ids of a prompt, cut to the context if needed, and a notice saying so."""
     if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError("The prompt is empty: type some text first.")
-    ids = gpt2.get_tokenizer().encode(prompt)
+        raise ValueError("Prompt: the prompt is empty: type some text first.")
+    ids = tokenizer.encode(prompt)
     if len(ids) <= n_ctx:
         return ids, ""
     notice = (f"⚠️ The prompt has {len(ids)} tokens but GPT-2 reads at most {n_ctx}: "
@@ -76,10 +100,21 @@ def encode_prompt(prompt: str, n_ctx: int) -> tuple[list[int], str]:
 
 def analyze(loaded: LoadedModel, prompt: str, lens_positions: int = LENS_POSITIONS) -> Analysis:
     """Run the prompt through the model once and compute everything the panels show."""
-    ids, notice = encode_prompt(prompt, loaded.model.config.n_ctx)
-    trace = capture(loaded.model, ids)
-    analysis = Analysis(loaded.name, prompt, trace, head_scores(trace, loaded.induction), None, notice)
+    tokenizer = loaded.tokenizer
+    ids, notice = encode_prompt(tokenizer, prompt, loaded.model.config.n_ctx)
+    trace = capture(loaded.model, ids, tokenizer)
+    analysis = Analysis(loaded.name, prompt, trace, head_scores(trace, loaded.induction), None, notice,
+                        label=labels_for(tokenizer))
     return update_lens(loaded, analysis, lens_positions)
+
+
+def analysis_bytes(config: gpt2.GPTConfig, n_tokens: int) -> int:
+    """About what an analysis of `n_tokens` tokens will hold: the attention pattern (float16) and the
+    residual stream before, between and after blocks (float32), the embeddings and the last position's
+    logits; for the budget."""
+    attention = config.n_layer * config.n_head * n_tokens * n_tokens * 2
+    streams = (2 * config.n_layer + 3) * n_tokens * config.n_embd * 4
+    return attention + streams + config.n_vocab * 4
 
 
 def update_lens(loaded: LoadedModel, analysis: Analysis, n_positions) -> Analysis:
@@ -93,14 +128,15 @@ def update_lens(loaded: LoadedModel, analysis: Analysis, n_positions) -> Analysi
     trace = analysis.trace
     positions = np.arange(max(0, trace.n_tokens - n_positions), trace.n_tokens)
     analysis.lens = logit_lens(loaded.model, trace, positions=positions, k=LENS_TOP_K)
-    analysis.lens_labels = [[[_label(int(i)) for i in cell] for cell in row] for row in analysis.lens.top_ids]
+    analysis.lens_labels = [[[analysis.label(i) for i in cell] for cell in row] for row in analysis.lens.top_ids]
     return analysis
 
 
 def status_line(loaded: LoadedModel, analysis: Analysis | None = None) -> str:
     line = loaded.describe()
     if analysis is not None:
-        line += f" · prompt: {analysis.trace.n_tokens} tokens"
+        n = analysis.trace.n_tokens
+        line += f" · prompt: {n} token{'' if n == 1 else 's'}"
         if analysis.notice:
             line += f"\n\n{analysis.notice}"
     return line
@@ -367,7 +403,7 @@ def layer_figures(analysis: Analysis) -> tuple:
         plots.residual_norm_heatmap(trace.residual_norms, trace.tokens),
         plots.layer_contributions(trace.attn_out_norms, trace.mlp_out_norms, position=trace.n_tokens - 1),
         plots.logit_lens_grid(analysis.lens_labels, lens.top_probs, [layer_names[l] for l in lens.layers],
-                              position_labels),
+                              position_labels, max_positions=MAX_LENS_POSITIONS),  # every position the slider asks for
     )
 
 
@@ -387,7 +423,7 @@ def layers_text(analysis: Analysis) -> str:
         embed_norm=float(norms[0]), final_norm=float(norms[-1]), norm_change=norm_change(norms[0], norms[-1]),
         biggest_mlp_layer=mlp_layer, biggest_mlp_norm=float(trace.mlp_out_norms[mlp_layer, -1]),
         biggest_attn_layer=attn_layer, biggest_attn_norm=float(trace.attn_out_norms[attn_layer, -1]),
-        final_top_token=f"{_label(int(final))}", lens_sentence=lens_sentence)
+        final_top_token=f"{analysis.label(int(final))}", lens_sentence=lens_sentence)
 
 
 def norm_change(start: float, end: float) -> str:
@@ -437,7 +473,8 @@ def most_likely(probs: np.ndarray, n: int) -> np.ndarray:
     return candidates[np.argsort(-probs[candidates], kind="stable")][:n]
 
 
-def distribution_figure(logits: np.ndarray, temperature, top_k, top_p, seed=None, generator=None, title_prefix=""):
+def distribution_figure(label: TokenLabels, logits: np.ndarray, temperature, top_k, top_p, seed=None, generator=None,
+                        title_prefix=""):
     """Bars of the most likely tokens before and after truncation, and the anatomy behind them."""
     t, k, p = parse_sampling(temperature, top_k, top_p)
     anatomy = sampling_anatomy(logits, t, k, p, seed=parse_seed(seed), generator=generator)
@@ -450,7 +487,7 @@ def distribution_figure(logits: np.ndarray, temperature, top_k, top_p, seed=None
     kept = f"{anatomy.n_kept:,} token{'' if anatomy.n_kept == 1 else 's'} kept"
     title = (f"{title_prefix}{kept} ({percent(anatomy.kept_mass)} of the mass) · "
              f"entropy {anatomy.entropy_before:.2f} → {anatomy.entropy_after:.2f} bits")
-    figure = plots.next_token_bars([_label(int(i)) for i in order], anatomy.probs_tempered[order],
+    figure = plots.next_token_bars([label(i) for i in order], anatomy.probs_tempered[order],
                                    anatomy.probs_final[order], anatomy.kept[order], title, chosen=chosen)
     return figure, anatomy
 
@@ -462,27 +499,27 @@ def percent(p: float) -> str:
     return f"{p * 100:.2g}%"
 
 
-def next_token_text(trace: Trace, anatomy) -> str:
+def next_token_text(trace: Trace, anatomy, label: TokenLabels) -> str:
     top = int(np.argmax(trace.next_token_probs))
     effective = 2**anatomy.entropy_after  # the perplexity of what is sampled from
     return teaching.render(
         "next_token", temperature=anatomy.temperature, top_k=anatomy.top_k or "off", top_p=anatomy.top_p or "off",
-        top_token=_label(top), top_prob=percent(float(trace.next_token_probs[top])), n_kept=anatomy.n_kept,
+        top_token=label(top), top_prob=percent(float(trace.next_token_probs[top])), n_kept=anatomy.n_kept,
         kept_mass=percent(anatomy.kept_mass), entropy_before=anatomy.entropy_before,
         entropy_after=anatomy.entropy_after,
         effective_after=f"{effective:.1f}" if effective < 10 else f"{effective:,.0f}",
-        temperature_example=temperature_example(trace.logits, anatomy.temperature))
+        temperature_example=temperature_example(trace.logits, anatomy.temperature, label))
 
 
 def _times(x: float) -> str:
     return f"{x:,.1f}" if x < 1e6 else f"{x:.2g}"
 
 
-def temperature_example(logits: np.ndarray, temperature: float) -> str:
-    """What temperature does to this prompt's two most likely tokens."""
+def temperature_example(logits: np.ndarray, temperature: float, label) -> str:
+    """What temperature does to this prompt's two most likely tokens (`label`: id -> display string)."""
     first, second = most_likely(logits.astype(np.float64), 2)
     gap = float(logits[first]) - float(logits[second])
-    a, b = _label(int(first)), _label(int(second))
+    a, b = label(int(first)), label(int(second))
     text = (f"Here the two most likely tokens, **{a}** and **{b}**, differ by z₁ − z₂ = {gap:.2f}: at T = 1 "
             f"**{a}** is e^{gap:.2f} = {_times(np.exp(min(gap, 700)))} times as likely")
     if temperature == 0:
@@ -531,7 +568,7 @@ def shift_table(trace: Trace, surprise: np.ndarray, rows: int = 8) -> str:
 
 
 def generate_text(config: gpt2.GPTConfig) -> str:
-    return teaching.render("generate", n_ctx=config.n_ctx, window=config.n_ctx - config.n_ctx // 4)
+    return teaching.render("generate", n_ctx=config.n_ctx, window=slide_keep(config.n_ctx))
 
 
 # ---- generation, one step at a time ----
@@ -541,6 +578,7 @@ class StepState:
     """The text being generated in step mode: its ids and the random generator's state."""
 
     model_name: str
+    prompt: str  # the prompt it started from: another prompt starts over
     ids: list[int]
     generator_state: torch.Tensor
     prompt_length: int
@@ -551,11 +589,11 @@ class StepState:
 
 
 def start_steps(loaded: LoadedModel, prompt: str, seed) -> StepState:
-    ids, _ = encode_prompt(prompt, loaded.model.config.n_ctx)
+    ids, _ = encode_prompt(loaded.tokenizer, prompt, loaded.model.config.n_ctx)
     generator = torch.Generator()
     seed = parse_seed(seed)
     generator.seed() if seed is None else generator.manual_seed(seed)
-    return StepState(loaded.name, ids, generator.get_state(), len(ids))
+    return StepState(loaded.name, prompt, ids, generator.get_state(), len(ids))
 
 
 @torch.inference_mode()
@@ -563,12 +601,13 @@ def next_step(loaded: LoadedModel, state: StepState, temperature, top_k, top_p):
     """Predict, draw and append one token; returns the figure of the distribution it came from."""
     model = loaded.model
     n_ctx = model.config.n_ctx
-    window = state.ids if len(state.ids) < n_ctx else state.ids[-(n_ctx - n_ctx // 4):]  # as gpt2.generate slides
+    window = state.ids[-window_length(len(state.ids), n_ctx):]  # the window gpt2.generate sees at this length
     check_prompt(model, window)
     logits = model(torch.tensor([window]), last_only=True)[0, -1].float().numpy()
     generator = torch.Generator()
     generator.set_state(state.generator_state)
-    figure, anatomy = distribution_figure(logits, temperature, top_k, top_p, generator=generator,
+    figure, anatomy = distribution_figure(labels_for(loaded.tokenizer), logits, temperature, top_k, top_p,
+                                          generator=generator,
                                           title_prefix=f"Step {state.steps_taken + 1}: ")
     state.ids.append(anatomy.chosen)
     state.generator_state = generator.get_state()
@@ -594,9 +633,9 @@ def ablation_figures(analysis: Analysis, result) -> dict:
     moved = moved_most(before, after, MOVED_TOKENS)
     what = result.ablation.describe()
     return {
-        "bars": plots.before_after_bars([_label(int(i)) for i in shown], before[shown], after[shown],
+        "bars": plots.before_after_bars([analysis.label(int(i)) for i in shown], before[shown], after[shown],
                                         f"Next token with {what}", after_name="ablated"),
-        "moved": plots.moved_most_bars([_label(m.token_id) for m in moved], np.array([m.before for m in moved]),
+        "moved": plots.moved_most_bars([analysis.label(m.token_id) for m in moved], np.array([m.before for m in moved]),
                                        np.array([m.after for m in moved]), "The tokens whose probability moved most"),
         "surprise": plots.surprise_tokens(trace.tokens, result.token_surprise, f"{analysis.model_name} (ablated)"),
     }

@@ -7,13 +7,14 @@ each new token costs one forward pass of a single position against the cached ke
 values. `generate` is an iterator, so a caller (the CLI, the explorer) can show each
 token as soon as it exists.
 
-Sliding window: GPT-2 has n_ctx = 1024 learned positions and cannot see further back.
-When the text reaches n_ctx tokens, generation keeps going on the most recent
-`n_ctx - n_ctx // 4` tokens (768 for GPT-2): they are re-encoded at positions
-0..767 (cached keys carry their old positions, so the cache must be rebuilt), and
-decoding continues from there. Rebuilding every quarter-context instead of on every
-token keeps the cost of long generations near that of the cached case, at the price of
-the model seeing between 3/4 and all of the context.
+Sliding window (`window_length`, the one rule every caller uses): GPT-2 has n_ctx = 1024
+learned positions and cannot see further back. When the text outgrows n_ctx tokens,
+the model is given only the most recent `n_ctx - n_ctx // 4` of them (768 for GPT-2),
+re-encoded at positions 0..767 (cached keys carry their old positions, so the cache
+must be rebuilt); the window then grows again token by token up to n_ctx, and slides
+once more. Rebuilding every quarter-context instead of on every token keeps the cost
+of long generations near that of the cached case, at the price of the model seeing
+between 3/4 and all of the context.
 """
 
 from __future__ import annotations
@@ -25,6 +26,24 @@ import torch
 from .model import GPT2
 from .sampling import filter_logits, sample_token, validate_sampling
 from .tokenizer import EOT_ID
+
+
+def slide_keep(n_ctx: int) -> int:
+    """How many of the most recent tokens the window keeps when it slides."""
+    return n_ctx - n_ctx // 4
+
+
+def window_length(n_tokens: int, n_ctx: int) -> int:
+    """How many of the last `n_tokens` tokens the model sees when it predicts the next one.
+
+    All of them while they fit; past n_ctx the window restarts at `slide_keep(n_ctx)` and
+    grows by one per token until it is full again:
+    n_ctx + 1 tokens -> keep, n_ctx + 2 -> keep + 1, ..., then keep again after n_ctx.
+    """
+    if n_tokens <= n_ctx:
+        return n_tokens
+    keep = slide_keep(n_ctx)
+    return keep + (n_tokens - n_ctx - 1) % (n_ctx - keep + 1)
 
 
 def check_prompt(model: GPT2, prompt_ids: Sequence[int] | torch.Tensor) -> list[int]:
@@ -72,7 +91,6 @@ def generate(model: GPT2, prompt_ids: Sequence[int] | torch.Tensor, max_new_toke
 
 def _decode(model, ids, max_new_tokens, temperature, top_k, top_p, generator, stop_at_eos) -> Iterator[int]:
     n_ctx = model.config.n_ctx
-    keep = n_ctx - n_ctx // 4  # tokens kept when the window slides (see module docstring)
     cache = model.new_kv_cache(max_len=n_ctx)
     logits = _forward_last(model, ids, cache)
     for step in range(max_new_tokens):
@@ -84,8 +102,9 @@ def _decode(model, ids, max_new_tokens, temperature, top_k, top_p, generator, st
         yield token
         if (stop_at_eos and token == EOT_ID) or step == max_new_tokens - 1:
             return
-        if cache.length == n_ctx:  # the window is full: re-encode the most recent tokens
-            cache.reset()
-            logits = _forward_last(model, ids[-keep:], cache)
-        else:
+        window = window_length(len(ids), n_ctx)
+        if window == cache.length + 1:  # the window grew by the new token: the cache holds the rest
             logits = _forward_last(model, [token], cache)
+        else:  # the window slid: its tokens sit at new positions, so they are encoded afresh
+            cache.reset()
+            logits = _forward_last(model, ids[-window:], cache)

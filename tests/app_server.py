@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -19,14 +20,19 @@ def free_port() -> int:
 
 
 class AppServer:
-    def __init__(self, model_dir: Path, log_path: Path):
+    def __init__(self, model_dir: Path, log_path: Path, *extra_args: str, env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = open(log_path, "w")
-        env = {"GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", "CPU_CORES": "2"}
+        # Gradio's temp folder (where uploads would land) is the test's own, so a test can see it stay empty.
+        self.temp_dir = log_path.parent / "gradio-temp"
+        self.temp_dir.mkdir(exist_ok=True)
+        env = {"GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", "CPU_CORES": "2",
+               "GRADIO_TEMP_DIR": str(self.temp_dir), **(env or {})}
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--model-dir", str(model_dir), "--port", str(self.port)],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**__import__("os").environ, **env})
+            [sys.executable, str(ROOT / "app.py"), "--model-dir", str(model_dir), "--port", str(self.port),
+             *extra_args],
+            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **env})
 
     def wait_until_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout

@@ -8,11 +8,6 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 PROMPT = "Every effort moves you"
-# analyze's outputs, in order (gr.State is not sent to API clients).
-OUTPUTS = ["status", "chips", "tokens_md", "emb_token", "emb_position", "emb_sum", "emb_pca", "emb_curve",
-           "emb_cosine", "embeddings_md", "layer", "head", "query", "attn_heatmap", "attn_overview", "head_scores",
-           "attention_md", "resid_plot", "contrib_plot", "lens_plot", "layers_md", "bars", "next_token_md",
-           "generate_md"]
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +15,15 @@ def client(app_server):
     return Client(app_server.url, verbose=False)
 
 
-def analyze(client, prompt=PROMPT, **kwargs):
-    return dict(zip(OUTPUTS, client.predict(prompt, api_name="/analyze", **kwargs)))
+def output_labels(client, endpoint: str = "/analyze") -> list[str]:
+    """An endpoint's outputs by their components' labels, in the order the API lists them."""
+    returns = client.view_api(print_info=False, return_format="dict")["named_endpoints"][endpoint]["returns"]
+    return [r["label"] for r in returns]
+
+
+def analyze(client, prompt=PROMPT, **kwargs) -> dict:
+    """analyze's outputs by label: no copy of their order here."""
+    return dict(zip(output_labels(client), client.predict(prompt, api_name="/analyze", **kwargs)))
 
 
 def text_of(value) -> str:
@@ -44,16 +46,16 @@ def test_only_analyze_and_generate_are_listed_in_the_api(client):
 
 def test_analyze_returns_every_panel(client):
     out = analyze(client)
-    assert "4 tokens" in out["status"]
-    assert out["chips"].count("class=\"token-chip ") == 4 and "6109" in out["chips"]
-    for name in ("emb_token", "emb_pca", "attn_heatmap", "attn_overview", "resid_plot", "lens_plot", "bars"):
+    assert "4 tokens" in out["Status"]
+    assert out["Token chips"].count("class=\"token-chip ") == 4 and "6109" in out["Token chips"]
+    for name in ("Token embeddings", "Embedding PCA", "Attention heatmap", "All heads", "Residual norms", "Logit lens", "Next-token bars"):
         assert figure(out[name])["data"], name
-    assert "4 tokens" in out["tokens_md"]
-    assert "you" in out["attention_md"]  # the teaching text quotes the prompt's own last token
+    assert "4 tokens" in out["Tokens explained"]
+    assert "you" in out["Attention explained"]  # the teaching text quotes the prompt's own last token
 
 
 def test_attention_heatmap_has_the_prompt_tokens_on_both_axes(client):
-    heatmap = figure(analyze(client)["attn_heatmap"])
+    heatmap = figure(analyze(client)["Attention heatmap"])
     labels = text_of(heatmap)
     for token in ("Every", "␣effort", "␣moves", "␣you"):
         assert token in labels
@@ -62,30 +64,30 @@ def test_attention_heatmap_has_the_prompt_tokens_on_both_axes(client):
 def test_empty_prompt_is_refused_with_a_message_and_the_app_keeps_serving(client):
     with pytest.raises(AppError, match="empty"):
         client.predict("   ", api_name="/analyze")
-    assert "4 tokens" in analyze(client)["status"]
+    assert "4 tokens" in analyze(client)["Status"]
 
 
 def test_prompt_longer_than_the_context_is_truncated_with_a_notice(client):
     out = analyze(client, " ".join(["word"] * 100))  # the tiny model reads 64 tokens
-    assert "64 tokens" in out["status"] and "only the last 64" in out["status"]
+    assert "64 tokens" in out["Status"] and "only the last 64" in out["Status"]
 
 
 def test_endoftext_and_odd_unicode_are_analysed(client):
     out = analyze(client, "end<|endoftext|>start \u200b日本🤖\x00")
-    assert "50256" in out["chips"]
-    assert "⟨" in out["chips"]  # partial UTF-8 bytes are marked, not garbled
+    assert "50256" in out["Token chips"]
+    assert "⟨" in out["Token chips"]  # partial UTF-8 bytes are marked, not garbled
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"temperature": -1}, "less than minimum"), ({"top_p": 5}, "greater than maximum"),
-     ({"top_k": -3}, "less than minimum"), ({"model_name": "../../etc/passwd"}, "not in the list of choices"),
-     ({"layer": "x"}, ".")],
+    [({"temperature": -1}, "Temperature must be 0 .greedy. or from 0.01 to 2"),
+     ({"top_p": 5}, "Top-p must be a number from 0.01 to 1"), ({"top_k": -3}, "Top-k must be a whole number from 0 to 200"),
+     ({"model_name": "../../etc/passwd"}, "Model must be one of"), ({"layer": "x"}, "Layer must be a whole number")],
 )
 def test_out_of_range_values_sent_to_the_api_get_a_clear_message(client, kwargs, message):
     with pytest.raises(AppError, match=message):
         client.predict(PROMPT, api_name="/analyze", **kwargs)
-    assert "4 tokens" in analyze(client)["status"]
+    assert "4 tokens" in analyze(client)["Status"]
 
 
 def test_unexpected_errors_do_not_leak_internals(client):
@@ -108,7 +110,7 @@ def test_layer_and_head_switch_redraws_the_attention(client):
     heatmap, text = client.predict(1, 2, False, 2, api_name="/select_head")
     assert "Layer 1, head 2" in text_of(figure(heatmap))
     assert "layer 1, head 2" in text and "query **␣moves** at position 2" in text
-    with pytest.raises(AppError, match="greater than maximum"):
+    with pytest.raises(AppError, match="Head must be a whole number from 0 to 3"):
         client.predict(1, 9, False, 2, api_name="/select_head")
 
 
@@ -122,7 +124,7 @@ def test_generate_streams_text(client):
 
 
 def test_generate_refuses_bad_lengths(client):
-    with pytest.raises(AppError, match="greater than maximum"):
+    with pytest.raises(AppError, match="Max new tokens must be a whole number from 1 to 256"):
         client.predict(PROMPT, api_name="/generate", max_new_tokens=100000)
 
 
@@ -149,7 +151,7 @@ def test_two_clients_at_once_do_not_see_each_others_results(app_server):
             for _ in range(3):
                 out = analyze(c, prompts[key])
                 bars, _ = c.predict(1.0, 0, 1.0, 0, api_name="/resample")
-                results.setdefault(key, []).append((out["status"], out["chips"]))
+                results.setdefault(key, []).append((out["Status"], out["Token chips"]))
         except Exception as err:  # surfaced below
             errors.append(err)
 
@@ -171,9 +173,9 @@ def test_generating_past_the_context_keeps_going_with_a_sliding_window(client):
 
 def test_logit_lens_window_can_be_widened_without_rerunning_the_prompt(client):
     out = analyze(client, "one two three four five six seven eight nine ten eleven twelve")
-    assert len(figure(out["lens_plot"])["data"][0]["x"]) == 8  # the default window: the last 8 positions
+    assert len(figure(out["Logit lens"])["data"][0]["x"]) == 8  # the default window: the last 8 positions
     lens, text = client.predict(12, api_name="/lens")
     assert figure(lens)["data"][0]["x"][0] == "0:one" and len(figure(lens)["data"][0]["x"]) == 12
     assert "final prediction" in text
-    with pytest.raises(AppError, match="greater than maximum"):
+    with pytest.raises(AppError, match="Logit lens.* must be a whole number from 1 to 32"):
         client.predict(500, api_name="/lens")

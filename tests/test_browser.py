@@ -76,3 +76,17 @@ def test_an_empty_prompt_shows_a_message_not_a_crash(page):
     page.get_by_label("Prompt").fill("Every effort moves you")
     page.get_by_role("button", name="Analyze").click()
     page.get_by_text("prompt: 4 tokens").wait_for(timeout=30_000)
+
+
+def test_a_one_token_prompt_shows_every_panel_and_a_disabled_query_slider(page):
+    page.get_by_label("Prompt").fill("Hello")
+    page.get_by_role("button", name="Analyze").click()
+    page.get_by_text("prompt: 1 token").wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Attention").click()
+    page.wait_for_selector("#attention-heatmap .js-plotly-plot", timeout=30_000)
+    assert page.get_by_label("number input for Query position (outlined row)").is_disabled()
+    # Gradio accepted every update: no error toast (but the previous test's "empty prompt" one may linger)
+    errors = page.locator(".toast-body.error").all_inner_texts()
+    assert not [text for text in errors if "empty" not in text], errors
+    page.get_by_role("tab", name="Layers").click()
+    page.wait_for_function("document.querySelector('#logit-lens').innerText.includes('0:Hello')", timeout=30_000)

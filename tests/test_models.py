@@ -23,7 +23,7 @@ def test_choices_are_the_local_directory_then_the_released_sizes(tiny_checkpoint
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "125M", "", "local: other", "http://example.com/x"])
 def test_names_outside_the_allowlist_are_refused(tiny_checkpoint_dir, name):
-    with pytest.raises(ValueError, match="unknown model"):
+    with pytest.raises(ValueError, match="Model: unknown model"):
         ModelStore(tiny_checkpoint_dir).get(name)
 
 
@@ -62,5 +62,39 @@ def test_cosine_similarity_of_known_vectors():
 def test_a_loaded_model_is_served_while_another_is_loading(tiny_checkpoint_dir):
     store = ModelStore(tiny_checkpoint_dir)
     first = store.get(store.default)
-    with store._lock:  # as if another size were downloading
+    with store._lock_for("355M"):  # as if another size were downloading
         assert store.get(store.default) is first
+
+
+def test_the_sizes_offered_by_default_are_those_whose_weights_fit_beside_the_budget():
+    from explorer.models import sizes_that_fit
+
+    gb = 2**30
+    assert sizes_that_fit(16 * gb, reserved=4 * gb) == ["124M", "355M", "774M", "1558M"]
+    assert sizes_that_fit(8 * gb, reserved=3 * gb // 2) == ["124M", "355M", "774M"]  # 1558M's 5.8 GiB: no room
+    assert sizes_that_fit(2 * gb, reserved=gb // 2) == ["124M"]
+    assert sizes_that_fit(None, reserved=gb) == ["124M", "355M", "774M", "1558M"]
+
+
+def test_the_host_chooses_the_sizes_by_flag_or_environment(monkeypatch):
+    from explorer.models import offered_sizes
+
+    monkeypatch.setenv("EXPLORER_SIZES", "124M,355M")
+    assert offered_sizes(None, memory=None, reserved=0) == ["124M", "355M"]
+    assert offered_sizes("774M", memory=None, reserved=0) == ["774M"]  # the flag wins
+    assert offered_sizes("", memory=None, reserved=0) == []
+    with pytest.raises(ValueError, match="unknown size.*9000M"):
+        offered_sizes("124M,9000M", memory=None, reserved=0)
+
+
+def test_a_size_the_host_did_not_offer_is_refused(tiny_checkpoint_dir):
+    store = ModelStore(tiny_checkpoint_dir, sizes=["124M"])
+    assert store.choices == [store.local_name, "124M"]
+    with pytest.raises(ValueError, match="unknown model '1558M'"):
+        store.get("1558M")
+
+
+def test_a_loaded_model_carries_its_own_tokenizer(tiny_checkpoint_dir):
+    store = ModelStore(tiny_checkpoint_dir)
+    loaded = store.get(store.default)
+    assert loaded.tokenizer.decode(loaded.tokenizer.encode("Every effort")) == "Every effort"

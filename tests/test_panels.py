@@ -22,15 +22,15 @@ def analysis(loaded):
 
 
 def test_prompt_longer_than_the_context_keeps_the_end_with_a_notice():
-    ids, notice = panels.encode_prompt("a " * 100, n_ctx=64)
+    ids, notice = panels.encode_prompt(gpt2.get_tokenizer(), "a " * 100, n_ctx=64)
     assert len(ids) == 64 and "only the last 64" in notice
-    assert panels.encode_prompt(PROMPT, 64) == ([6109, 3626, 6100, 345], "")
+    assert panels.encode_prompt(gpt2.get_tokenizer(), PROMPT, 64) == ([6109, 3626, 6100, 345], "")
 
 
 @pytest.mark.parametrize("prompt", ["", "   \n\t", None])
 def test_empty_prompt_is_refused(prompt):
     with pytest.raises(ValueError, match="empty"):
-        panels.encode_prompt(prompt, 64)
+        panels.encode_prompt(gpt2.get_tokenizer(), prompt, 64)
 
 
 def test_slider_values_map_to_sampler_settings():
@@ -71,7 +71,7 @@ def test_logit_lens_covers_the_last_positions_of_every_layer(analysis):
 
 
 def test_distribution_figure_counts_kept_tokens(analysis):
-    figure, anatomy = panels.distribution_figure(analysis.trace.logits, 1.0, 5, 1.0)
+    figure, anatomy = panels.distribution_figure(analysis.label, analysis.trace.logits, 1.0, 5, 1.0)
     assert anatomy.n_kept == 5
     assert "5 tokens kept" in json.dumps(figure.to_plotly_json()["layout"]["title"], ensure_ascii=False)
 
@@ -117,8 +117,8 @@ def test_small_probabilities_stay_readable():
 
 
 def test_next_token_text_quotes_the_model_numbers(analysis):
-    _, anatomy = panels.distribution_figure(analysis.trace.logits, 1.0, 0, 1.0, 0)
-    text = panels.next_token_text(analysis.trace, anatomy)
+    _, anatomy = panels.distribution_figure(analysis.label, analysis.trace.logits, 1.0, 0, 1.0, 0)
+    text = panels.next_token_text(analysis.trace, anatomy, analysis.label)
     top = float(analysis.trace.next_token_probs.max())
     assert f"p = {panels.percent(top)} at temperature 1" in text
     assert f"**{anatomy.n_kept:,}** tokens are kept" in text

@@ -132,7 +132,7 @@ def test_layers_text_says_what_the_norms_did(analyses):
 @pytest.mark.parametrize("temperature", [0.5, 2.0])
 def test_temperature_example_divides_the_logit_gap(analyses, temperature):
     logits = analyses["three"].trace.logits
-    text = panels.temperature_example(logits, temperature)
+    text = panels.temperature_example(logits, temperature, str)
     top2 = np.sort(logits.astype(np.float64))[-2:]
     gap = top2[1] - top2[0]
     assert f"= {panels._times(np.exp(gap / temperature))}." in text

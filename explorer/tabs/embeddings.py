@@ -1,0 +1,32 @@
+"""Embeddings tab: token and position embeddings, their sum, a PCA, the position curve, cosine similarities."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .. import panels
+from .controls import explanation
+from .shared import Shared, Tab, View
+
+
+def build(shared: Shared) -> Tab:
+    with gr.Tab("Embeddings"):
+        with gr.Tabs():
+            with gr.Tab("Token"):
+                token = gr.Plot(label="Token embeddings", show_label=False)
+            with gr.Tab("Position"):
+                position = gr.Plot(label="Position embeddings", show_label=False)
+            with gr.Tab("Sum"):
+                total = gr.Plot(label="Embedding sum", show_label=False)
+        with gr.Row():
+            pca = gr.Plot(label="Embedding PCA", show_label=False)
+            curve = gr.Plot(label="Position curve", show_label=False)
+        cosine = gr.Plot(label="Cosine similarity", show_label=False)
+        text = explanation("Embeddings explained")
+    plots = {"token": token, "position": position, "sum": total, "pca": pca, "curve": curve, "cosine": cosine}
+
+    def show(view: View) -> dict:
+        figures = panels.embedding_figures(view.analysis, view.loaded)
+        return {plots[name]: figure for name, figure in figures.items()} | {text: panels.embeddings_text(view.analysis)}
+
+    return Tab(show=show, outputs=[*plots.values(), text])

@@ -1,0 +1,79 @@
+"""Generate tab: text sampled token by token, streamed, or one step at a time with its distribution."""
+
+from __future__ import annotations
+
+import codecs
+
+import gradio as gr
+
+import gpt2
+from gpt2.generate import slide_keep
+
+from .. import panels, plots, validation
+from .controls import Slider, checked, explanation
+from .shared import Shared, Tab, View, user_errors
+
+
+def build(shared: Shared) -> Tab:
+    sampling = [shared.controls[name] for name in ("temperature", "top_k", "top_p", "seed")]  # from Next token
+    with gr.Tab("Generate"):
+        gr.Markdown("Uses the temperature, top-k, top-p and seed from the *Next token* tab.")
+        with gr.Row():
+            max_new_tokens = checked(Slider(1, validation.MAX_NEW_TOKENS, value=40, step=1, label="Max new tokens"),
+                                     validation.max_new_tokens)
+            generate_button = gr.Button("Generate", variant="primary")
+            step_button = gr.Button("Step (one token)")
+            stop_button = gr.Button("Stop", variant="stop")
+            reset_button = gr.Button("Reset")
+        output = gr.Textbox(label="Text", lines=8, buttons=["copy"], interactive=False)
+        step_plot = gr.Plot(label="Step distribution", show_label=False)
+        text = explanation("Generation explained")
+    step_state = gr.State(None, time_to_live=1800)  # a StepState: the ids so far and the generator's state
+
+    def show(view: View) -> dict:
+        return {text: panels.generate_text(view.analysis.trace.config)}
+
+    @user_errors
+    def generate(prompt, model_name, max_new_tokens, temperature, top_k, top_p, seed, progress=gr.Progress()):
+        loaded = shared.load(model_name, progress)
+        n_ctx = loaded.model.config.n_ctx
+        ids, notice = panels.encode_prompt(loaded.tokenizer, prompt, n_ctx)
+        t, k, p = panels.parse_sampling(temperature, top_k, top_p)
+        if notice:
+            gr.Warning(notice)
+        if len(ids) + max_new_tokens > n_ctx:
+            gr.Warning(f"Prompt + new tokens exceed this model's {n_ctx}-token context: past it, the model sees "
+                       f"only the most recent {slide_keep(n_ctx)} to {n_ctx} tokens (a sliding window).")
+        tokens = gpt2.generate(loaded.model, ids, max_new_tokens, temperature=t, top_k=k, top_p=p, seed=seed)
+        enc, decoder = loaded.tokenizer, codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text_so_far = enc.decode(ids)
+        yield text_so_far
+        while True:
+            with shared.compute():  # one token at a time: other visitors' passes run in between
+                token = next(tokens, None)
+            if token is None:
+                break
+            text_so_far += decoder.decode(enc.decode_single_token_bytes(token))
+            yield text_so_far
+        yield text_so_far + decoder.decode(b"", final=True)
+
+    @user_errors
+    def step(prompt, model_name, state, temperature, top_k, top_p, seed, progress=gr.Progress()):
+        loaded = shared.load(model_name, progress)
+        if state is None or state.model_name != loaded.name or state.prompt != prompt:
+            state = panels.start_steps(loaded, prompt, seed)
+        with shared.compute():
+            figure, _ = panels.next_step(loaded, state, temperature, top_k, top_p)
+        return {output: loaded.tokenizer.decode(state.ids), step_state: state, step_plot: figure}
+
+    generating = generate_button.click(
+        generate, inputs=[shared.prompt, shared.model_name, max_new_tokens, *sampling], outputs=[output],
+        api_name="generate")
+    step_button.click(step, inputs=[shared.prompt, shared.model_name, step_state, *sampling],
+                      outputs=[output, step_state, step_plot], api_name="step", api_visibility="undocumented")
+    generate_button.click(lambda: None, outputs=[step_state], api_visibility="private", queue=False)
+    reset_button.click(lambda: (None, "", plots.empty_figure("Press Step to add one token.")),
+                       outputs=[step_state, output, step_plot], api_visibility="private", queue=False)
+    shared.prompt.change(lambda: None, outputs=[step_state], api_visibility="private", queue=False)
+    stop_button.click(None, cancels=[generating], api_visibility="private")
+    return Tab(show=show, outputs=[text])

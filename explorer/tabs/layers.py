@@ -1,0 +1,39 @@
+"""Layers tab: the residual stream's size layer by layer, what each block adds, and the logit lens."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gradio as gr
+
+from .. import panels
+from .controls import Slider, explanation
+from .shared import Shared, Tab, View, user_errors
+
+
+def build(shared: Shared) -> Tab:
+    with gr.Tab("Layers"):
+        with gr.Row():
+            residual = gr.Plot(label="Residual norms", show_label=False)
+            contributions = gr.Plot(label="Block contributions", show_label=False)
+        lens_positions = Slider(1, panels.MAX_LENS_POSITIONS, value=panels.LENS_POSITIONS, step=1,
+                                label="Logit lens: how many of the last positions to show")
+        lens = gr.Plot(label="Logit lens", show_label=False, elem_id="logit-lens")
+        text = explanation("Layers explained")
+
+    def show(view: View) -> dict:
+        resid, contrib, lens_grid = panels.layer_figures(view.analysis)
+        return {residual: resid, contributions: contrib, lens: lens_grid, text: panels.layers_text(view.analysis)}
+
+    @user_errors
+    def relens(handle, n_positions) -> dict:
+        analysis, loaded = shared.analysis_of(handle)
+        with shared.compute():  # the lens projects onto the whole vocabulary: a model-sized job
+            analysis = panels.update_lens(loaded, analysis, n_positions)
+        shared.remember(handle)
+        handle = dataclasses.replace(handle, lens_positions=n_positions)  # a recomputation keeps this window
+        return {lens: panels.layer_figures(analysis)[2], text: panels.layers_text(analysis), shared.analysis: handle}
+
+    lens_positions.input(relens, inputs=[shared.analysis, lens_positions], outputs=[lens, text, shared.analysis],
+                         api_name="lens", api_visibility="undocumented", trigger_mode="always_last")
+    return Tab(show=show, outputs=[residual, contributions, lens, text], inputs={"lens_positions": lens_positions})

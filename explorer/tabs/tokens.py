@@ -1,0 +1,21 @@
+"""Tokens tab: the prompt as coloured chips, one per token, and how BPE cut it."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .. import panels
+from .controls import explanation
+from .shared import Shared, Tab, View
+
+
+def build(shared: Shared) -> Tab:
+    with gr.Tab("Tokens"):
+        chips = gr.HTML(label="Token chips", elem_id="token-chips")
+        text = explanation("Tokens explained")
+
+    def show(view: View) -> dict:
+        trace = view.analysis.trace
+        return {chips: panels.token_chips(trace), text: panels.tokens_text(trace)}
+
+    return Tab(show=show, outputs=[chips, text])
