@@ -139,8 +139,8 @@ class ModelStore:
             return loaded
 
     def _tokenizer(self, name: str):
-        # Today every choice speaks GPT-2's BPE; a shipped model with its own tokenizer plugs in here.
-        return gpt2.get_tokenizer()
+        # A checkpoint folder may carry its own tokenizer (a model trained here); OpenAI's sizes speak GPT-2's.
+        return gpt2.get_tokenizer(self.local_dir) if name == self.local_name else gpt2.get_tokenizer()
 
     def _check(self, name: str) -> None:
         if name not in self.choices:
@@ -148,7 +148,7 @@ class ModelStore:
 
     def _load(self, name: str, on_progress) -> gpt2.GPT2:
         if name == self.local_name:
-            return gpt2.load_openai_checkpoint(self.local_dir)
+            return gpt2.load_checkpoint(self.local_dir)
         try:
             directory = download_model(name, self.cache_dir, on_progress=on_progress, progress_bar=False,
                                        **self.download_options)
