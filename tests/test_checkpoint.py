@@ -126,7 +126,9 @@ def test_loaded_project_checkpoint_keeps_the_head_tied(tmp_path):
     ids = torch.tensor([[1, 2]])
     with torch.no_grad():
         before = loaded(ids)[..., 5].clone()
-        loaded.wte.weight[5] += 1.0
+        # One feature only: adding the same amount to every feature would not move the logit, since
+        # LN_f's output sums to 0 over the features while its gain is 1 and its bias 0.
+        loaded.wte.weight[5, 0] += 1.0
         assert not torch.allclose(before, loaded(ids)[..., 5])
 
 
