@@ -26,27 +26,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-import gpt2
 
 from .block import open_block
 from .heads import LABEL_RULES
-from .lens import lens_logits
 from .models import LoadedModel
 from .panels import LENS_POSITIONS, MAX_LENS_POSITIONS, Analysis, most_likely, norm_change, percent
 from .sampling import sampling_anatomy
-from .tokens import display_token
 
 EXAMPLES_FILE = Path(__file__).resolve().parent.parent / "assets" / "examples.json"
 INDUCTION_THRESHOLD = dict((field, t) for _, field, t in LABEL_RULES)["induction"]
 STORY_SAMPLING = dict(temperature=0.8, top_k=40, top_p=0.95, seed=0)  # the sampling card's settings
 TOP_TOKENS = 5
 MAX_NEW_TOKENS = 40
-
-
-def _label(token_id: int) -> str:
-    return display_token(gpt2.get_tokenizer().decode_single_token_bytes(int(token_id)))
 
 
 def _plural(n: int, word: str) -> str:
@@ -91,30 +83,8 @@ def induction_query(analysis: Analysis, layer: int, head: int) -> tuple[int, int
 
 
 def token_surprise(analysis: Analysis, loaded: LoadedModel) -> np.ndarray:
-    """−ln p(t_{i+1} | t_≤i) in nats, [T − 1]: the Trace's own when it has it, else from the stored final stream.
-
-    The fallback (surprise_from_stream) applies LN_f and the tied head to the stored x_L
-    (lens.lens_logits, the model's own readout): a T x n_vocab product, not a forward pass.
-    """
-    stored = getattr(analysis.trace, "token_surprise", None)
-    if stored is not None:
-        return np.asarray(stored, dtype=np.float64)
-    return surprise_from_stream(loaded, analysis.trace)
-
-
-SURPRISE_CHUNK = 64  # positions per step: 64 x 50,257 float32 logits are 13 MB, all 1023 would be 0.2 GB
-
-
-def surprise_from_stream(loaded: LoadedModel, trace) -> np.ndarray:
-    """−ln p(t_{i+1} | t_≤i) from the stored final residual stream x_L, [T − 1] nats."""
-    targets = torch.as_tensor(np.asarray(trace.token_ids[1:]))
-    surprise = np.zeros(len(targets))
-    for start in range(0, len(targets), SURPRISE_CHUNK):
-        end = min(start + SURPRISE_CHUNK, len(targets))
-        logits = lens_logits(loaded.model, trace.residual[-1, start:end])  # [chunk, n_vocab] float32
-        log_probs = torch.log_softmax(logits, dim=-1)
-        surprise[start:end] = -log_probs.gather(1, targets[start:end, None])[:, 0].double().numpy()
-    return surprise
+    """−ln p(t_{i+1} | t_≤i) in nats, [T − 1]: the Trace's own (projected the first time it is asked for)."""
+    return np.asarray(analysis.trace.token_surprise, dtype=np.float64)
 
 
 def suggested_head(analysis: Analysis, loaded: LoadedModel) -> dict:
@@ -145,7 +115,7 @@ class Card:
 
 def _top_tokens(analysis: Analysis, n: int = TOP_TOKENS) -> str:
     probs = analysis.trace.next_token_probs
-    return ", ".join(f"**{_label(i)}** {percent(float(probs[i]))}" for i in most_likely(probs, n))
+    return ", ".join(f"**{analysis.label(i)}** {percent(float(probs[i]))}" for i in most_likely(probs, n))
 
 
 def _card_top(analysis: Analysis, loaded: LoadedModel):
@@ -251,7 +221,7 @@ def _card_layers(analysis: Analysis, loaded: LoadedModel):
         first = int(np.argmax(tops == tops[-1]))
         where = "already in the embeddings" if first == 0 else f"after block {first - 1}"
         text += (f" The **logit lens** reads the stream as if it were the last: the final answer "
-                 f"**{_label(tops[-1])}** is first on top {where}. Look at the last column of the lens, top to bottom.")
+                 f"**{analysis.label(tops[-1])}** is first on top {where}. Look at the last column of the lens, top to bottom.")
     return text, dict(lens_positions=int(min(max(trace.n_tokens, 1), MAX_LENS_POSITIONS, LENS_POSITIONS)))
 
 
@@ -263,7 +233,7 @@ def _card_sampling(analysis: Analysis, loaded: LoadedModel):
             f"top-k {s['top_k']} keeps the {s['top_k']} most likely, top-p {s['top_p']:g} then keeps the fewest "
             f"whose probability reaches {s['top_p']:.0%}. Here that leaves {_plural(anatomy.n_kept, 'token')} "
             f"holding {percent(anatomy.kept_mass)} of the probability, and seed {s['seed']} draws "
-            f"**{_label(anatomy.chosen)}**. Move the sliders and watch the solid bars.")
+            f"**{analysis.label(anatomy.chosen)}**. Move the sliders and watch the solid bars.")
     return text, dict(s)
 
 

@@ -2,7 +2,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
 
 from explorer import panels, story, teaching
 from explorer.models import ModelStore
@@ -46,7 +45,7 @@ def test_every_card_renders_with_controls_in_range(loaded, analysis, index):
 def test_the_story_starts_with_the_top_next_tokens_and_follows_the_data(loaded, analysis):
     first = story.story_card(0, analysis, loaded)
     top = int(np.argmax(analysis.trace.next_token_probs))
-    assert first["tab"] == "next_token" and story._label(top) in first["markdown"]
+    assert first["tab"] == "next_token" and analysis.label(top) in first["markdown"]
     assert "Everything below explains these" in first["markdown"]
     tabs = [card.tab for card in story.CARDS]
     assert tabs.index("tokens") < tabs.index("embeddings") < tabs.index("attention") < tabs.index("block") \
@@ -78,15 +77,6 @@ def test_no_induction_query_when_no_token_repeats(loaded):
     assert story.induction_query(analysis, 0, 0) is None
     card = story.story_card(story.CARD_IDS.index("induction"), analysis, loaded)
     assert "No token of your prompt repeats" in card["markdown"]
-
-
-def test_surprise_from_the_stored_stream_equals_an_independent_forward_pass(loaded):
-    analysis = panels.analyze(loaded, "The quick brown fox jumps over the lazy dog")
-    ids = analysis.trace.token_ids.tolist()
-    with torch.no_grad():
-        logits = loaded.model(torch.tensor([ids]))[0].double()
-    expected = -torch.log_softmax(logits, -1)[:-1].gather(1, torch.tensor(ids[1:])[:, None])[:, 0].numpy()
-    np.testing.assert_allclose(story.surprise_from_stream(loaded, analysis.trace), expected, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("index", [-1, len(story.CARDS), "x", None])
@@ -128,13 +118,6 @@ def test_surprise_card_says_when_a_model_has_not_learned(loaded):
     card = story.story_card(story.CARD_IDS.index("surprise"), analysis, loaded)
     mean = story.token_surprise(analysis, loaded).mean()
     assert ("has not learned yet" in card["markdown"]) == (mean >= np.log(analysis.trace.config.n_vocab))
-
-
-def test_surprise_is_the_same_in_chunks(loaded, monkeypatch):
-    analysis = panels.analyze(loaded, "The quick brown fox jumps over the lazy dog")
-    whole = story.surprise_from_stream(loaded, analysis.trace)
-    monkeypatch.setattr(story, "SURPRISE_CHUNK", 3)
-    np.testing.assert_allclose(story.surprise_from_stream(loaded, analysis.trace), whole, atol=1e-6)
 
 
 def test_attention_opens_on_the_strongest_previous_token_head_without_an_induction_head(loaded, analysis):

@@ -139,8 +139,9 @@ def test_temperature_example_divides_the_logit_gap(analyses, temperature):
 
 
 def test_next_token_text_says_the_order_of_the_filters(analyses):
-    _, anatomy = panels.distribution_figure(analyses["three"].trace.logits, 0.8, 20, 0.9)
-    text = panels.next_token_text(analyses["three"].trace, anatomy)
+    analysis = analyses["three"]
+    _, anatomy = panels.distribution_figure(analysis.label, analysis.trace.logits, 0.8, 20, 0.9)
+    text = panels.next_token_text(analysis.trace, anatomy, analysis.label)
     assert text.index("**temperature**, then **top-k**, then **top-p**") > 0 and _filled(text)
 
 
