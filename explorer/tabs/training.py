@@ -9,18 +9,16 @@ from .attention import index_slider_update
 from .controls import Slider
 from .shared import Shared, Tab, View, user_errors
 
-MAX_SNAPSHOTS = 64  # the slider's widest range; the model's own count is checked by the store
-
-
 def build(shared: Shared) -> Tab:
     with gr.Tab("Training"):
         about = gr.Markdown("Analyze a prompt with **tiny (trained here)** to watch its heads form during training.",
                             label="Training explained")
         with gr.Row():
-            snapshot = Slider(0, MAX_SNAPSHOTS - 1, value=MAX_SNAPSHOTS - 1, step=1, label="Snapshot")
+            # Analyze sets its range to the model's snapshots; until then there is nothing to choose.
+            snapshot = Slider(0, 1, value=0, step=1, label="Snapshot", interactive=False)
             layer = Slider(0, 11, value=0, step=1, label="Layer")
             head = Slider(0, 11, value=0, step=1, label="Head")
-        caption = gr.Markdown("", label="Snapshot")
+        caption = gr.Markdown("", label="Snapshot caption")
         with gr.Row():
             curve = gr.Plot(label="Training loss curve", show_label=False, elem_id="training-curve")
             head_map = gr.Plot(label="Heads at this snapshot", show_label=False, elem_id="training-heads")
@@ -54,8 +52,9 @@ def build(shared: Shared) -> Tab:
         run = shared.store.training_run(loaded.name)
         if not training.has_snapshots(run):
             return without_snapshots(run, loaded.name)
+        # A new prompt starts at the finished model; the slider then goes back through training.
         config, last = loaded.model.config, len(run.snapshots) - 1
-        index = min(view.values["snapshot"], last)
+        index = last
         layer_index = min(view.values["training_layer"], config.n_layer - 1)
         head_index = min(view.values["training_head"], config.n_head - 1)
         return figures(loaded, run, view.analysis.prompt, index, layer_index, head_index) | {
@@ -79,4 +78,4 @@ def build(shared: Shared) -> Tab:
           outputs=[caption, curve, head_map, pattern, heads_text, sample], api_name="select_snapshot",
           api_visibility="undocumented", show_progress="hidden", trigger_mode="always_last")
     return Tab(show=show, outputs=outputs,
-               inputs={"snapshot": snapshot, "training_layer": layer, "training_head": head})
+               inputs={"training_layer": layer, "training_head": head})
