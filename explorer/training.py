@@ -2,15 +2,14 @@
 
 A model that `python -m gpt2 train --snapshot-steps ...` wrote keeps its weights at a few
 steps of its training (models.TrainingRun). For the snapshot a learner picks, this module
-runs the prompt through that snapshot (one capture: the shipped model has 2 layers and a
-128-token context, so it costs milliseconds), labels its heads with the same rules as the
+runs the prompt through that snapshot (one capture of a 2-layer model with a 128-token
+context: a small fraction of one Analyze on GPT-2 124M), labels its heads with the same rules as the
 Attention tab (heads.py), and draws the loss curve from the training log with the
 snapshot marked. Each snapshot's sample text is made once and kept on the run.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +24,6 @@ from .panels import encode_prompt
 
 SAMPLE_START = "def"  # the corpus is Python's standard library: its code shows learning early
 SAMPLE_TOKENS = 40
-_sample_lock = threading.Lock()  # two visitors asking for the same snapshot's sample make it once
 
 
 @dataclass
@@ -112,15 +110,14 @@ def sample(run: TrainingRun, index: int, snapshot: LoadedModel) -> str:
     """A greedy continuation of SAMPLE_START by this snapshot, made once per snapshot.
 
     Greedy, so it is the same for every visitor and shows what the snapshot finds most likely.
-    Call inside the app's compute slot.
+    Call inside the app's compute slot (which also keeps two visitors from making it twice).
     """
-    with _sample_lock:
-        if index not in run.samples:
-            ids = snapshot.tokenizer.encode(SAMPLE_START)
-            new = list(gpt2.generate(snapshot.model, ids, max_new_tokens=SAMPLE_TOKENS, temperature=0,
-                                     stop_at_eos=False))
-            run.samples[index] = SAMPLE_START + snapshot.tokenizer.decode(new)
-        return run.samples[index]
+    if index not in run.samples:
+        ids = snapshot.tokenizer.encode(SAMPLE_START)
+        new = list(gpt2.generate(snapshot.model, ids, max_new_tokens=SAMPLE_TOKENS, temperature=0,
+                                 stop_at_eos=False))
+        run.samples[index] = SAMPLE_START + snapshot.tokenizer.decode(new)
+    return run.samples[index]
 
 
 def sample_text(run: TrainingRun, index: int, text: str) -> str:

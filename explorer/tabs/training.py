@@ -9,6 +9,7 @@ from .attention import index_slider_update
 from .controls import Slider
 from .shared import Shared, Tab, View, user_errors
 
+
 def build(shared: Shared) -> Tab:
     with gr.Tab("Training"):
         about = gr.Markdown("Analyze a prompt with **tiny (trained here)** to watch its heads form during training.",
