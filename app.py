@@ -1,8 +1,9 @@
 """GPT-2 Explorer: start the app.
 
-    python app.py                       # GPT-2 124M, downloaded on first use
+    python app.py                       # GPT-2 124M, downloaded on first use; offline: the small model trained here
     python app.py --size 355M
-    python app.py --model-dir DIR       # a checkpoint directory in OpenAI's layout
+    python app.py --size tiny           # the small GPT-2 this project trained and ships (no network)
+    python app.py --model-dir DIR       # a checkpoint directory (OpenAI's layout or one `python -m gpt2 train` wrote)
     python app.py --host 0.0.0.0 --port 7860
     python app.py --memory-budget 4GB --sizes 124M,355M
 
@@ -34,7 +35,7 @@ import torch  # noqa: E402
 
 import gpt2  # noqa: E402
 from explorer.budget import AnalysisBudget, default_budget, machine_memory, parse_bytes  # noqa: E402
-from explorer.models import ModelStore, offered_sizes  # noqa: E402
+from explorer.models import SHIPPED_BY_FLAG, ModelStore, offered_sizes  # noqa: E402
 
 
 def return_freed_memory_to_the_system() -> None:
@@ -66,8 +67,10 @@ def cpu_threads() -> int:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="GPT-2 Explorer: look inside GPT-2.")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--size", choices=gpt2.SIZES, default=None, help="released model to start with (default 124M)")
-    source.add_argument("--model-dir", help="a checkpoint directory in OpenAI's layout")
+    source.add_argument("--size", choices=[*gpt2.SIZES, *SHIPPED_BY_FLAG], default=None,
+                        help="model to start with: a released size (default 124M, or the small model trained here "
+                             "when 124M is not cached and cannot be downloaded now) or 'tiny', the shipped one")
+    source.add_argument("--model-dir", help="a checkpoint directory (OpenAI's layout or the project's own)")
     parser.add_argument("--cache-dir", help="where downloaded models are kept")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
@@ -113,17 +116,22 @@ def main(argv=None) -> None:
 
     budget = AnalysisBudget(args.memory_budget or default_budget())
     sizes = offered_sizes(args.sizes, machine_memory(), reserved=budget.max_bytes)
-    if args.size and args.size not in sizes:
+    if args.size in gpt2.SIZES and args.size not in sizes:
         sizes.append(args.size)  # the size the host asked to start with is always offered
     store = ModelStore(args.model_dir, args.cache_dir, sizes=sizes)
     print(f"Analyses' memory budget: {budget.max_bytes / 2**30:.1f} GiB; sizes offered: {', '.join(sizes) or 'none'}",
           file=sys.stderr)
-    first = store.local_name or args.size or store.default
+    first = store.starting_model(args.size)
+    if store.notice:
+        print(store.notice.replace("**", ""), file=sys.stderr)
     try:
         print(f"Loading {first} ...", file=sys.stderr)
         store.get(first)  # load (and download) before serving, so the first visitor doesn't wait
     except Exception as err:  # the app still starts; the status line and errors tell the user
         print(f"Could not load {first}: {err}", file=sys.stderr)
+        if args.size is None and first in gpt2.SIZES:  # GPT-2 was only the default: serve what needs no network
+            first = store.shipped_instead(first, f"could not be loaded ({err})")
+            store.get(first)
     app = build_app(store, default=first, budget=budget)
     app.queue(max_size=args.max_queue, default_concurrency_limit=4)
     from starlette.middleware import Middleware

@@ -33,10 +33,12 @@ from gpt2 import GPT2
 
 from .capture import Recorder, Trace, capture, hooks_attached, hooks_lock
 
-# A head earns a label when its score passes the threshold; the first match wins.
+# A head earns a label when its score passes the threshold; the first match wins. Previous-token at 0.3:
+# the small model trained here has such a head at ~0.34 on its own text, where attention spread evenly
+# over the i + 1 keys would give 1 / (i + 1), under 0.3 for every query from position 3 on.
 LABEL_RULES = (
     ("induction", "induction", 0.4),
-    ("previous-token", "previous_token", 0.5),
+    ("previous-token", "previous_token", 0.3),
     ("first-token sink", "first_token", 0.6),
     ("self", "self", 0.5),
 )
@@ -105,15 +107,22 @@ def induction_pattern_score(attention: np.ndarray, half: int, offset: int = 1) -
 _induction_cache: "weakref.WeakKeyDictionary[GPT2, np.ndarray]" = weakref.WeakKeyDictionary()
 
 
-def induction_scores(model: GPT2, half: int = 50, seed: int = 0) -> np.ndarray:
-    """Induction score of every head, [layer, head]; computed once per model."""
+def induction_scores(model: GPT2, half: int = 50, seed: int = 0, tokens: list[int] | None = None) -> np.ndarray:
+    """Induction score of every head, [layer, head]; computed once per model.
+
+    The random sequence draws from `tokens` when given: a model trained here with repeated
+    windows learned to copy its most frequent tokens, and its training log lists them.
+    """
     if model not in _induction_cache:
         config = model.config
         half = min(half, (config.n_ctx - 1) // 2)
         generator = torch.Generator().manual_seed(seed)
-        # Ordinary word-piece ids (not bytes, not rare tokens), preceded by <|endoftext|> as GPT-2's start.
-        low, high = min(1000, config.n_vocab // 4), min(20000, config.n_vocab - 1)
-        random_ids = torch.randint(low, high, (half,), generator=generator).tolist()
+        if tokens:
+            pool = torch.as_tensor(tokens)
+            random_ids = pool[torch.randint(len(pool), (half,), generator=generator)].tolist()
+        else:  # ordinary word-piece ids (not bytes, not rare tokens), preceded by <|endoftext|> as GPT-2's start
+            low, high = min(1000, config.n_vocab // 4), min(20000, config.n_vocab - 1)
+            random_ids = torch.randint(low, high, (half,), generator=generator).tolist()
         start = [min(50256, config.n_vocab - 1)]
         trace = capture(model, start + random_ids + random_ids)
         _induction_cache[model] = induction_pattern_score(trace.attention, half, offset=1)

@@ -1,9 +1,11 @@
 """The models the app can show, loaded once and shared by every user.
 
-A choice is either one of OpenAI's released sizes (downloaded on first use) or the
-checkpoint directory the app was started with (`--model-dir`). Choices come from a
+A choice is one of OpenAI's released sizes (downloaded on first use), the checkpoint
+directory the app was started with (`--model-dir`), or the small model this project
+trained and ships in assets/ (always offered, needs no network). Choices come from a
 fixed list: a name sent by a browser or an API client is looked up in it, never turned
-into a path or URL.
+into a path or URL. A model trained here may carry snapshots from its training
+(`training_run`, `snapshot`): they are listed in its training log and chosen by index.
 
 The host decides which released sizes are offered (`sizes`, from app.py's --sizes or
 EXPLORER_SIZES; by default those whose float32 weights fit the machine beside the
@@ -14,18 +16,20 @@ memory (1558M alone is 6 GB in float32).
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 import gpt2
-from gpt2.download import DownloadError, download_model, is_downloaded
+from gpt2.checkpoint import LOG_NAME
+from gpt2.download import DownloadError, can_reach, download_model, is_downloaded
 from gpt2.fast import make_fast
 
 from .heads import induction_scores
@@ -33,6 +37,10 @@ from .embeddings import pca_2d
 
 
 SIZES_ENV = "EXPLORER_SIZES"
+# The menu's names of the models this project trained and ships (gpt2.SHIPPED_MODELS): one fixed choice each.
+SHIPPED = {"tiny (trained here)": "tiny"}
+SHIPPED_BY_FLAG = {flag: name for name, flag in SHIPPED.items()}  # app.py --size tiny
+MAX_SNAPSHOTS_LOADED = 4  # a training snapshot of the shipped model is ~4 MB in float32; keep a few
 PARAMETERS = {"124M": 124_439_808, "355M": 354_823_168, "774M": 774_030_080, "1558M": 1_557_611_200}
 
 
@@ -83,19 +91,62 @@ class LoadedModel:
                 f"d_model {c.n_embd}, context {c.n_ctx} tokens (loaded in {self.load_seconds:.1f} s)")
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """The weights of a model at one step of its training (the last one is the finished model)."""
+
+    step: int
+    tokens_seen: int
+    folder: Path
+
+
+@dataclass
+class TrainingRun:
+    """What a model trained here says about its training: its log (training_log.json) and its snapshots."""
+
+    log: dict
+    snapshots: list[Snapshot]  # by step; the last is the finished model itself
+    samples: dict = field(default_factory=dict)  # snapshot index -> its sample text, made once (explorer/training.py)
+
+    @classmethod
+    def read(cls, folder: Path) -> "TrainingRun | None":
+        """The run of a checkpoint folder, or None for one without a training log."""
+        path = folder / LOG_NAME
+        if not path.is_file():
+            return None
+        log = json.loads(path.read_text(encoding="utf-8"))
+        snapshots = []
+        for entry in log.get("snapshots", []):
+            snapshot_folder = (folder / entry["path"]).resolve()
+            # The log is the model's own file, but a path in it must still stay inside the model's folder.
+            if folder.resolve() in snapshot_folder.parents and (snapshot_folder / "model.safetensors").is_file():
+                snapshots.append(Snapshot(int(entry["step"]), int(entry["tokens_seen"]), snapshot_folder))
+        snapshots.sort(key=lambda snapshot: snapshot.step)
+        if not snapshots or snapshots[-1].step < int(log.get("step", 0)):
+            snapshots.append(Snapshot(int(log.get("step", 0)), int(log.get("tokens_seen", 0)), folder))
+        return cls(log, snapshots)
+
+    @property
+    def repeat_tokens(self) -> list[int] | None:
+        """The tokens its repeated training windows were made of, if any (for the induction test)."""
+        return self.log.get("repeat_windows", {}).get("token_ids") or None
+
+
 class ModelStore:
     def __init__(self, model_dir: str | Path | None = None, cache_dir: str | Path | None = None,
                  max_loaded: int = 2, sizes: list[str] | None = None, **download_options):
         self.local_dir = Path(model_dir) if model_dir else None
         self.cache_dir = cache_dir
         self.sizes = list(gpt2.SIZES) if sizes is None else parse_sizes(",".join(sizes))
-        if not self.sizes and not self.local_dir:
-            raise ValueError("no model to offer: give --model-dir or at least one size")
         self.download_options = download_options  # for tests (a local server); never from a user
         self.max_loaded = max_loaded
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._locks: dict[str, threading.Lock] = {}  # one per model: loading one never blocks another
         self._locks_lock = threading.Lock()
+        self._runs: dict[str, TrainingRun | None] = {}
+        self._snapshots: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self.max_snapshots = MAX_SNAPSHOTS_LOADED
+        self.notice = ""  # why the app started with the model it did, when that was not the one asked for
 
     @property
     def local_name(self) -> str | None:
@@ -103,7 +154,50 @@ class ModelStore:
 
     @property
     def choices(self) -> list[str]:
-        return ([self.local_name] if self.local_dir else []) + self.sizes
+        return ([self.local_name] if self.local_dir else []) + self.sizes + list(SHIPPED)
+
+    def folder(self, name: str) -> Path | None:
+        """The checkpoint folder of a choice that has one on disk (not OpenAI's sizes, which live in the cache)."""
+        self._check(name)
+        if name == self.local_name:
+            return self.local_dir
+        return gpt2.SHIPPED_MODELS[SHIPPED[name]] if name in SHIPPED else None
+
+    def starting_model(self, flag: str | None = None, reachable: Callable[[], bool] | None = None) -> str:
+        """The model to load before serving, and `notice` set when the shipped model stands in for GPT-2.
+
+        `flag` is app.py's --size (a released size or a shipped model's short name). With none,
+        GPT-2 (the first offered size) when it is cached or can be downloaded now (one quick
+        check, `reachable`), else the shipped model, which needs no network.
+        """
+        if flag in SHIPPED_BY_FLAG:
+            return SHIPPED_BY_FLAG[flag]
+        if flag:
+            return flag
+        if self.local_dir:
+            return self.local_name
+        if not self.sizes:
+            return next(iter(SHIPPED))
+        size = self.sizes[0]
+        if is_downloaded(size, self.cache_dir):
+            return size
+        reachable = reachable or (lambda: can_reach(size, base_url=self.download_options.get("base_url")))
+        if reachable():
+            return size
+        return self.shipped_instead(size, "is not downloaded yet and its server cannot be reached (offline?)")
+
+    def shipped_instead(self, size: str, why: str) -> str:
+        """Start with the shipped model in place of GPT-2 `size`, with a notice saying why and how to get GPT-2."""
+        shipped = next(iter(SHIPPED))
+        self.notice = (f"GPT-2 {size} {why}, so the app started with **{shipped}**, a small GPT-2 this project "
+                       f"trained, which needs no network. To get GPT-2 {size}: pick it in the Model menu when "
+                       f"online, or run `python -m gpt2 download {size}` on a machine with internet and copy its "
+                       f"cache folder (`~/.cache/gpt2-explorer`, or `$GPT2_EXPLORER_CACHE`) here.")
+        return shipped
+
+    def status_notice(self, name: str) -> str:
+        """The start-up notice, shown with the status line while the model it explains is shown."""
+        return f"\n\n{self.notice}" if self.notice and name in SHIPPED else ""
 
     @property
     def default(self) -> str:
@@ -128,8 +222,7 @@ class ModelStore:
                 return self._loaded[name]
             start = time.perf_counter()
             model = self._load(name, on_progress)
-            make_fast(model)
-            loaded = LoadedModel(name, model, induction_scores(model), 0.0, tokenizer=self._tokenizer(name))
+            loaded = self._prepare(name, model, self._tokenizer(name), self.training_run(name))
             loaded.position_pca = pca_2d(loaded.wpe)
             loaded.load_seconds = time.perf_counter() - start
             with self._locks_lock:
@@ -138,17 +231,62 @@ class ModelStore:
                     self._loaded.popitem(last=False)
             return loaded
 
+    @staticmethod
+    def _prepare(name: str, model: gpt2.GPT2, tokenizer, run: TrainingRun | None) -> LoadedModel:
+        make_fast(model)
+        induction = induction_scores(model, tokens=run.repeat_tokens if run else None)
+        return LoadedModel(name, model, induction, 0.0, tokenizer=tokenizer)
+
     def _tokenizer(self, name: str):
         # A checkpoint folder may carry its own tokenizer (a model trained here); OpenAI's sizes speak GPT-2's.
-        return gpt2.get_tokenizer(self.local_dir) if name == self.local_name else gpt2.get_tokenizer()
+        folder = self.folder(name)
+        return gpt2.get_tokenizer(folder) if folder is not None else gpt2.get_tokenizer()
+
+    def training_run(self, name: str) -> TrainingRun | None:
+        """The training log and snapshots of a model trained here (None for OpenAI's sizes), read once."""
+        folder = self.folder(name)
+        if folder is None:
+            return None
+        with self._locks_lock:
+            if name not in self._runs:
+                self._runs[name] = TrainingRun.read(folder)
+            return self._runs[name]
+
+    def snapshot(self, name: str, index) -> LoadedModel:
+        """The model `name` as it was at its `index`-th snapshot (the last index is the finished model).
+
+        Snapshot folders hold weights only: the tokenizer is the finished model's. At most
+        `max_snapshots` snapshots stay loaded, the least recently used going first.
+        """
+        run = self.training_run(name)
+        if run is None:
+            raise ValueError(f"Snapshot: {name} has no training snapshots")
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(run.snapshots):
+            raise ValueError(f"Snapshot must be a whole number from 0 to {len(run.snapshots) - 1}")
+        if index == len(run.snapshots) - 1:
+            return self.get(name)
+        key = (name, int(index))
+        with self._lock_for(f"{name} snapshots"):
+            loaded = self._snapshots.get(key)
+            if loaded is None:
+                tokenizer = self.get(name).tokenizer
+                snapshot = run.snapshots[index]
+                loaded = self._prepare(f"{name} at step {snapshot.step}", gpt2.load_checkpoint(snapshot.folder),
+                                       tokenizer, run)
+                self._snapshots[key] = loaded
+            self._snapshots.move_to_end(key)
+            while len(self._snapshots) > self.max_snapshots:
+                self._snapshots.popitem(last=False)
+            return loaded
 
     def _check(self, name: str) -> None:
         if name not in self.choices:
             raise ValueError(f"Model: unknown model {name!r}; choose one of: {', '.join(self.choices)}")
 
     def _load(self, name: str, on_progress) -> gpt2.GPT2:
-        if name == self.local_name:
-            return gpt2.load_checkpoint(self.local_dir)
+        folder = self.folder(name)
+        if folder is not None:
+            return gpt2.load_checkpoint(folder)
         try:
             directory = download_model(name, self.cache_dir, on_progress=on_progress, progress_bar=False,
                                        **self.download_options)

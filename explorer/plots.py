@@ -606,6 +606,43 @@ def head_walk_bars(tokens: list[str], weights: np.ndarray, value_norms: np.ndarr
     return _figure(data, _styled(layout, title, height=380, note=note, header=30))
 
 
+# ---------------------------------------------------------------------------- training
+
+def training_curve(tokens_seen: np.ndarray, train_loss: np.ndarray, val_loss: np.ndarray, marked_tokens: float,
+                   marked_label: str, snapshot_tokens: np.ndarray | None = None, note: str | None = None) -> go.Figure:
+    """Loss (nats per token) against training tokens seen, with one snapshot marked.
+
+    `train_loss` is the mean over the steps since the previous evaluation (NaN where there
+    is none, as at step 0); `val_loss` is measured on held-out text. `snapshot_tokens` puts a
+    small tick where each kept snapshot sits, so the slider's stops can be seen on the curve.
+    """
+    millions = _f32(np.asarray(tokens_seen, dtype=np.float64) / 1e6)
+    data = [
+        dict(type="scatter", mode="lines", x=millions, y=_f32(train_loss), name="training loss",
+             line=dict(color=MLP_COLOUR, width=2), connectgaps=False,
+             hovertemplate="%{x:.1f}M tokens: training loss %{y:.2f}<extra></extra>"),
+        dict(type="scatter", mode="lines+markers", x=millions, y=_f32(val_loss), name="validation loss",
+             line=dict(color=ATTENTION_COLOUR, width=2), marker=dict(size=4),
+             hovertemplate="%{x:.1f}M tokens: validation loss %{y:.2f}<extra></extra>"),
+    ]
+    if snapshot_tokens is not None and len(snapshot_tokens):
+        data.append(dict(type="scatter", mode="markers", x=_f32(np.asarray(snapshot_tokens) / 1e6),
+                         y=np.zeros(len(snapshot_tokens), dtype=np.float32), yaxis="y2", name="snapshots",
+                         marker=dict(symbol="triangle-up", size=9, color="#888"),
+                         hovertemplate="snapshot after %{x:.1f}M tokens<extra></extra>"))
+    marked = marked_tokens / 1e6
+    layout = dict(
+        xaxis=_axis("training tokens seen (millions)", rangemode="tozero"),
+        yaxis=_axis("loss (nats per token)", rangemode="tozero"),
+        yaxis2=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True),
+        legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"),
+        shapes=[dict(type="line", x0=marked, x1=marked, yref="paper", y0=0, y1=1,
+                     line=dict(color=PICKED_COLOUR, width=2, dash="dot"))],
+        annotations=[dict(x=marked, y=1, yref="paper", text=marked_label, showarrow=False, xanchor="left",
+                          yanchor="top", xshift=4, font=dict(color=PICKED_COLOUR))])
+    return _figure(data, _styled(layout, "Loss while training", height=400, note=note, header=30))
+
+
 # ---------------------------------------------------------------------------- experiments
 
 SURPRISE_LIMIT = 10.0  # nats: p = e^-10 ≈ 0.005 %; rarer tokens are all drawn the darkest colour

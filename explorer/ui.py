@@ -23,14 +23,14 @@ import gradio as gr
 from . import panels, validation
 from .budget import AnalysisBudget, AnalysisHandle
 from .models import ModelStore
-from .tabs import Shared, View, attention, embeddings, generate, layers, next_token, tokens, user_errors
+from .tabs import Shared, View, attention, embeddings, generate, layers, next_token, tokens, training, user_errors
 from .tabs.controls import Dropdown, Textbox, checked
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 EXAMPLES = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))
 CSS = (ASSETS / "style.css").read_text(encoding="utf-8")
 # The tabs in page order. A tab may read controls published by a tab before it (Generate uses Next token's).
-TABS = (tokens, embeddings, attention, layers, next_token, generate)
+TABS = (tokens, embeddings, attention, layers, next_token, generate, training)
 STATE_SECONDS = 1800  # an abandoned session's handle (and with it its analysis) is dropped after this
 
 
@@ -71,7 +71,8 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
             budget.put(key, analysis)
             handle = AnalysisHandle(key, loaded.name, prompt, values["lens_positions"])
             view = View(analysis, loaded, values)
-            result = {status: panels.status_line(loaded, analysis), analysis_state: handle}
+            result = {status: panels.status_line(loaded, analysis) + store.status_notice(loaded.name),
+                      analysis_state: handle}
             for tab in tabs:
                 if tab.show is not None:
                     result |= tab.show(view)
@@ -81,7 +82,8 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
         gr.on([analyze_button.click, prompt.submit], analyze, inputs=[prompt, model_name, analysis_state],
               inputs_kwargs={name: c for tab in tabs for name, c in tab.inputs.items()},
               outputs=[status, analysis_state, *(c for tab in tabs for c in tab.outputs)], api_name="analyze")
-        app.load(user_errors(lambda name: panels.status_line(store.get(name))), inputs=[model_name],
+        app.load(user_errors(lambda name: panels.status_line(store.get(name)) + store.status_notice(name)),
+                 inputs=[model_name],
                  outputs=[status], api_visibility="private")
 
         def forget(request: gr.Request):  # the page was closed: its analyses go now, not when the state expires

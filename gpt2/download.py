@@ -59,6 +59,8 @@ from tqdm import tqdm
 from .config import SIZES
 
 BASE_URL = "https://openaipublic.blob.core.windows.net/gpt-2/models"
+# A host may point downloads at a mirror (or, in tests, at a closed port to play "offline").
+BASE_URL_ENV_VAR = "GPT2_EXPLORER_DOWNLOAD_URL"
 FILES = (
     "checkpoint",
     "encoder.json",
@@ -110,6 +112,26 @@ def default_cache_dir() -> Path:
     if override:
         return Path(override).expanduser()
     return Path(platformdirs.user_cache_dir("gpt2-explorer"))
+
+
+def default_base_url() -> str:
+    """$GPT2_EXPLORER_DOWNLOAD_URL if set, else OpenAI's public storage (BASE_URL)."""
+    return os.environ.get(BASE_URL_ENV_VAR) or BASE_URL
+
+
+def can_reach(size: str = "124M", *, base_url: str | None = None, timeout: float = 3.0) -> bool:
+    """One quick request for `size`'s small hparams.json: can this machine download right now?
+
+    No retries: it is asked once, at start-up, to decide whether to wait for a download or to
+    start with a model that needs none.
+    """
+    model_dir(size)  # checks the size before it goes into a URL
+    url = f"{(base_url or default_base_url()).rstrip('/')}/{size}/hparams.json"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except (OSError, http.client.HTTPException, ValueError):  # offline, refused, timed out, HTTP error
+        return False
 
 
 def model_dir(size: str, cache_dir: str | Path | None = None) -> Path:
@@ -178,7 +200,7 @@ def download_model(
     size: str,
     cache_dir: str | Path | None = None,
     *,
-    base_url: str = BASE_URL,
+    base_url: str | None = None,
     on_progress: ProgressCallback | None = None,
     progress_bar: bool = True,
     retries: int = 4,
@@ -190,8 +212,10 @@ def download_model(
     on_progress(file_name, done_bytes, total_bytes) is called as bytes arrive (total_bytes is
     None if the server does not say). `retries` extra attempts are made per file, waiting
     `backoff * 2**attempt` seconds before each; `timeout` bounds every network wait.
+    `base_url` defaults to `default_base_url()`.
     Raises ValueError for an unknown size and DownloadError for anything that goes wrong.
     """
+    base_url = base_url or default_base_url()
     directory = model_dir(size, cache_dir)
     if retries < 0 or timeout <= 0 or backoff < 0:
         raise ValueError(f"need retries >= 0, timeout > 0, backoff >= 0; got {retries}, {timeout}, {backoff}")

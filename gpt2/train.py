@@ -372,6 +372,8 @@ def prepare(config: GPTConfig, settings: TrainSettings, out: str | Path, data: l
             raise TrainingError(f"--resume: the data differs from the run saved in {out}; give the same --data")
     else:
         log = _new_log(config, settings, enc, tokenizer_stats, documents, sources, fingerprint, train, val, command)
+        if settings.repeat_share > 0:  # the explorer's induction test draws from the tokens copying was taught on
+            log["repeat_windows"]["token_ids"] = sorted(batches.frequent.tolist())
     run = Run(model, optimizer, batches, val_x, val_y, settings, out, tokenizer_file, log)
     if resume:
         _restore(run, out, device)

@@ -42,3 +42,19 @@ def app_server(tiny_checkpoint_dir, tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def offline_app_server(tmp_path_factory):
+    """`python app.py` with no flags, an empty cache and the download server a closed 127.0.0.1 port: offline."""
+    from app_server import AppServer
+    from test_models import closed_port_url
+
+    folder = tmp_path_factory.mktemp("offline")
+    server = AppServer(None, folder / "app.log", "--cache-dir", str(folder / "empty-cache"),
+                       env={"GPT2_EXPLORER_DOWNLOAD_URL": closed_port_url()})
+    try:
+        server.wait_until_ready()
+        yield server
+    finally:
+        server.stop()

@@ -396,3 +396,24 @@ def test_default_cache_dir_follows_the_environment_variable(tmp_path, monkeypatc
     monkeypatch.setenv("GPT2_EXPLORER_CACHE", str(tmp_path / "models"))
     assert download.default_cache_dir() == tmp_path / "models"
     assert model_dir(SIZE) == tmp_path / "models" / SIZE
+
+
+# --- one quick look before deciding what to start with ------------------------------------------
+
+
+def test_can_reach_asks_once_for_the_small_hparams_file(server):
+    assert download.can_reach(SIZE, base_url=server.url)
+    assert [name for name, _ in server.requests] == ["hparams.json"]
+
+
+def test_can_reach_is_false_at_a_closed_port_without_retrying():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    assert not download.can_reach(SIZE, base_url=closed)
+
+
+def test_the_download_server_can_be_set_by_the_environment(server, cache, monkeypatch):
+    monkeypatch.setenv(download.BASE_URL_ENV_VAR, server.url)
+    assert download.can_reach(SIZE)
+    assert download_model(SIZE, cache, progress_bar=False) == cache / SIZE

@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 
 from explorer.embeddings import cosine_similarity, pca_2d
-from explorer.models import ModelStore
+from explorer.models import SHIPPED, ModelStore
 from gpt2.download import DownloadError
+
+
+SHIPPED_NAME = "tiny (trained here)"
 
 
 def closed_port_url() -> str:
@@ -14,9 +17,9 @@ def closed_port_url() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}/gpt-2/models"
 
 
-def test_choices_are_the_local_directory_then_the_released_sizes(tiny_checkpoint_dir):
+def test_choices_are_the_local_directory_then_the_released_sizes_then_the_shipped_model(tiny_checkpoint_dir):
     store = ModelStore(tiny_checkpoint_dir)
-    assert store.choices == [f"local: {tiny_checkpoint_dir.name}", "124M", "355M", "774M", "1558M"]
+    assert store.choices == [f"local: {tiny_checkpoint_dir.name}", "124M", "355M", "774M", "1558M", SHIPPED_NAME]
     assert store.default == store.choices[0]
     assert ModelStore().default == "124M"
 
@@ -89,7 +92,7 @@ def test_the_host_chooses_the_sizes_by_flag_or_environment(monkeypatch):
 
 def test_a_size_the_host_did_not_offer_is_refused(tiny_checkpoint_dir):
     store = ModelStore(tiny_checkpoint_dir, sizes=["124M"])
-    assert store.choices == [store.local_name, "124M"]
+    assert store.choices == [store.local_name, "124M", SHIPPED_NAME]
     with pytest.raises(ValueError, match="unknown model '1558M'"):
         store.get("1558M")
 
@@ -98,3 +101,113 @@ def test_a_loaded_model_carries_its_own_tokenizer(tiny_checkpoint_dir):
     store = ModelStore(tiny_checkpoint_dir)
     loaded = store.get(store.default)
     assert loaded.tokenizer.decode(loaded.tokenizer.encode("Every effort")) == "Every effort"
+
+
+# ---- the shipped model, offline by default
+
+def fake_download(cache_dir, size="124M"):
+    """A cache that counts as downloaded (is_downloaded checks the files are there; 124M's data file by size)."""
+    from gpt2.download import DATA_FILE, FILES, model_dir
+
+    folder = model_dir(size, cache_dir)
+    folder.mkdir(parents=True)
+    for name in FILES:
+        with open(folder / name, "wb") as f:
+            f.truncate(497_759_232 if name == DATA_FILE else 1)  # sparse: no disk is used
+
+
+def test_the_shipped_model_is_always_offered_under_one_fixed_name():
+    assert SHIPPED == {SHIPPED_NAME: "tiny"}
+    assert ModelStore(sizes=[]).choices == [SHIPPED_NAME]
+
+
+def test_offline_with_nothing_cached_the_app_starts_with_the_shipped_model_and_says_why(tmp_path):
+    store = ModelStore(cache_dir=tmp_path, sizes=["124M"])
+    assert store.starting_model(reachable=lambda: False) == SHIPPED_NAME
+    notice = store.status_notice(SHIPPED_NAME)
+    assert "cannot be reached" in notice and "python -m gpt2 download 124M" in notice and "Model menu" in notice
+    assert store.status_notice("124M") == ""
+
+
+def test_a_real_closed_port_counts_as_offline_after_one_quick_check(tmp_path):
+    store = ModelStore(cache_dir=tmp_path, sizes=["124M"], base_url=closed_port_url())
+    assert store.starting_model() == SHIPPED_NAME
+
+
+def test_online_with_nothing_cached_gpt2_stays_the_default(tmp_path):
+    store = ModelStore(cache_dir=tmp_path, sizes=["124M"])
+    assert store.starting_model(reachable=lambda: True) == "124M" and store.notice == ""
+
+
+def test_a_cached_gpt2_stays_the_default_without_asking_the_network(tmp_path):
+    fake_download(tmp_path)
+    store = ModelStore(cache_dir=tmp_path, sizes=["124M"])
+    assert store.starting_model(reachable=lambda: pytest.fail("no check when cached")) == "124M"
+
+
+@pytest.mark.parametrize("flag, expected", [("tiny", SHIPPED_NAME), ("355M", "355M")])
+def test_size_flag_chooses_the_starting_model(tmp_path, flag, expected):
+    store = ModelStore(cache_dir=tmp_path)
+    assert store.starting_model(flag, reachable=lambda: pytest.fail("the flag decides")) == expected
+
+
+def test_the_shipped_model_loads_with_its_own_tokenizer_and_its_training_snapshots():
+    store = ModelStore(sizes=[])
+    loaded = store.get(SHIPPED_NAME)
+    assert loaded.tokenizer.n_vocab == loaded.model.config.n_vocab == 4096
+    run = store.training_run(SHIPPED_NAME)
+    assert [s.step for s in run.snapshots] == [0, 300, 600, 900, 1200, 1600, 2000, 2500, 4000]
+    assert run.repeat_tokens and len(run.repeat_tokens) == 500
+
+
+def test_the_shipped_model_is_labelled_with_an_induction_head_by_the_explorers_own_test():
+    loaded = ModelStore(sizes=[]).get(SHIPPED_NAME)
+    assert loaded.induction.max() >= 0.4  # heads.LABEL_RULES' induction threshold
+
+
+def test_a_snapshot_is_loaded_with_the_finished_models_tokenizer_and_differs_from_it():
+    store = ModelStore(sizes=[])
+    first, finished = store.snapshot(SHIPPED_NAME, 0), store.snapshot(SHIPPED_NAME, 8)
+    assert finished is store.get(SHIPPED_NAME)
+    assert first.tokenizer is finished.tokenizer
+    assert not np.allclose(first.model.wte.weight.detach().numpy(), finished.model.wte.weight.detach().numpy())
+    assert first.induction.max() < 0.1  # before training: no induction head yet
+
+
+def test_at_most_max_snapshots_stay_loaded():
+    store = ModelStore(sizes=[])
+    store.max_snapshots = 2
+    first = store.snapshot(SHIPPED_NAME, 0)
+    store.snapshot(SHIPPED_NAME, 1)
+    store.snapshot(SHIPPED_NAME, 2)
+    assert len(store._snapshots) == 2 and store.snapshot(SHIPPED_NAME, 0) is not first
+
+
+@pytest.mark.parametrize("index", [-1, 9, 1.5, "3", True, None])
+def test_snapshot_indices_outside_the_run_are_refused(index):
+    with pytest.raises(ValueError, match="Snapshot must be a whole number from 0 to 8"):
+        ModelStore(sizes=[]).snapshot(SHIPPED_NAME, index)
+
+
+def test_openai_sizes_and_folders_without_a_log_have_no_training_run(tiny_checkpoint_dir):
+    store = ModelStore(tiny_checkpoint_dir)
+    assert store.training_run("124M") is None and store.training_run(store.local_name) is None
+    with pytest.raises(ValueError, match="has no training snapshots"):
+        store.snapshot(store.local_name, 0)
+
+
+def test_a_snapshot_path_in_a_log_cannot_leave_the_model_folder(tmp_path):
+    import json
+
+    from explorer.models import TrainingRun
+
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "model.safetensors").write_bytes(b"")
+    model = tmp_path / "model"
+    (model / "snapshots" / "step-5").mkdir(parents=True)
+    (model / "snapshots" / "step-5" / "model.safetensors").write_bytes(b"")
+    log = {"step": 10, "tokens_seen": 100, "snapshots": [{"step": 1, "tokens_seen": 10, "path": "../outside"},
+                                                         {"step": 5, "tokens_seen": 50, "path": "snapshots/step-5"}]}
+    (model / "training_log.json").write_text(json.dumps(log))
+    run = TrainingRun.read(model)
+    assert [(s.step, s.folder) for s in run.snapshots] == [(5, (model / "snapshots" / "step-5").resolve()), (10, model)]

@@ -500,6 +500,21 @@ def _norms_with_a_sink(rng):
     return norms
 
 
+def training_curve(snapshots=None, note=None):
+    tokens = np.array([0, 1e5, 2e5, 3e5])
+    return plots.training_curve(tokens, np.array([np.nan, 6.0, 5.0, 4.5]), np.array([8.3, 5.7, 5.1, 4.8]), 2e5,
+                                "step 200", snapshot_tokens=snapshots, note=note)
+
+
+def test_training_curve_marks_the_snapshot_and_leaves_step_zero_without_a_training_loss():
+    fig = training_curve(snapshots=np.array([0, 2e5, 3e5]))
+    train, val, stops = fig.data
+    assert np.isnan(train.y[0]) and val.y[0] == pytest.approx(8.3)
+    assert fig.layout.shapes[0].x0 == fig.layout.shapes[0].x1 == pytest.approx(0.2)  # millions of tokens
+    assert fig.layout.annotations[0].text == "step 200"
+    assert list(stops.x) == pytest.approx([0, 0.2, 0.3])
+
+
 def _scores(rng, names):
     return {name: rng.uniform(size=(3, 4)) for name in names}
 
@@ -545,6 +560,8 @@ BUILDER_CASES = {
     "before_after_bars": lambda rng: plots.before_after_bars(words(5), rng.uniform(size=5), rng.uniform(size=5), "x"),
     "moved_most_bars": lambda rng: plots.moved_most_bars(words(4), rng.uniform(size=4), rng.uniform(size=4), "x"),
     "branch_tree": lambda rng: plots.branch_tree([None, 0, 1, 0, 3], words(5), rng.uniform(size=5), current=4),
+    "training_curve": lambda rng: training_curve(),
+    "training_curve with snapshots and a note": lambda rng: training_curve(snapshots=np.array([0, 2e5]), note="x"),
 }
 
 

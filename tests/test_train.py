@@ -5,6 +5,7 @@ import math
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -241,3 +242,9 @@ def test_cross_entropy_at_initialisation_is_near_uniform(small_text, tmp_path):
 def test_out_of_range_setting_names_the_flag_and_what_is_allowed(change, message):
     with pytest.raises(TrainingError, match=message):
         TrainSettings(**{**FAST.__dict__, **change}).check()
+
+
+def test_log_lists_the_tokens_the_repeated_windows_draw_from(small_text, tmp_path):
+    run = _run(tmp_path / "run", small_text, settings=replace(FAST, repeat_share=0.5, repeat_vocab=20))
+    assert run.log["repeat_windows"]["token_ids"] == sorted(run.batches.frequent.tolist())
+    assert len(run.log["repeat_windows"]["token_ids"]) == 20

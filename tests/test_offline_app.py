@@ -1,0 +1,77 @@
+"""Offline by default: `python app.py` with nothing cached and no network serves the small model trained here,
+and its Training tab shows the snapshots of its training."""
+
+import json
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from app_server import AppServer
+from test_app import analyze, figure, model_name
+from test_models import SHIPPED_NAME
+
+PROMPT = "def __init__(self, name):\n    self.name = name\n    self.name = name"
+
+
+@pytest.fixture(scope="module")
+def client(offline_app_server):
+    return Client(offline_app_server.url, verbose=False)
+
+
+def test_offline_the_app_serves_the_shipped_model(client):
+    assert model_name(client) == SHIPPED_NAME
+    out = analyze(client, PROMPT)
+    assert SHIPPED_NAME in out["Status"] and "2 layers × 4 heads" in out["Status"]
+    assert figure(out["Attention heatmap"])["data"]
+
+
+def test_offline_the_status_line_says_why_and_how_to_get_gpt2(client):
+    status = analyze(client, PROMPT)["Status"]
+    assert "cannot be reached" in status and "python -m gpt2 download 124M" in status
+
+
+def test_analyze_shows_the_finished_model_in_the_training_tab(client):
+    out = analyze(client, PROMPT)
+    assert "step 4,000 of 4,000" in out["Snapshot caption"] and "the finished model" in out["Snapshot caption"]
+    assert figure(out["Training loss curve"])["layout"]["annotations"][0]["text"] == "step 4,000"
+    assert "50% of its training windows held a random sequence" in out["Training explained"]
+    assert "What it writes at step 4,000" in out["Snapshot sample"]
+
+
+def test_the_slider_shows_the_chosen_snapshot_on_the_loss_curve(client):
+    analyze(client, PROMPT)
+    caption, curve, *_ = client.predict(0, 0, 0, api_name="/select_snapshot")
+    assert "step 0 of 4,000" in caption and "before any training" in caption
+    assert figure(curve)["layout"]["annotations"][0]["text"] == "step 0"
+
+
+def test_moving_the_snapshot_slider_changes_the_heads_labels(client):
+    analyze(client, PROMPT)
+    outputs = {}
+    for index in (0, 8):
+        caption, _curve, head_map, pattern, text, sample = client.predict(
+            index, 1, 0, api_name="/select_snapshot")
+        outputs[index] = (json.dumps(figure(head_map)), text, sample)
+    assert "induction" not in outputs[0][0] and "induction" in outputs[8][0]  # the tiles' labels
+    assert "layer 1 head 0 is labelled **induction**" in outputs[8][1]
+    assert outputs[0][2] != outputs[8][2]  # the samples differ
+
+
+def test_a_snapshot_outside_the_run_gets_a_message(client):
+    analyze(client, PROMPT)
+    with pytest.raises(AppError, match="Snapshot must be a whole number from 0 to 8"):
+        client.predict(9, 0, 0, api_name="/select_snapshot")
+
+
+def test_size_tiny_starts_with_the_shipped_model_without_a_notice(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("size-tiny")
+    server = AppServer(None, folder / "app.log", "--size", "tiny", "--cache-dir", str(folder / "empty-cache"))
+    try:
+        server.wait_until_ready()
+        client = Client(server.url, verbose=False)
+        assert model_name(client) == SHIPPED_NAME
+        status = analyze(client, PROMPT)["Status"]
+        assert SHIPPED_NAME in status and "cannot be reached" not in status
+    finally:
+        server.stop()
