@@ -46,6 +46,7 @@ SNIPPETS: dict[str, tuple[Pick, ...]] = {
                Pick("gpt2.model:GPT2.forward", (r"\bblock\(",), (r"^\s*for\b.*\bh\b",))),
     "next_token": (Pick("gpt2.model:GPT2.forward", (r"\bln_f\(", r"\bunembed\(")),
                    Pick("gpt2.model:GPT2.unembed", (r"wte\.weight",))),
+    "surprise": (Pick("explorer.capture:token_surprise", (r"\bunembed\(", r"logsumexp"), (r"\.gather\(",)),),
     "generate": (Pick("gpt2.generate:", (r"sample_token\(", r"\.append\("), (r"_forward_last\(", r"\bkeep\b")),
                  Pick("gpt2.model:KVCache.append", (r"self\.keys\[layer\]",))),
 }

@@ -45,7 +45,10 @@ TOP_TOKENS = 5
 MAX_NEW_TOKENS = 40
 
 
-def _label(token_id: int) -> str:
+def _label(analysis: Analysis, token_id: int) -> str:
+    """The token's label in the analysed model's own vocabulary (a model trained here has its own)."""
+    if analysis.label is not None:
+        return analysis.label(int(token_id))
     return display_token(gpt2.get_tokenizer().decode_single_token_bytes(int(token_id)))
 
 
@@ -145,7 +148,7 @@ class Card:
 
 def _top_tokens(analysis: Analysis, n: int = TOP_TOKENS) -> str:
     probs = analysis.trace.next_token_probs
-    return ", ".join(f"**{_label(i)}** {percent(float(probs[i]))}" for i in most_likely(probs, n))
+    return ", ".join(f"**{_label(analysis, i)}** {percent(float(probs[i]))}" for i in most_likely(probs, n))
 
 
 def _card_top(analysis: Analysis, loaded: LoadedModel):
@@ -251,7 +254,7 @@ def _card_layers(analysis: Analysis, loaded: LoadedModel):
         first = int(np.argmax(tops == tops[-1]))
         where = "already in the embeddings" if first == 0 else f"after block {first - 1}"
         text += (f" The **logit lens** reads the stream as if it were the last: the final answer "
-                 f"**{_label(tops[-1])}** is first on top {where}. Look at the last column of the lens, top to bottom.")
+                 f"**{_label(analysis, tops[-1])}** is first on top {where}. Look at the last column of the lens, top to bottom.")
     return text, dict(lens_positions=int(min(max(trace.n_tokens, 1), MAX_LENS_POSITIONS, LENS_POSITIONS)))
 
 
@@ -263,7 +266,7 @@ def _card_sampling(analysis: Analysis, loaded: LoadedModel):
             f"top-k {s['top_k']} keeps the {s['top_k']} most likely, top-p {s['top_p']:g} then keeps the fewest "
             f"whose probability reaches {s['top_p']:.0%}. Here that leaves {_plural(anatomy.n_kept, 'token')} "
             f"holding {percent(anatomy.kept_mass)} of the probability, and seed {s['seed']} draws "
-            f"**{_label(anatomy.chosen)}**. Move the sliders and watch the solid bars.")
+            f"**{_label(analysis, anatomy.chosen)}**. Move the sliders and watch the solid bars.")
     return text, dict(s)
 
 
