@@ -98,7 +98,7 @@ class Snippet:
 
 @functools.lru_cache(maxsize=None)  # the running source does not change: read and parse each object once
 def pick_lines(pick: Pick) -> Snippet:
-    obj = _resolve(pick.target)
+    obj = inspect.unwrap(_resolve(pick.target))  # a decorated function's own source file, not its decorator's
     source_lines, first = inspect.getsourcelines(obj)
     first = max(first, 1)  # a module's source starts at line 1 (inspect says 0)
     source = textwrap.dedent("".join(source_lines))

@@ -114,6 +114,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
             if request.session_hash:
                 budget.drop_session(request.session_hash)
         app.unload(forget)
+    app.explorer_tabs, app.explorer_story = tabs, strip  # for tests that call the handlers directly
     return app
 
 

@@ -46,7 +46,7 @@ def test_every_card_renders_with_controls_in_range(loaded, analysis, index):
 def test_the_story_starts_with_the_top_next_tokens_and_follows_the_data(loaded, analysis):
     first = story.story_card(0, analysis, loaded)
     top = int(np.argmax(analysis.trace.next_token_probs))
-    assert first["tab"] == "next_token" and story._label(top) in first["markdown"]
+    assert first["tab"] == "next_token" and analysis.label(top) in first["markdown"]
     assert "Everything below explains these" in first["markdown"]
     tabs = [card.tab for card in story.CARDS]
     assert tabs.index("tokens") < tabs.index("embeddings") < tabs.index("attention") < tabs.index("block") \

@@ -40,12 +40,12 @@ def build(shared: Shared) -> Tab:
                          api_name="lens", api_visibility="undocumented", trigger_mode="always_last")
     def story(view: View, explanation_name: str) -> dict:  # the card's lens window, recomputed if it differs
         analysis, n_positions = view.analysis, view.values.get("lens_positions")
-        result = opened(text)
-        if n_positions is not None and len(analysis.lens.positions) != min(n_positions, analysis.trace.n_tokens):
+        if n_positions is None:
+            return opened(text) | show(view)
+        if len(analysis.lens.positions) != min(n_positions, analysis.trace.n_tokens):
             with shared.compute():
                 panels.update_lens(view.loaded, analysis, n_positions)
-            result[lens_positions] = n_positions
-        return result | show(view)
+        return opened(text) | show(view) | {lens_positions: n_positions}
 
     return Tab(show=show, outputs=[residual, contributions, lens, text], inputs={"lens_positions": lens_positions},
                code=code, story=story, story_keys=frozenset({"lens_positions"}),
