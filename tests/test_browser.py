@@ -25,6 +25,9 @@ def page(app_server):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(app_server.url)
+        # The page analyses its prompt and opens the story; these tests explore freely, so leave it.
+        page.wait_for_function("document.querySelector('#story-card')?.innerText.includes('1 / ')", timeout=90_000)
+        page.click("#story-leave")
         yield page
         browser.close()
 

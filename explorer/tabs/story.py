@@ -13,6 +13,7 @@ opens the story at the example's card.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 
 import gradio as gr
@@ -118,8 +119,9 @@ def build(shared: Shared) -> StoryStrip:
 
 def examples_table(prompt: gr.Textbox) -> gr.Dataset:
     """The example prompts with why each is worth running; `pick` puts the clicked one in the prompt."""
-    return gr.Dataset(components=[gr.Textbox(visible=False), gr.Textbox(visible=False)],
-                      samples=[[e["prompt"], e["why"]] for e in EXAMPLES], headers=["Example prompt", "Why try it"],
+    # The why as HTML: a Textbox or Markdown column would cut it after 60 characters.
+    return gr.Dataset(components=[gr.Textbox(visible=False), gr.HTML(visible=False)],
+                      samples=[[e["prompt"], html.escape(e["why"])] for e in EXAMPLES], headers=["Example prompt", "Why try it"],
                       type="index", label="Example prompts: click one to run it", samples_per_page=9,
                       elem_id="examples")
 
