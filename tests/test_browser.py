@@ -36,6 +36,7 @@ def test_a_learner_analyses_a_prompt_and_sees_the_panels(page, tmp_path_factory)
     prompt = "The quick brown fox jumps over the lazy dog. The quick brown fox"
     page.get_by_label("Prompt").fill(prompt)
     page.get_by_role("button", name="Analyze").click()
+    page.get_by_role("tab", name="Tokens").click()
     page.wait_for_selector(".token-chip", timeout=60_000)
     chips = page.locator(".token-chip")
     assert chips.count() == len(gpt2.get_tokenizer().encode(prompt))
