@@ -287,7 +287,7 @@ def head_pattern(analysis: Analysis, layer: int, head: int, mean_over_heads: boo
 def attention_heatmap(analysis: Analysis, layer: int, head: int, mean_over_heads: bool, query: int):
     trace = analysis.trace
     name = f"mean of {trace.config.n_head} heads" if mean_over_heads else f"head {head}"
-    title = f"Layer {layer}, {name}" + ("" if mean_over_heads else f" ({analysis.scores.label(layer, head)})")
+    title = f"Layer {layer}, {name}" + ("" if mean_over_heads else f" ({head_title_label(analysis.scores, layer, head)})")
     pattern = head_pattern(analysis, layer, head, mean_over_heads)
     return plots.attention_heatmap(pattern, trace.tokens, title, query=query)
 

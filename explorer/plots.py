@@ -51,10 +51,13 @@ MASKED_GREY = "#d4d4d4"
 ATTENTION_COLOUR, MLP_COLOUR, PICKED_COLOUR = "#2171b5", "#e6550d", "#d62728"
 FONT = dict(family="Inter, 'Helvetica Neue', Arial, sans-serif", size=13, color="#222")
 MAX_LABEL_CHARS = 14
-# A small white template, sent with every figure and applied by plotly.js in the browser.
-# Plotly's named "plotly_white" would add ~7 kB to each payload.
+# A small template, sent with every figure and applied by plotly.js in the browser.
+# Plotly's named "plotly_white" would add ~7 kB to each payload. The backgrounds are transparent so a
+# figure sits on the page's own background, light or dark; in the dark theme the page's stylesheet
+# (assets/style.css, `.dark .js-plotly-plot`) lightens the axis text and grid lines.
+TRANSPARENT = "rgba(0,0,0,0)"
 HOUSE_TEMPLATE = {"layout": dict(
-    plot_bgcolor="white", paper_bgcolor="white", colorway=[ATTENTION_COLOUR, MLP_COLOUR, PICKED_COLOUR],
+    plot_bgcolor=TRANSPARENT, paper_bgcolor=TRANSPARENT, colorway=[ATTENTION_COLOUR, MLP_COLOUR, PICKED_COLOUR],
     xaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#d0d0d0", ticks="", automargin=True),
     yaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#d0d0d0", ticks="", automargin=True))}
 
@@ -71,7 +74,7 @@ def _figure(data: list[dict], layout: dict) -> go.Figure:
 
 
 def _styled(layout: dict, title: str, height: int, note: str | None = None, header: int = 0) -> dict:
-    """The house look added to a layout: white template, one font, tight margins, a fixed height, notes as subtitle.
+    """The house look added to a layout: transparent template, one font, tight margins, a fixed height, notes as subtitle.
 
     `header` is extra room (px) under the title, for a legend or subplot titles.
     Returns the same layout dict.

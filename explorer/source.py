@@ -46,6 +46,7 @@ SNIPPETS: dict[str, tuple[Pick, ...]] = {
                Pick("gpt2.model:GPT2.forward", (r"\bblock\(",), (r"^\s*for\b.*\bh\b",))),
     "next_token": (Pick("gpt2.model:GPT2.forward", (r"\bln_f\(", r"\bunembed\(")),
                    Pick("gpt2.model:GPT2.unembed", (r"wte\.weight",))),
+    "surprise": (Pick("explorer.capture:token_surprise", (r"\bunembed\(", r"logsumexp"), (r"\.gather\(",)),),
     "generate": (Pick("gpt2.generate:", (r"sample_token\(", r"\.append\("), (r"_forward_last\(", r"\bkeep\b")),
                  Pick("gpt2.model:KVCache.append", (r"self\.keys\[layer\]",))),
 }
@@ -97,7 +98,7 @@ class Snippet:
 
 @functools.lru_cache(maxsize=None)  # the running source does not change: read and parse each object once
 def pick_lines(pick: Pick) -> Snippet:
-    obj = _resolve(pick.target)
+    obj = inspect.unwrap(_resolve(pick.target))  # a decorated function's own source file, not its decorator's
     source_lines, first = inspect.getsourcelines(obj)
     first = max(first, 1)  # a module's source starts at line 1 (inspect says 0)
     source = textwrap.dedent("".join(source_lines))

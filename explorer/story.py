@@ -179,12 +179,14 @@ def _card_induction(analysis: Analysis, loaded: LoadedModel):
         return "This model has no induction scores, so there is no induction head to show.", {}
     layer, head, score = found
     controls = dict(layer=layer, head=head, query=trace.n_tokens - 1, mean_heads=False)
-    strength = ("an induction head" if score >= INDUCTION_THRESHOLD
-                else f"the closest this model has to an induction head "
-                     f"(below the {INDUCTION_THRESHOLD:g} of a clear one)")
-    text = (f"**Layer {layer}, head {head}** is {strength}: on a random token sequence repeated twice, it puts "
-            f"{score:.0%} of its attention on the token that followed the current token's earlier copy. That lets "
-            "the model continue a pattern it has seen: after *A B … A*, predict *B*.")
+    measured = (f"on a random token sequence repeated twice, it puts {score:.0%} of its attention on the token "
+                "that followed the current token's earlier copy")
+    if score >= INDUCTION_THRESHOLD:
+        text = f"**Layer {layer}, head {head}** is an induction head: {measured}."
+    else:  # the test sequence may be unlike the model's training text; the prompt below is the better evidence
+        text = (f"**Layer {layer}, head {head}** has this model's highest induction score: {measured} "
+                f"(a clear induction head passes {INDUCTION_THRESHOLD:g}).")
+    text += " That lets the model continue a pattern it has seen: after *A B … A*, predict *B*."
     fires = induction_query(analysis, layer, head)
     if fires is None:
         text += (" No token of your prompt repeats, so it has nothing to copy here: try the example "

@@ -23,22 +23,25 @@ import gradio as gr
 from . import panels, validation
 from .budget import AnalysisBudget, AnalysisHandle
 from .models import ModelStore
-from .tabs import Shared, View, attention, embeddings, generate, layers, next_token, tokens, training, user_errors
+from .tabs import (Shared, View, about, attention, block, embeddings, generate, layers, next_token, story, surprise,
+                   tokens, training, user_errors)
 from .tabs.controls import Dropdown, Textbox, checked
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 EXAMPLES = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))
 CSS = (ASSETS / "style.css").read_text(encoding="utf-8")
-# The tabs in page order. A tab may read controls published by a tab before it (Generate uses Next token's).
-TABS = (tokens, embeddings, attention, layers, next_token, generate, training)
+# The tabs in page order, the order data flows through the model. A tab may read controls published by
+# a tab before it (Generate uses Next token's). A tab's id (gr.Tab(id=...), used by the story) is its module's name.
+TABS = (tokens, embeddings, attention, block, layers, next_token, surprise, generate, training, about)
 STATE_SECONDS = 1800  # an abandoned session's handle (and with it its analysis) is dropped after this
 
 
 def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBudget | None = None) -> gr.Blocks:
     budget = budget or AnalysisBudget(2**30)
     with gr.Blocks(title="GPT-2 Explorer", analytics_enabled=False) as app:
-        gr.Markdown("# GPT-2 Explorer\nType a prompt and look inside GPT-2: its tokens, embeddings, every "
-                    "attention head, the residual stream layer by layer, and the next-token distribution.")
+        gr.Markdown("# GPT-2 Explorer\nGPT-2 does one thing: it predicts the next token. Follow the story below, "
+                    "or type a prompt and look inside: its tokens, embeddings, every attention head, one block "
+                    "opened up, what each layer adds, and the next-token distribution.")
         analysis_state = gr.State(None, time_to_live=STATE_SECONDS,
                                   delete_callback=lambda handle: handle is not None and budget.drop(handle.key))
         with gr.Row(equal_height=True):
@@ -47,19 +50,29 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
             with gr.Column(scale=1, min_width=200):
                 model_name = Dropdown(store.choices, value=default or store.default, label="Model")
                 analyze_button = gr.Button("Analyze", variant="primary")
-        gr.Examples([[e["prompt"]] for e in EXAMPLES], inputs=[prompt], label="Example prompts", examples_per_page=9)
+        with gr.Accordion("Example prompts, and why to try each", open=False, elem_id="examples-box"):
+            examples = story.examples_table(prompt)
         status = gr.Markdown("Loading…", label="Status", elem_id="status")
 
         shared = Shared(store, budget, prompt, model_name, analysis_state)
-        with gr.Tabs():
-            tabs = []
+        strip = story.build(shared)  # the story's cards, above the tabs
+        open_tab = gr.State(TABS[0].__name__.rsplit(".", 1)[-1], time_to_live=STATE_SECONDS)
+        with gr.Tabs(elem_id="tabs") as tab_strip:
+            tabs = {}
             for module in TABS:
                 tab = module.build(shared)
                 shared.controls.update(tab.controls)
-                tabs.append(tab)
+                tabs[module.__name__.rsplit(".", 1)[-1]] = tab
+        strip.connect(tab_strip, tabs, open_tab)
+        label_to_id = {child.label: child.id for child in tab_strip.children if isinstance(child, gr.Tab)}
+
+        def remember_open_tab(evt: gr.SelectData) -> str:  # the Surprise tab measures only when it is open
+            return label_to_id.get(evt.value, evt.value)
+        tab_strip.select(remember_open_tab, inputs=None, outputs=[open_tab], api_visibility="private", queue=False)
 
         @user_errors
-        def analyze(prompt, model_name, handle, request: gr.Request, progress=gr.Progress(), **values):
+        def analyze(prompt, model_name, handle, story_state, tab_open, request: gr.Request, progress=gr.Progress(),
+                    **values):
             loaded = shared.load(model_name, progress)
             # The visitor's key is reused, so a new prompt replaces their old analysis in the budget.
             key = handle.key if isinstance(handle, AnalysisHandle) else budget.new_key(request.session_hash)
@@ -70,26 +83,39 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
                 analysis = panels.analyze(loaded, prompt, values["lens_positions"])
             budget.put(key, analysis)
             handle = AnalysisHandle(key, loaded.name, prompt, values["lens_positions"])
-            view = View(analysis, loaded, values)
+            on = bool((story_state or story.START)["on"])
+            card, why = strip.for_prompt(prompt, story_state)
+            if on:
+                tab_open = story.cards.CARDS[card].tab
+            view = View(analysis, loaded, {**values, "open_tab": tab_open})
             result = {status: panels.status_line(loaded, analysis) + store.status_notice(loaded.name),
                       analysis_state: handle}
-            for tab in tabs:
+            for tab in tabs.values():
                 if tab.show is not None:
                     result |= tab.show(view)
+                if tab.code is not None:
+                    result |= tab.code.show(view)
+            result |= strip.show_card(analysis, loaded, card, why) if on else strip.place(story_state)
             budget.remeasure(key)  # figures' caches (e.g. the overview tiles) were made by the tabs
             return result
 
-        gr.on([analyze_button.click, prompt.submit], analyze, inputs=[prompt, model_name, analysis_state],
-              inputs_kwargs={name: c for tab in tabs for name, c in tab.inputs.items()},
-              outputs=[status, analysis_state, *(c for tab in tabs for c in tab.outputs)], api_name="analyze")
-        app.load(user_errors(lambda name: panels.status_line(store.get(name)) + store.status_notice(name)),
-                 inputs=[model_name],
-                 outputs=[status], api_visibility="private")
+        analyze_inputs = dict(
+            inputs=[prompt, model_name, analysis_state, strip.state, open_tab],
+            inputs_kwargs={name: c for tab in tabs.values() for name, c in tab.inputs.items()},
+            outputs=list(dict.fromkeys([status, analysis_state, *(c for tab in tabs.values() for c in tab.outputs),
+                                        *(tab.code.markdown for tab in tabs.values() if tab.code is not None),
+                                        *strip.outputs])))
+        # The page analyses the prompt it opens with, so the story starts with numbers, not empty panels.
+        gr.on([app.load, analyze_button.click, prompt.submit], analyze, api_name="analyze", **analyze_inputs)
+        examples.click(story.pick, inputs=[examples, strip.state], outputs=[prompt, strip.state],
+                       api_visibility="private", queue=False).then(
+            analyze, api_visibility="private", **analyze_inputs)
 
         def forget(request: gr.Request):  # the page was closed: its analyses go now, not when the state expires
             if request.session_hash:
                 budget.drop_session(request.session_hash)
         app.unload(forget)
+    app.explorer_tabs, app.explorer_story = tabs, strip  # for tests that call the handlers directly
     return app
 
 

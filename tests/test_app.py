@@ -107,8 +107,9 @@ def test_sliders_redraw_from_the_stored_analysis(client):
 
 def test_layer_and_head_switch_redraws_the_attention(client):
     analyze(client)
-    heatmap, text = client.predict(1, 2, False, 2, api_name="/select_head")
+    heatmap, text, walk, walk_text = client.predict(1, 2, False, 2, api_name="/select_head")
     assert "Layer 1, head 2" in text_of(figure(heatmap))
+    assert "head 2, query ␣moves at position 2" in walk_text  # the head walk follows the selection
     assert "layer 1, head 2" in text and "query **␣moves** at position 2" in text
     with pytest.raises(AppError, match="Head must be a whole number from 0 to 3"):
         client.predict(1, 9, False, 2, api_name="/select_head")

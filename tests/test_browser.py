@@ -25,6 +25,9 @@ def page(app_server):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(app_server.url)
+        # The page analyses its prompt and opens the story; these tests explore freely, so leave it.
+        page.wait_for_function("document.querySelector('#story-card')?.innerText.includes('1 / ')", timeout=90_000)
+        page.click("#story-leave")
         yield page
         browser.close()
 
@@ -33,6 +36,7 @@ def test_a_learner_analyses_a_prompt_and_sees_the_panels(page, tmp_path_factory)
     prompt = "The quick brown fox jumps over the lazy dog. The quick brown fox"
     page.get_by_label("Prompt").fill(prompt)
     page.get_by_role("button", name="Analyze").click()
+    page.get_by_role("tab", name="Tokens").click()
     page.wait_for_selector(".token-chip", timeout=60_000)
     chips = page.locator(".token-chip")
     assert chips.count() == len(gpt2.get_tokenizer().encode(prompt))

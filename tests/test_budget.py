@@ -181,7 +181,7 @@ def test_sliders_keep_working_after_another_visitor_pushed_the_analysis_out(crow
     first, second = Client(crowded_server.url, verbose=False), Client(crowded_server.url, verbose=False)
     first.predict("one two three four five six", api_name="/analyze")
     second.predict("The capital of France is", api_name="/analyze")  # first's analysis is dropped now
-    heatmap, text = first.predict(1, 2, False, 5, api_name="/select_head")
+    heatmap, text, *_walk = first.predict(1, 2, False, 5, api_name="/select_head")  # and the head walk
     assert "query **␣six** at position 5" in text  # recomputed from first's own prompt, not second's
     lens, _ = first.predict(3, api_name="/lens")
     assert "3:␣four" in lens["plot"]

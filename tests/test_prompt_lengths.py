@@ -62,7 +62,7 @@ def test_analyze_fills_every_panel(client, n_tokens):
 def test_sliders_redraw_at_every_length(client, n_tokens):
     analyze(client, PROMPTS[n_tokens])
     seen = min(n_tokens, N_CTX)
-    heatmap, text = client.predict(1, 3, False, 0, api_name="/select_head")  # the first query row
+    heatmap, text, *_walk = client.predict(1, 3, False, 0, api_name="/select_head")  # the first query row
     assert "Layer 1, head 3" in json.dumps(figure(heatmap), ensure_ascii=False) and "position 0" in text
     lens, _ = client.predict(32, api_name="/lens")
     assert len(figure(lens)["data"][0]["x"]) == min(seen, 32)

@@ -25,6 +25,11 @@ The pattern every tab follows (tokens.py is the smallest example, attention.py t
   already checked by the controls (controls.py, validation.py).
 - `Tab.outputs` lists every component `show` may fill; `show` returns a dict of some of them.
 - `Tab.controls` publishes components another tab reads (the sampling sliders, used by Generate).
+- `Tab.code` is the tab's "The code" box (`code_view("name")`, made inside its gr.Tab); Analyze fills it.
+- `Tab.story(view, explanation)` applies a story card (story.py): it sets the card's controls
+  (`view.values`, the keys in `Tab.story_keys`), redraws what they change and opens the named
+  explanation (`opened(text)`); what it may return beyond `outputs` is listed in `Tab.story_outputs`.
+- A tab's id, `gr.Tab(label, id=...)`, is its module's name: the story selects tabs by it.
 
 Adding a panel touches one place: a new module with `build`, named in ui.TABS (or a component
 added inside an existing tab's module). A handler that runs a forward pass (a capture, a lens

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import panels
-from .controls import Checkbox, Slider, explanation
+from .code_view import code_view
+from .controls import Checkbox, Slider, explanation, opened
+from .head_walk_view import head_walk_view
 from .shared import Shared, Tab, View, user_errors
 
 # Moving the frame around the selected head in the overview happens in the page: sending and
@@ -30,7 +32,7 @@ def index_slider_update(count: int, value: int) -> dict:
 
 
 def build(shared: Shared) -> Tab:
-    with gr.Tab("Attention"):
+    with gr.Tab("Attention", id="attention"):
         with gr.Row():
             layer = Slider(0, 11, value=0, step=1, label="Layer")
             head = Slider(0, 11, value=0, step=1, label="Head")
@@ -41,10 +43,13 @@ def build(shared: Shared) -> Tab:
             overview = gr.Plot(label="All heads", show_label=False, elem_id="attention-overview")
         scores = gr.Plot(label="Head scores", show_label=False)
         text = explanation("Attention explained", open=True)
+        walk = head_walk_view()  # the selected head, end to end, for the selected query
+        code = code_view("attention")
 
     def figures(analysis, loaded, layer_index, head_index, mean, query_index) -> dict:
         return {heatmap: panels.attention_heatmap(analysis, layer_index, head_index, mean, query_index),
-                text: panels.attention_text(loaded, analysis, layer_index, head_index, mean, query_index)}
+                text: panels.attention_text(loaded, analysis, layer_index, head_index, mean, query_index)
+                } | walk.figures(analysis, loaded, layer_index, head_index, mean, query_index)
 
     def show(view: View) -> dict:
         analysis, config = view.analysis, view.analysis.trace.config
@@ -70,8 +75,22 @@ def build(shared: Shared) -> Tab:
         return result  # the overview stays: the page moves its frame (FRAME_SELECTED_HEAD)
 
     gr.on([layer.input, head.input, query.input, mean_heads.input], select_head,
-          inputs=[shared.analysis, layer, head, mean_heads, query], outputs=[heatmap, text],
+          inputs=[shared.analysis, layer, head, mean_heads, query], outputs=[heatmap, text, *walk.components],
           api_name="select_head", api_visibility="undocumented", show_progress="hidden", trigger_mode="always_last")
     gr.on([layer.input, head.input], None, inputs=[layer, head], js=FRAME_SELECTED_HEAD, api_visibility="private")
-    return Tab(show=show, outputs=[layer, head, query, heatmap, overview, scores, text],
-               inputs={"layer": layer, "head": head, "mean_heads": mean_heads})
+    def story(view: View, explanation_name: str) -> dict:  # a story card's head and query
+        analysis, controls = view.analysis, view.values
+        layer_index, head_index = panels.clamp_head(analysis, controls.get("layer", 0), controls.get("head", 0))
+        query_index = panels.clamp_query(analysis, controls.get("query"))
+        mean = bool(controls.get("mean_heads", False))
+        c = analysis.trace.config
+        return figures(analysis, view.loaded, layer_index, head_index, mean, query_index) | {
+            layer: index_slider_update(c.n_layer, layer_index), head: index_slider_update(c.n_head, head_index),
+            query: index_slider_update(analysis.trace.n_tokens, query_index), mean_heads: mean,
+            overview: panels.attention_overview(analysis, layer_index, head_index),
+        } | opened(walk.text if explanation_name == "head_walk" else text)
+
+    return Tab(show=show, outputs=[layer, head, query, heatmap, overview, scores, text, *walk.components],
+               inputs={"layer": layer, "head": head, "mean_heads": mean_heads}, code=code, story=story,
+               story_keys=frozenset({"layer", "head", "query", "mean_heads"}),
+               story_outputs=[mean_heads, text.accordion, walk.text.accordion])

@@ -87,7 +87,17 @@ class Dropdown(gr.Dropdown):
         return _checked(lambda v: validation.choice(self.label, v, choices), payload)
 
 
-def explanation(label: str, open: bool = False) -> gr.Markdown:
-    """A panel's collapsible teaching text, filled in once a prompt is analysed (`label` names it in the API)."""
-    with gr.Accordion("How this works", open=open):
-        return gr.Markdown(ANALYZE_FIRST, label=label)
+def explanation(label: str, open: bool = False, title: str = "How this works") -> gr.Markdown:
+    """A panel's collapsible teaching text, filled in once a prompt is analysed (`label` names it in the API).
+
+    The markdown carries its accordion as `.accordion`, so the story can open it (`opened`).
+    """
+    with gr.Accordion(title, open=open) as accordion:
+        text = gr.Markdown(ANALYZE_FIRST, label=label)
+    text.accordion = accordion
+    return text
+
+
+def opened(text: gr.Markdown) -> dict:
+    """The update that opens an explanation's accordion."""
+    return {text.accordion: gr.Accordion(open=True)}

@@ -5,12 +5,13 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import panels
-from .controls import explanation
+from .code_view import code_view
+from .controls import explanation, opened
 from .shared import Shared, Tab, View
 
 
 def build(shared: Shared) -> Tab:
-    with gr.Tab("Embeddings"):
+    with gr.Tab("Embeddings", id="embeddings"):
         with gr.Tabs():
             with gr.Tab("Token"):
                 token = gr.Plot(label="Token embeddings", show_label=False)
@@ -23,10 +24,12 @@ def build(shared: Shared) -> Tab:
             curve = gr.Plot(label="Position curve", show_label=False)
         cosine = gr.Plot(label="Cosine similarity", show_label=False)
         text = explanation("Embeddings explained")
+        code = code_view("embeddings")
     plots = {"token": token, "position": position, "sum": total, "pca": pca, "curve": curve, "cosine": cosine}
 
     def show(view: View) -> dict:
         figures = panels.embedding_figures(view.analysis, view.loaded)
-        return {plots[name]: figure for name, figure in figures.items()} | {text: panels.embeddings_text(view.analysis)}
+        return {plots[name]: figure for name, figure in figures.items()} | {text: panels.embeddings_text(view.analysis, view.loaded)}
 
-    return Tab(show=show, outputs=[*plots.values(), text])
+    return Tab(show=show, outputs=[*plots.values(), text], code=code, story=lambda view, name: opened(text),
+               story_outputs=[text.accordion])

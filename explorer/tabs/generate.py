@@ -10,13 +10,14 @@ import gpt2
 from gpt2.generate import slide_keep
 
 from .. import panels, plots, validation
-from .controls import Slider, checked, explanation
+from .code_view import code_view
+from .controls import Slider, checked, explanation, opened
 from .shared import Shared, Tab, View, user_errors
 
 
 def build(shared: Shared) -> Tab:
     sampling = [shared.controls[name] for name in ("temperature", "top_k", "top_p", "seed")]  # from Next token
-    with gr.Tab("Generate"):
+    with gr.Tab("Generate", id="generate"):
         gr.Markdown("Uses the temperature, top-k, top-p and seed from the *Next token* tab.")
         with gr.Row():
             max_new_tokens = checked(Slider(1, validation.MAX_NEW_TOKENS, value=40, step=1, label="Max new tokens"),
@@ -28,6 +29,7 @@ def build(shared: Shared) -> Tab:
         output = gr.Textbox(label="Text", lines=8, buttons=["copy"], interactive=False)
         step_plot = gr.Plot(label="Step distribution", show_label=False)
         text = explanation("Generation explained")
+        code = code_view("generate")
     step_state = gr.State(None, time_to_live=1800)  # a StepState: the ids so far and the generator's state
 
     def show(view: View) -> dict:
@@ -76,4 +78,9 @@ def build(shared: Shared) -> Tab:
                        outputs=[step_state, output, step_plot], api_visibility="private", queue=False)
     shared.prompt.change(lambda: None, outputs=[step_state], api_visibility="private", queue=False)
     stop_button.click(None, cancels=[generating], api_visibility="private")
-    return Tab(show=show, outputs=[text])
+    def story(view: View, explanation_name: str) -> dict:
+        count = view.values.get("max_new_tokens", max_new_tokens.value)
+        return {max_new_tokens: count} | opened(text)
+
+    return Tab(show=show, outputs=[text], code=code, story=story, story_keys=frozenset({"max_new_tokens"}),
+               story_outputs=[max_new_tokens, text.accordion])

@@ -7,12 +7,13 @@ import dataclasses
 import gradio as gr
 
 from .. import panels
-from .controls import Slider, explanation
+from .code_view import code_view
+from .controls import Slider, explanation, opened
 from .shared import Shared, Tab, View, user_errors
 
 
 def build(shared: Shared) -> Tab:
-    with gr.Tab("Layers"):
+    with gr.Tab("Layers", id="layers"):
         with gr.Row():
             residual = gr.Plot(label="Residual norms", show_label=False)
             contributions = gr.Plot(label="Block contributions", show_label=False)
@@ -20,6 +21,7 @@ def build(shared: Shared) -> Tab:
                                 label="Logit lens: how many of the last positions to show")
         lens = gr.Plot(label="Logit lens", show_label=False, elem_id="logit-lens")
         text = explanation("Layers explained")
+        code = code_view("layers")
 
     def show(view: View) -> dict:
         resid, contrib, lens_grid = panels.layer_figures(view.analysis)
@@ -36,4 +38,15 @@ def build(shared: Shared) -> Tab:
 
     lens_positions.input(relens, inputs=[shared.analysis, lens_positions], outputs=[lens, text, shared.analysis],
                          api_name="lens", api_visibility="undocumented", trigger_mode="always_last")
-    return Tab(show=show, outputs=[residual, contributions, lens, text], inputs={"lens_positions": lens_positions})
+    def story(view: View, explanation_name: str) -> dict:  # the card's lens window, recomputed if it differs
+        analysis, n_positions = view.analysis, view.values.get("lens_positions")
+        if n_positions is None:
+            return opened(text) | show(view)
+        if len(analysis.lens.positions) != min(n_positions, analysis.trace.n_tokens):
+            with shared.compute():
+                panels.update_lens(view.loaded, analysis, n_positions)
+        return opened(text) | show(view) | {lens_positions: n_positions}
+
+    return Tab(show=show, outputs=[residual, contributions, lens, text], inputs={"lens_positions": lens_positions},
+               code=code, story=story, story_keys=frozenset({"lens_positions"}),
+               story_outputs=[lens_positions, text.accordion])

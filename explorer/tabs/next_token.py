@@ -5,12 +5,13 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import panels, validation
-from .controls import Number, Slider, checked, explanation
+from .code_view import code_view
+from .controls import Number, Slider, checked, explanation, opened
 from .shared import Shared, Tab, View, user_errors
 
 
 def build(shared: Shared) -> Tab:
-    with gr.Tab("Next token"):
+    with gr.Tab("Next token", id="next_token"):
         with gr.Row():
             temperature = checked(Slider(0, validation.MAX_TEMPERATURE, value=1.0, step=0.05,
                                          label="Temperature (0 = greedy)"), validation.temperature)
@@ -20,6 +21,7 @@ def build(shared: Shared) -> Tab:
             seed = checked(Number(value=0, precision=0, label="Seed", minimum=0), validation.seed)
         bars = gr.Plot(label="Next-token bars", show_label=False, elem_id="next-token-bars")
         text = explanation("Next token explained", open=True)
+        code = code_view("next_token")
     sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
 
     def figures(analysis, t, k, p, s) -> dict:
@@ -36,4 +38,9 @@ def build(shared: Shared) -> Tab:
     gr.on([temperature.change, top_k.change, top_p.change, seed.change], resample,
           inputs=[shared.analysis, *sampling.values()], outputs=[bars, text],
           api_name="resample", api_visibility="undocumented", show_progress="hidden", trigger_mode="always_last")
-    return Tab(show=show, outputs=[bars, text], inputs=sampling, controls=sampling)
+    def story(view: View, explanation_name: str) -> dict:  # a card's sampling settings, drawn with them
+        values = {name: view.values.get(name, control.value) for name, control in sampling.items()}
+        return figures(view.analysis, *values.values()) | {sampling[name]: v for name, v in values.items()} | opened(text)
+
+    return Tab(show=show, outputs=[bars, text], inputs=sampling, controls=sampling, code=code, story=story,
+               story_keys=frozenset(sampling), story_outputs=[*sampling.values(), text.accordion])

@@ -37,6 +37,12 @@ class Tab:
     outputs: list = field(default_factory=list)
     inputs: dict = field(default_factory=dict)
     controls: dict = field(default_factory=dict)
+    code: object = None  # a code_view.CodeView: the tab's lines of gpt2/model.py, filled by Analyze
+    # The guided story (tabs/story.py): `story(view, explanation)` sets the controls the card gives
+    # (view.values, keys in story_keys), redraws what they change and opens the named explanation.
+    story: Callable[[View, str], dict] | None = None
+    story_keys: frozenset = frozenset()
+    story_outputs: list = field(default_factory=list)  # what `story` may return beyond `outputs`
 
 
 @dataclass

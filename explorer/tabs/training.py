@@ -11,7 +11,7 @@ from .shared import Shared, Tab, View, user_errors
 
 
 def build(shared: Shared) -> Tab:
-    with gr.Tab("Training"):
+    with gr.Tab("Training", id="training"):
         about = gr.Markdown("Analyze a prompt with **tiny (trained here)** to watch its heads form during training.",
                             label="Training explained")
         with gr.Row():
