@@ -61,11 +61,11 @@ def sections(loaded: LoadedModel, analysis: panels.Analysis, layer: int, head: i
     """What the page shows, in the app's order, from the app's own panel functions."""
     trace = analysis.trace
     query = trace.n_tokens - 1
-    bars, anatomy = panels.distribution_figure(trace.logits, 1.0, 0, 1.0)
+    bars, anatomy = panels.distribution_figure(analysis.label, trace.logits, 1.0, 0, 1.0)
     heatmap, overview = panels.attention_figures(analysis, layer, head, False, query)
     return [
         Section("Tokens", panels.token_chips(trace), teaching=panels.tokens_text(trace)),
-        Section("Next token", figures=(bars,), teaching=panels.next_token_text(trace, anatomy)),
+        Section("Next token", figures=(bars,), teaching=panels.next_token_text(trace, anatomy, analysis.label)),
         Section("Surprise: the loss on your own text",
                 figures=(plots.surprise_tokens(trace.tokens, trace.token_surprise, analysis.model_name),)),
         Section("Attention", figures=(heatmap, overview, panels.head_scores_figure(analysis)),
@@ -136,7 +136,7 @@ def numbers(loaded: LoadedModel, analysis: panels.Analysis, layer: int, head: in
                    for i, (token_id, text, piece) in enumerate(zip(trace.token_ids, trace.tokens, trace.token_bytes))],
         "token_surprise_nats": {"about": "entry i is -ln p(token i+1 | tokens 0..i)", "values": _rounded(surprise),
                                 "mean": mean_loss, "perplexity": None if mean_loss is None else float(np.exp(mean_loss))},
-        "next_token": [{"id": int(i), "token": panels._label(int(i)), "probability": round(float(probs[i]), DIGITS)}
+        "next_token": [{"id": int(i), "token": analysis.label(int(i)), "probability": round(float(probs[i]), DIGITS)}
                        for i in top],
         "attention": {"layer": layer, "head": head, "label": scores.label(layer, head),
                       "about": "pattern[i][j]: how much query i attends to key j (rows sum to 1)",

@@ -237,8 +237,8 @@ def test_ablation_figures_compare_the_clean_run_with_the_ablated_one(tiny_checkp
     figures = panels.ablation_figures(analysis, result)
     top_before = int(np.argmax(analysis.trace.next_token_probs))
     bars = figures["bars"]
-    assert panels._label(top_before) in bars.layout.yaxis.ticktext
-    row = list(bars.layout.yaxis.ticktext).index(panels._label(top_before))
+    assert analysis.label(top_before) in bars.layout.yaxis.ticktext
+    row = list(bars.layout.yaxis.ticktext).index(analysis.label(top_before))
     assert bars.data[0].x[row] == pytest.approx(analysis.trace.next_token_probs[top_before], rel=1e-5)
     assert "head 1.2" in bars.layout.title.text and "MLP of layer 0" in bars.layout.title.text
     moved = interventions.moved_most(analysis.trace.next_token_probs, result.probs, 1)[0]
