@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import panels
+from .ablation import build_ablation
 from .controls import Checkbox, Slider, explanation
 from .shared import Shared, Tab, View, user_errors
 
@@ -41,6 +42,7 @@ def build(shared: Shared) -> Tab:
             overview = gr.Plot(label="All heads", show_label=False, elem_id="attention-overview")
         scores = gr.Plot(label="Head scores", show_label=False)
         text = explanation("Attention explained", open=True)
+        build_ablation(shared, layer, head)
 
     def figures(analysis, loaded, layer_index, head_index, mean, query_index) -> dict:
         return {heatmap: panels.attention_heatmap(analysis, layer_index, head_index, mean, query_index),
