@@ -25,6 +25,7 @@ from .budget import AnalysisBudget, AnalysisHandle
 from .models import ModelStore
 from .tabs import Shared, View, attention, embeddings, generate, layers, next_token, tokens, user_errors
 from .tabs.controls import Dropdown, Textbox, checked
+from .tabs.handout import build_handout
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 EXAMPLES = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))
@@ -51,6 +52,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
         status = gr.Markdown("Loading…", label="Status", elem_id="status")
 
         shared = Shared(store, budget, prompt, model_name, analysis_state)
+        build_handout(shared)
         with gr.Tabs():
             tabs = []
             for module in TABS:

@@ -115,3 +115,24 @@ def test_ablating_before_any_analysis_asks_for_one(app_server):
     fresh = Client(app_server.url, verbose=False)
     with pytest.raises(AppError, match="Analyze a prompt first"):
         ablate(fresh, 0, 0)
+
+
+# ---- taking a run home ----
+
+def test_one_click_writes_the_page_and_the_numbers_of_the_current_analysis(client, app_server):
+    analyze(client, "A handout about the lazy dog")
+    page, numbers = (update["value"] for update in client.predict(api_name="/handout"))  # downloaded over HTTP
+    html_text = open(page, encoding="utf-8").read()
+    assert html_text.count("Plotly.newPlot") >= 1 and "A handout about the lazy dog" in html_text
+    assert json.load(open(numbers, encoding="utf-8"))["prompt"] == "A handout about the lazy dog"
+
+
+def test_handouts_are_served_from_the_apps_shelf_not_copied_into_gradios_cache(client, app_server):
+    analyze(client)
+    client.predict(api_name="/handout")
+    assert not list(app_server.temp_dir.rglob("gpt2-explorer-run.*"))  # the shelf's deletions really free space
+
+
+def test_a_handout_before_any_analysis_asks_for_one(app_server):
+    with pytest.raises(AppError, match="Analyze a prompt first"):
+        Client(app_server.url, verbose=False).predict(api_name="/handout")
