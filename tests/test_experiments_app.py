@@ -136,3 +136,54 @@ def test_handouts_are_served_from_the_apps_shelf_not_copied_into_gradios_cache(c
 def test_a_handout_before_any_analysis_asks_for_one(app_server):
     with pytest.raises(AppError, match="Analyze a prompt first"):
         Client(app_server.url, verbose=False).predict(api_name="/handout")
+
+
+# ---- branching generation ----
+
+def model_name(client) -> str:
+    parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/analyze"]["parameters"]
+    return next(p["parameter_default"] for p in parameters if p["parameter_name"] == "model_name")
+
+
+def step(client, prompt=PROMPT):
+    """/step's outputs: text, step plot, branch tree, alternatives, nodes (positional: undocumented)."""
+    return client.predict(prompt, model_name(client), 1.0, 0, 1.0, 5, api_name="/step")
+
+
+def choices(update) -> list[tuple[str, str]]:
+    return [tuple(choice) for choice in update["choices"]]
+
+
+def test_taking_an_alternative_replaces_the_last_token_and_keeps_both_branches(app_server, loaded):
+    client = Client(app_server.url, verbose=False)
+    step(client)
+    text, _, tree, alternatives, _ = step(client)
+    second_label = choices(alternatives)[1][0].split("  (")[0]
+    text, tree, alternatives, nodes = client.predict("1", api_name="/branch")
+    ids = loaded.tokenizer.encode(text)
+    assert panels.labels_for(loaded.tokenizer)(ids[-1]) == second_label  # the text now ends in the alternative
+    assert [label.split(": ")[0] for label, _ in choices(nodes)] == ["0", "1", "2", "3"]  # 2 and 3 are siblings
+    assert figure(tree)["data"][-1]["text"][3] == second_label
+
+
+def test_going_back_continues_the_text_from_that_token(app_server):
+    client = Client(app_server.url, verbose=False)
+    first = step(client)[0]
+    step(client)
+    assert client.predict("1", api_name="/go_back")[0] == first
+    text, *_ = step(client)
+    assert text.startswith(first) and len(text) > len(first)
+
+
+def test_a_node_that_is_not_in_the_tree_is_refused_naming_the_field(app_server):
+    client = Client(app_server.url, verbose=False)
+    step(client)
+    with pytest.raises(AppError, match="Go back to token must be one of"):
+        client.predict("99", api_name="/go_back")
+    with pytest.raises(AppError, match="Instead of the last token, take must be one of"):
+        client.predict("-1", api_name="/branch")
+
+
+def test_branching_before_any_step_asks_for_one(app_server):
+    with pytest.raises(AppError, match="Press Step first"):
+        Client(app_server.url, verbose=False).predict(None, api_name="/branch")
