@@ -673,3 +673,30 @@ def ablation_text(analysis: Analysis, result) -> str:
         lines.append(f"| {i + 1} | {trace.tokens[i + 1]} | {change.before[i]:.2f} | {change.after[i]:.2f} | "
                      f"{change.after[i] - change.before[i]:+.2f} |")
     return "\n".join(lines)
+
+
+HEAD_KINDS = [name for name, _, _ in LABEL_RULES] + ["broad", "mixed"]  # every label HeadScores.label gives
+
+
+def comparison_figures(comparison) -> dict:
+    """Figures for compare.Comparison, one of each per model ("a", "b"): next-token bars, surprise, head types."""
+    figures = {}
+    for key, side in (("a", comparison.a), ("b", comparison.b)):
+        figures[key] = {
+            "bars": plots.top_token_bars(side.top_tokens, side.top_probs, f"{side.name}: next token"),
+            "surprise": plots.surprise_tokens(side.tokens, side.token_surprise, side.name),
+            "heads": plots.head_type_map(side.head_labels, HEAD_KINDS, f"{side.name}: what each head does here"),
+        }
+    return figures
+
+
+def comparison_text(comparison) -> str:
+    a, b = comparison.a, comparison.b
+    lines = [comparison.note, ""]
+    lines += [f"*{side.notice}*" for side in (a, b) if side.notice]
+    lines.append(f"Most likely next token: **{a.top_tokens[0]}** ({percent(float(a.top_probs[0]))}) for {a.name}, "
+                 f"**{b.top_tokens[0]}** ({percent(float(b.top_probs[0]))}) for {b.name}. Look at the surprise maps "
+                 "for the tokens one model found easy and the other hard, and at the head maps for the kinds of "
+                 "head each model has on this prompt (labels from the prompt's own attention, except induction, "
+                 "which comes from a repeated random sequence).")
+    return "\n".join(lines)

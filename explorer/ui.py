@@ -23,7 +23,7 @@ import gradio as gr
 from . import panels, validation
 from .budget import AnalysisBudget, AnalysisHandle
 from .models import ModelStore
-from .tabs import Shared, View, attention, embeddings, generate, layers, next_token, tokens, user_errors
+from .tabs import Shared, View, attention, compare, embeddings, generate, layers, next_token, tokens, user_errors
 from .tabs.controls import Dropdown, Textbox, checked
 from .tabs.handout import build_handout
 
@@ -31,7 +31,7 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 EXAMPLES = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))
 CSS = (ASSETS / "style.css").read_text(encoding="utf-8")
 # The tabs in page order. A tab may read controls published by a tab before it (Generate uses Next token's).
-TABS = (tokens, embeddings, attention, layers, next_token, generate)
+TABS = (tokens, embeddings, attention, layers, next_token, generate, compare)
 STATE_SECONDS = 1800  # an abandoned session's handle (and with it its analysis) is dropped after this
 
 

@@ -187,3 +187,28 @@ def test_a_node_that_is_not_in_the_tree_is_refused_naming_the_field(app_server):
 def test_branching_before_any_step_asks_for_one(app_server):
     with pytest.raises(AppError, match="Press Step first"):
         Client(app_server.url, verbose=False).predict(None, api_name="/branch")
+
+
+# ---- two models side by side ----
+
+def test_compare_shows_each_models_surprise_and_head_types_for_the_prompt(client, loaded):
+    name = model_name(client)
+    text, bars_a, surprise_a, heads_a, *_ = client.predict(PROMPT, name, name, api_name="/compare")
+    analysis = panels.analyze(loaded, PROMPT)
+    assert f"mean {analysis.trace.token_surprise.mean():.2f} nats" in figure(surprise_a)["layout"]["title"]["subtitle"]["text"]
+    assert figure(heads_a)["data"][0]["customdata"] == analysis.scores.labels()
+    assert f"same {analysis.trace.n_tokens} tokens" in text
+    top = panels.labels_for(loaded.tokenizer)(int(np.argmax(analysis.trace.next_token_probs)))
+    assert figure(bars_a)["layout"]["yaxis"]["ticktext"][0] == top
+
+
+@pytest.mark.parametrize("args, message", [
+    ((PROMPT, "../../etc/passwd", None), "Model A must be one of"),
+    ((PROMPT, None, "125M"), "Model B must be one of"),
+    (("   ", None, None), "Prompt: the prompt is empty"),
+])
+def test_a_bad_comparison_request_gets_a_message_naming_the_field(client, args, message):
+    name = model_name(client)
+    args = tuple(name if value is None else value for value in args)
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name="/compare")
