@@ -748,7 +748,9 @@ def branch_tree(parents: list[int | None], labels: list[str], probs: np.ndarray,
         hovertext=[f"{plotly_escape(label)}" + ("" if parents[i] is None else f"<br>chosen with p = {float(p):.1%}")
                    for i, (label, p) in enumerate(zip(labels, probs))],
         hovertemplate="%{hovertext}<extra></extra>"))
-    layout = dict(xaxis=_axis("step", dtick=1, zeroline=False), yaxis=dict(visible=False, autorange="reversed"))
+    # Room above the first row and beside the last step, so the labels drawn above the nodes are not cut off.
+    layout = dict(xaxis=_axis("step", dtick=1, zeroline=False, range=[-0.4, int(depth.max()) + 0.4]),
+                  yaxis=dict(visible=False, range=[next_leaf[0] - 0.5, -0.8]))
     return _figure(data, _styled(layout, title, height=max(260, 40 * next_leaf[0] + 140)))
 
 

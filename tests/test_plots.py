@@ -545,6 +545,9 @@ BUILDER_CASES = {
     "before_after_bars": lambda rng: plots.before_after_bars(words(5), rng.uniform(size=5), rng.uniform(size=5), "x"),
     "moved_most_bars": lambda rng: plots.moved_most_bars(words(4), rng.uniform(size=4), rng.uniform(size=4), "x"),
     "branch_tree": lambda rng: plots.branch_tree([None, 0, 1, 0, 3], words(5), rng.uniform(size=5), current=4),
+    "top_token_bars": lambda rng: plots.top_token_bars(words(5), rng.uniform(size=5), "x"),
+    "head_type_map": lambda rng: plots.head_type_map([["mixed", "broad"], ["induction", "self"]],
+                                                     ["induction", "self", "broad", "mixed"], "x"),
 }
 
 

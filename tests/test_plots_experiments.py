@@ -89,11 +89,3 @@ def test_head_type_map_colours_each_label_the_same_in_every_map():
 def test_head_type_map_refuses_a_label_it_has_no_colour_for():
     with pytest.raises(ValueError, match="not among the kinds"):
         plots.head_type_map([["sink"]], ["mixed"], "a")
-
-
-def test_the_comparison_figures_pass_plotlys_own_checks():
-    import plotly.graph_objects as go
-
-    for fig in (plots.top_token_bars(["a"], np.array([1.0]), "t"),
-                plots.head_type_map([["mixed", "broad"]], ["broad", "mixed"], "t")):
-        go.Figure(fig.to_dict())  # validates every property

@@ -19,7 +19,7 @@ from .shared import Shared, Tab, user_errors
 
 def build(shared: Shared) -> Tab:
     choices = shared.store.choices
-    with gr.Tab("Compare"):
+    with gr.Tab("Compare", id="compare"):
         gr.Markdown("The prompt above on two models: what each predicts next, how surprised each is by every "
                     "token, and what kinds of head each has.")
         with gr.Row(equal_height=True):

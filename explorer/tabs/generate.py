@@ -17,8 +17,10 @@ from .shared import Shared, Tab, View, user_errors
 
 def build(shared: Shared) -> Tab:
     sampling = [shared.controls[name] for name in ("temperature", "top_k", "top_p", "seed")]  # from Next token
-    step_state = gr.State(None, time_to_live=1800)  # a StepState: the ids so far and the generator's state
     with gr.Tab("Generate"):
+        # A StepState: the ids so far and the generator's state. Made inside the tab: made before it, among
+        # the tabs, it made Gradio's page show the next tab as a second "Generate".
+        step_state = gr.State(None, time_to_live=1800)
         gr.Markdown("Uses the temperature, top-k, top-p and seed from the *Next token* tab.")
         with gr.Row():
             max_new_tokens = checked(Slider(1, validation.MAX_NEW_TOKENS, value=40, step=1, label="Max new tokens"),
