@@ -790,6 +790,6 @@ def head_type_map(labels: list[list[str]], kinds: list[str], title: str) -> go.F
                  text=[[_tile_label(label) for label in row] for row in labels], texttemplate="%{text}",
                  textfont=dict(size=10), customdata=labels,
                  hovertemplate="layer %{y}, head %{x}: %{customdata}<extra></extra>")
-    layout = dict(xaxis=_axis("head", dtick=1, side="top"), yaxis=_axis("layer", dtick=1, autorange="reversed"))
+    layout = dict(xaxis=_axis("head", dtick=1), yaxis=_axis("layer", dtick=1, autorange="reversed"))
     legend = " · ".join(f"<span style='color:{KIND_COLOURS[i]}'>■</span> {kind}" for i, kind in enumerate(kinds))
     return _figure([cells], _styled(layout, title, height=max(260, 22 * len(labels) + 150), note=legend))
