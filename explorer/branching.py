@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from gpt2.generate import window_length
+
 MAX_NODES = 1000  # tokens kept in one tree, every branch together
 MAX_DEPTH = 256  # tokens after the prompt on one path
 MAX_ALTERNATIVES = 20  # alternatives kept per step (the UI shows the top few)
@@ -64,13 +66,9 @@ def _check_alternatives(alternatives: Sequence[Alternative]) -> tuple[Alternativ
 
 
 def model_window(ids: list[int], n_ctx: int) -> list[int]:
-    """The ids the model reads to predict the token after `ids`.
-
-    >>> SLIDING-WINDOW CALL SITE <<< The rule for text longer than n_ctx lives in one place,
-    gpt2/generate.py (another change moves it there). When it lands, replace the body below
-    by that function; until then this is the rule `panels.next_step` uses today.
-    """
-    return ids if len(ids) < n_ctx else ids[-(n_ctx - n_ctx // 4):]
+    """The ids the model reads to predict the token after `ids`: the sliding window of
+    gpt2/generate.py (`window_length`), the one rule generation and step mode follow."""
+    return ids[-window_length(len(ids), n_ctx):]
 
 
 class BranchTree:

@@ -98,13 +98,13 @@ def compare(loaded_a: LoadedModel, loaded_b: LoadedModel, prompt: str, tokenizer
             top: int = TOP_TOKENS) -> Comparison:
     """Run the prompt through both models and collect what a side-by-side panel shows.
 
-    Each tokenizer defaults to GPT-2's (gpt2.get_tokenizer()); pass a model's own when it has one.
+    Each tokenizer defaults to the model's own (`LoadedModel.tokenizer`), else GPT-2's.
     """
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("The prompt is empty: type some text first.")
     if not 1 <= top <= 100:
         raise ValueError(f"top must be 1 to 100 tokens, got {top}")
-    a = _side(loaded_a, prompt, tokenizer_a or gpt2.get_tokenizer(), top)
-    b = _side(loaded_b, prompt, tokenizer_b or gpt2.get_tokenizer(), top)
+    a = _side(loaded_a, prompt, tokenizer_a or loaded_a.tokenizer or gpt2.get_tokenizer(), top)
+    b = _side(loaded_b, prompt, tokenizer_b or loaded_b.tokenizer or gpt2.get_tokenizer(), top)
     same = a.token_bytes == b.token_bytes
     return Comparison(prompt, a, b, same, _note(a, b, same))

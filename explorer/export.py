@@ -18,6 +18,11 @@ from __future__ import annotations
 
 import html
 import json
+import shutil
+import tempfile
+import threading
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,3 +176,40 @@ def write_export(loaded: LoadedModel, analysis: panels.Analysis, out: str | Path
     out.write_text(render_html(loaded, analysis, layer, head), encoding="utf-8")
     numbers_path.write_text(json.dumps(numbers(loaded, analysis, layer, head), ensure_ascii=False), encoding="utf-8")
     return out, numbers_path
+
+
+class HandoutShelf:
+    """The app's exported files: in its own temporary folder, under names it makes, never a visitor's.
+
+    Each visitor keeps only their last handout (a new one replaces it), at most `max_owners`
+    visitors keep one (the oldest goes first), and a handout older than `max_age` seconds is
+    deleted at the next write: the folder holds at most `max_owners` pages of a few MB each.
+    """
+
+    def __init__(self, folder: str | Path | None = None, max_owners: int = 16, max_age: float = 1800.0):
+        self.folder = Path(folder or tempfile.mkdtemp(prefix="gpt2-explorer-handouts-"))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.max_owners, self.max_age = max_owners, max_age
+        self._written: dict[str, tuple[float, Path]] = {}  # owner -> (when, its folder), oldest first
+        self._lock = threading.Lock()
+
+    def write(self, owner: str, loaded: LoadedModel, analysis: panels.Analysis, layer: int | None = None,
+              head: int | None = None) -> tuple[Path, Path]:
+        """Write this owner's handout (replacing their last one); returns the page and the numbers."""
+        folder = self.folder / uuid.uuid4().hex  # a fresh folder per handout, so names stay readable
+        folder.mkdir()
+        paths = write_export(loaded, analysis, folder / "gpt2-explorer-run.html", layer, head)
+        now = time.monotonic()
+        with self._lock:
+            old = self._written.pop(owner, None)
+            self._written[owner] = (now, folder)
+            stale = [key for key, (when, _) in self._written.items() if now - when > self.max_age]
+            stale += list(self._written)[: max(0, len(self._written) - self.max_owners)]
+            gone = [old[1]] if old else []
+            gone += [self._written.pop(key)[1] for key in dict.fromkeys(stale) if key in self._written]
+        for path in gone:
+            shutil.rmtree(path, ignore_errors=True)
+        return paths
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.folder.rglob("*") if p.is_file())

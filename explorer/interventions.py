@@ -175,6 +175,29 @@ def ablate(model: GPT2, ids, heads: Iterable = (), mlps: Iterable = (), mode: st
     return run_ablation(model, ids, heads, mlps, mode).probs
 
 
+# ---- which heads: what the app's "turn off" buttons mean ----
+
+SCOPES = ("this head", "this layer's heads", "all heads of this kind")
+
+
+def heads_in_scope(labels: list[list[str]], scope: str, layer: int, head: int) -> list[tuple[int, int]]:
+    """The (layer, head) pairs a scope names, around the selected head.
+
+    `labels[layer][head]` is each head's label (HeadScores.labels): "all heads of this kind"
+    is every head that carries the selected head's label, in every layer.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"Turn off must be one of: {', '.join(SCOPES)}; got {scope!r}")
+    if not (0 <= layer < len(labels) and 0 <= head < len(labels[layer])):
+        raise ValueError(f"this model has layers 0–{len(labels) - 1} and heads 0–{len(labels[0]) - 1}")
+    if scope == "this head":
+        return [(layer, head)]
+    if scope == "this layer's heads":
+        return [(layer, h) for h in range(len(labels[layer]))]
+    kind = labels[layer][head]
+    return [(l, h) for l, row in enumerate(labels) for h, label in enumerate(row) if label == kind]
+
+
 # ---- what changed ----
 
 @dataclass

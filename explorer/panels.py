@@ -24,7 +24,7 @@ from . import plots, teaching
 from .capture import Trace, capture
 from .embeddings import cosine_similarity, pca_2d
 from .heads import BROAD_ENTROPY, LABEL_RULES, HeadScores, attention_scores_row, head_scores
-from .interventions import moved_most
+from .interventions import moved_most, surprise_change
 from .lens import LensResult, logit_lens
 from .models import LoadedModel
 from .sampling import sampling_anatomy
@@ -639,3 +639,64 @@ def ablation_figures(analysis: Analysis, result) -> dict:
                                        np.array([m.after for m in moved]), "The tokens whose probability moved most"),
         "surprise": plots.surprise_tokens(trace.tokens, result.token_surprise, f"{analysis.model_name} (ablated)"),
     }
+
+
+HURT_ROWS = 6  # tokens listed in the ablation's "most hurt" table
+
+
+def ablation_text(analysis: Analysis, result) -> str:
+    """What turning the components off changed, in this prompt's own numbers: the top next token,
+    the loss on the prompt, and the tokens whose surprise rose most (the ones that needed them)."""
+    trace, label = analysis.trace, analysis.label
+    before, after = trace.next_token_probs, result.probs
+    top_before, top_after = int(np.argmax(before)), int(np.argmax(after))
+    lines = [f"**Turned off:** {result.ablation.describe()}. Everything else ran as before, in the same single "
+             "forward pass; no weight was changed.", ""]
+    if top_before == top_after:
+        lines.append(f"The most likely next token stays **{label(top_before)}**: {percent(float(before[top_before]))} "
+                     f"→ {percent(float(after[top_after]))}.")
+    else:
+        lines.append(f"The most likely next token changes from **{label(top_before)}** "
+                     f"({percent(float(before[top_before]))}) to **{label(top_after)}** "
+                     f"({percent(float(after[top_after]))}).")
+    change = surprise_change(trace.token_surprise, result.token_surprise)
+    if not len(change.before):
+        lines.append("\nWith one token there is no loss on the prompt to compare: add a few tokens.")
+        return "\n".join(lines)
+    lines += ["", f"**Loss on the prompt** (mean surprise per token): {change.mean_before:.3f} → "
+              f"{change.mean_after:.3f} nats, perplexity {change.perplexity_before:.1f} → "
+              f"{change.perplexity_after:.1f}. Look at the tokens below: their surprise rose most, so the model "
+              "needed what was turned off to predict them. A head that completes repeats (induction) hurts the "
+              "second copy of a repeated phrase; a previous-token head hurts almost everywhere.", "",
+              "| position | token | surprise before | after | change |", "|---|---|---|---|---|"]
+    for i in change.most_hurt(HURT_ROWS):
+        lines.append(f"| {i + 1} | {trace.tokens[i + 1]} | {change.before[i]:.2f} | {change.after[i]:.2f} | "
+                     f"{change.after[i] - change.before[i]:+.2f} |")
+    return "\n".join(lines)
+
+
+HEAD_KINDS = [name for name, _, _ in LABEL_RULES] + ["broad", "mixed"]  # every label HeadScores.label gives
+
+
+def comparison_figures(comparison) -> dict:
+    """Figures for compare.Comparison, one of each per model ("a", "b"): next-token bars, surprise, head types."""
+    figures = {}
+    for key, side in (("a", comparison.a), ("b", comparison.b)):
+        figures[key] = {
+            "bars": plots.top_token_bars(side.top_tokens, side.top_probs, f"{side.name}: next token"),
+            "surprise": plots.surprise_tokens(side.tokens, side.token_surprise, side.name),
+            "heads": plots.head_type_map(side.head_labels, HEAD_KINDS, f"{side.name}: what each head does here"),
+        }
+    return figures
+
+
+def comparison_text(comparison) -> str:
+    a, b = comparison.a, comparison.b
+    lines = [comparison.note, ""]
+    lines += [f"*{side.notice}*" for side in (a, b) if side.notice]
+    lines.append(f"Most likely next token: **{a.top_tokens[0]}** ({percent(float(a.top_probs[0]))}) for {a.name}, "
+                 f"**{b.top_tokens[0]}** ({percent(float(b.top_probs[0]))}) for {b.name}. Look at the surprise maps "
+                 "for the tokens one model found easy and the other hard, and at the head maps for the kinds of "
+                 "head each model has on this prompt (labels from the prompt's own attention, except induction, "
+                 "which comes from a repeated random sequence).")
+    return "\n".join(lines)

@@ -788,5 +788,48 @@ def branch_tree(parents: list[int | None], labels: list[str], probs: np.ndarray,
         hovertext=[f"{plotly_escape(label)}" + ("" if parents[i] is None else f"<br>chosen with p = {float(p):.1%}")
                    for i, (label, p) in enumerate(zip(labels, probs))],
         hovertemplate="%{hovertext}<extra></extra>"))
-    layout = dict(xaxis=_axis("step", dtick=1, zeroline=False), yaxis=dict(visible=False, autorange="reversed"))
+    # Room above the first row and beside the last step, so the labels drawn above the nodes are not cut off.
+    layout = dict(xaxis=_axis("step", dtick=1, zeroline=False, range=[-0.4, int(depth.max()) + 0.4]),
+                  yaxis=dict(visible=False, range=[next_leaf[0] - 0.5, -0.8]))
     return _figure(data, _styled(layout, title, height=max(260, 40 * next_leaf[0] + 140)))
+
+
+def top_token_bars(token_labels: list[str], probs: np.ndarray, title: str) -> go.Figure:
+    """One model's most likely next tokens, most likely on top (two models with different vocabularies
+    cannot share one axis of tokens, so a comparison draws one of these per model)."""
+    if len(token_labels) != len(probs):
+        raise ValueError("token_labels and probs must have the same length")
+    rows = np.arange(len(token_labels))
+    bars = dict(type="bar", y=rows, x=_f32(probs), orientation="h", marker=dict(color=ATTENTION_COLOUR),
+                hovertext=[f"{plotly_escape(label)}: {p:.2%}" for label, p in zip(token_labels, probs)],
+                hovertemplate="%{hovertext}<extra></extra>")
+    layout = dict(xaxis=_axis("probability", tickformat=".3~%", rangemode="tozero"),
+                  yaxis=_axis("next token", tickvals=rows, ticktext=[_short(t) for t in token_labels],
+                              autorange="reversed", showgrid=False))
+    return _figure([bars], _styled(layout, title, height=max(300, 26 * len(rows) + 120)))
+
+
+KIND_COLOURS = ("#d62728", "#2171b5", "#6a51a3", "#31a354", "#bdbdbd", "#f0f0f0")
+
+
+def head_type_map(labels: list[list[str]], kinds: list[str], title: str) -> go.Figure:
+    """Every head of a model as a cell (row: layer, column: head), coloured and named by its label.
+
+    `kinds` fixes the colour of each label (at most six), so two maps drawn with the same kinds compare.
+    """
+    if not 0 < len(kinds) <= len(KIND_COLOURS):
+        raise ValueError(f"kinds: 1 to {len(KIND_COLOURS)} labels, got {len(kinds)}")
+    index = {kind: i for i, kind in enumerate(kinds)}
+    unknown = {label for row in labels for label in row} - set(index)
+    if unknown:
+        raise ValueError(f"labels not among the kinds: {sorted(unknown)}")
+    z = np.array([[index[label] for label in row] for row in labels], dtype=np.float32)
+    n = len(kinds)
+    scale = [[edge, colour] for i, colour in enumerate(KIND_COLOURS[:n]) for edge in (i / n, (i + 1) / n)]
+    cells = dict(type="heatmap", z=z, zmin=-0.5, zmax=n - 0.5, colorscale=scale, showscale=False, xgap=2, ygap=2,
+                 text=[[_tile_label(label) for label in row] for row in labels], texttemplate="%{text}",
+                 textfont=dict(size=10), customdata=labels,
+                 hovertemplate="layer %{y}, head %{x}: %{customdata}<extra></extra>")
+    layout = dict(xaxis=_axis("head", dtick=1), yaxis=_axis("layer", dtick=1, autorange="reversed"))
+    legend = " · ".join(f"<span style='color:{KIND_COLOURS[i]}'>■</span> {kind}" for i, kind in enumerate(kinds))
+    return _figure([cells], _styled(layout, title, height=max(260, 22 * len(labels) + 150), note=legend))

@@ -23,16 +23,17 @@ import gradio as gr
 from . import panels, validation
 from .budget import AnalysisBudget, AnalysisHandle
 from .models import ModelStore
-from .tabs import (Shared, View, about, attention, block, embeddings, generate, layers, next_token, story, surprise,
-                   tokens, training, user_errors)
+from .tabs import (Shared, View, about, attention, block, compare, embeddings, generate, layers, next_token, story,
+                   surprise, tokens, training, user_errors)
 from .tabs.controls import Dropdown, Textbox, checked
+from .tabs.handout import build_handout
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 EXAMPLES = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))
 CSS = (ASSETS / "style.css").read_text(encoding="utf-8")
 # The tabs in page order, the order data flows through the model. A tab may read controls published by
 # a tab before it (Generate uses Next token's). A tab's id (gr.Tab(id=...), used by the story) is its module's name.
-TABS = (tokens, embeddings, attention, block, layers, next_token, surprise, generate, training, about)
+TABS = (tokens, embeddings, attention, block, layers, next_token, surprise, generate, training, compare, about)
 STATE_SECONDS = 1800  # an abandoned session's handle (and with it its analysis) is dropped after this
 
 
@@ -55,6 +56,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
         status = gr.Markdown("Loading…", label="Status", elem_id="status")
 
         shared = Shared(store, budget, prompt, model_name, analysis_state)
+        build_handout(shared)  # take this run home: one click, a self-contained page
         strip = story.build(shared)  # the story's cards, above the tabs
         open_tab = gr.State(TABS[0].__name__.rsplit(".", 1)[-1], time_to_live=STATE_SECONDS)
         with gr.Tabs(elem_id="tabs") as tab_strip:

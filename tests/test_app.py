@@ -133,7 +133,7 @@ def test_step_mode_adds_one_token_at_a_time_and_matches_seeded_generation(client
     texts = []
     for _ in range(3):
         # An undocumented endpoint takes positional arguments: prompt, model, temperature, top-k, top-p, seed.
-        text, plot = client.predict(PROMPT, model_name(client), 0.8, 40, 0.95, 7, api_name="/step")
+        text, plot, *_ = client.predict(PROMPT, model_name(client), 0.8, 40, 0.95, 7, api_name="/step")
         texts.append(text)
         assert "picked" in text_of(figure(plot)).lower()
     assert texts[0].startswith(PROMPT) and len(texts[0]) < len(texts[1]) < len(texts[2])

@@ -32,6 +32,13 @@ RANGES = {
     "model_name": ("Model", ["../../etc/passwd", "125M", "", None, 124, ["124M"], "http://example.com/x"]),
     "prompt": ("Prompt", [None, 42, "", "   ", "x" * 20_001, ["a"], {"text": "a"}]),
     "query": ("Query position", NOT_NUMBERS + NOT_WHOLE + [-1, 10**6]),
+    # the experiments (undocumented endpoints: reached by raw posts below)
+    "scope": ("Turn off", []),
+    "mode": ("Replace their output with", []),
+    "model_a": ("Model A", []),
+    "model_b": ("Model B", []),
+    "alternative": ("Instead of the last token, take", []),
+    "node": ("Go back to token", []),
 }
 ENDPOINTS = {
     "/analyze": ["prompt", "model_name", "layer", "head", "mean_heads", "lens_positions", "temperature", "top_k",
@@ -41,7 +48,8 @@ ENDPOINTS = {
 CLIENT_CASES = [(endpoint, field, value) for endpoint, fields in ENDPOINTS.items() for field in fields
                 for value in RANGES[field][1]]
 # Raw posts reach the undocumented endpoints too, with JSON a client library would not produce.
-RAW_VALUES = {"number": ["NaN", "Infinity", "-Infinity", '"7"', "{}", "null"], "flag": ['"true"', "0"]}
+RAW_VALUES = {"number": ["NaN", "Infinity", "-Infinity", '"7"', "{}", "null"], "flag": ['"true"', "0"],
+              "choice": ['"../../etc/passwd"', '"99"', "3", "[]", "{}"]}
 RAW_CASES = [("select_head", "layer", v) for v in RAW_VALUES["number"]] + \
             [("select_head", "query", v) for v in RAW_VALUES["number"]] + \
             [("select_head", "mean_heads", v) for v in RAW_VALUES["flag"]] + \
@@ -50,7 +58,13 @@ RAW_CASES = [("select_head", "layer", v) for v in RAW_VALUES["number"]] + \
             [("lens", "lens_positions", v) for v in RAW_VALUES["number"]] + \
             [("step", "top_k", v) for v in RAW_VALUES["number"]] + \
             [("step", "prompt", v) for v in ["null", "5", "[]", '""']] + \
-            [("analyze", "temperature", v) for v in RAW_VALUES["number"]]
+            [("analyze", "temperature", v) for v in RAW_VALUES["number"]] + \
+            [("ablate", field, v) for field in ("layer", "head") for v in RAW_VALUES["number"]] + \
+            [("ablate", field, v) for field in ("scope", "mode") for v in RAW_VALUES["choice"] + ["null"]] + \
+            [("compare", field, v) for field in ("model_a", "model_b") for v in RAW_VALUES["choice"] + ["null"]] + \
+            [("compare", "prompt", v) for v in ["null", "5", '""']] + \
+            [(api, field, v) for api, field in (("branch", "alternative"), ("go_back", "node"))
+             for v in RAW_VALUES["choice"]]
 
 
 def test_the_matrix_has_at_least_a_hundred_bad_inputs():

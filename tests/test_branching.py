@@ -106,3 +106,10 @@ def test_plot_data_lists_every_node_and_the_current_one():
     tree.branch(1, 2)
     parents, labels, probs, current = tree.plot_data()
     assert parents == [None, 0, 1, 0] and labels[3] == "." and probs[3] == 0.1 and current == 3
+
+
+def test_the_window_follows_generates_sliding_rule_full_context_then_three_quarters():
+    # gpt2.generate keeps all n_ctx tokens while they fit, then restarts at n_ctx - n_ctx // 4 (48 of 64)
+    assert len(model_window(list(range(64)), n_ctx=64)) == 64
+    assert len(model_window(list(range(65)), n_ctx=64)) == 48
+    assert len(model_window(list(range(66)), n_ctx=64)) == 49

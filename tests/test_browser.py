@@ -94,3 +94,24 @@ def test_a_one_token_prompt_shows_every_panel_and_a_disabled_query_slider(page):
     assert not [text for text in errors if "empty" not in text], errors
     page.get_by_role("tab", name="Layers").click()
     page.wait_for_function("document.querySelector('#logit-lens').innerText.includes('0:Hello')", timeout=30_000)
+
+
+def test_a_learner_turns_a_head_off_and_sees_the_distribution_before_and_after(page):
+    page.get_by_label("Prompt").fill("one two three four one two three four")
+    page.get_by_role("button", name="Analyze").click()
+    page.get_by_text("prompt: 8 tokens").wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Attention").click()
+    for name, value in (("Layer", "1"), ("Head", "3")):  # the ablation acts on the head the sliders select
+        field = page.get_by_label(f"number input for {name}")
+        field.fill(value)
+        field.press("Enter")
+    page.wait_for_function("document.querySelector('#attention-heatmap').innerText.includes('head 3 (')",
+                           timeout=30_000)
+    page.locator("#ablation-turn-off").click()
+    page.wait_for_function("document.querySelector('#ablation-bars .js-plotly-plot')?.data?.length === 2",
+                           timeout=30_000)
+    names = page.evaluate("() => document.querySelector('#ablation-bars .js-plotly-plot').data.map(t => t.name)")
+    assert names == ["before", "ablated"]
+    assert "head 1.3 (layer.head) set to zero" in page.locator("#ablation-summary").inner_text()
+    page.locator("#ablation-clear").click()
+    page.get_by_text("Nothing is turned off").wait_for(timeout=30_000)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from explorer import export, panels
+from explorer.export import HandoutShelf
 from explorer.models import ModelStore
 
 PROMPT = "The quick brown fox jumps over the lazy dog. The quick brown fox"
@@ -110,3 +111,32 @@ def test_cli_errors_exit_1_with_a_message(tiny_checkpoint_dir, tmp_path):
 def test_cli_usage_errors_exit_2(args):
     result = run_cli(*args)
     assert result.returncode == 2 and "usage:" in result.stderr
+
+
+# ---- the app's shelf of handouts ----
+
+def test_a_visitors_new_handout_replaces_their_last_one(loaded, analysis, tmp_path):
+    shelf = HandoutShelf(tmp_path / "shelf")
+    first, _ = shelf.write("visitor-a", loaded, analysis)
+    page, numbers = shelf.write("visitor-a", loaded, analysis)
+    assert not first.exists() and shelf.files() == sorted([page, numbers])
+
+
+def test_the_shelf_keeps_at_most_max_owners_handouts_oldest_dropped_first(loaded, analysis, tmp_path):
+    shelf = HandoutShelf(tmp_path / "shelf", max_owners=2)
+    oldest, _ = shelf.write("a", loaded, analysis)
+    shelf.write("b", loaded, analysis)
+    newest, _ = shelf.write("c", loaded, analysis)
+    assert not oldest.exists() and newest.exists() and len(shelf.files()) == 4
+
+
+def test_a_handout_older_than_max_age_is_deleted_at_the_next_write(loaded, analysis, tmp_path):
+    shelf = HandoutShelf(tmp_path / "shelf", max_age=0.0)
+    old, _ = shelf.write("a", loaded, analysis)
+    shelf.write("b", loaded, analysis)
+    assert not old.exists()
+
+
+def test_handout_files_are_named_by_the_app_not_the_visitor(loaded, analysis, tmp_path):
+    page, _ = HandoutShelf(tmp_path / "shelf").write("../../etc/passwd", loaded, analysis)
+    assert page.name == "gpt2-explorer-run.html" and page.parent.parent == tmp_path / "shelf"

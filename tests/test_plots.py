@@ -562,6 +562,9 @@ BUILDER_CASES = {
     "branch_tree": lambda rng: plots.branch_tree([None, 0, 1, 0, 3], words(5), rng.uniform(size=5), current=4),
     "training_curve": lambda rng: training_curve(),
     "training_curve with snapshots and a note": lambda rng: training_curve(snapshots=np.array([0, 2e5]), note="x"),
+    "top_token_bars": lambda rng: plots.top_token_bars(words(5), rng.uniform(size=5), "x"),
+    "head_type_map": lambda rng: plots.head_type_map([["mixed", "broad"], ["induction", "self"]],
+                                                     ["induction", "self", "broad", "mixed"], "x"),
 }
 
 

@@ -68,3 +68,24 @@ def test_branch_tree_places_steps_left_to_right_and_highlights_the_current_path(
 def test_branch_tree_refuses_a_current_node_that_does_not_exist():
     with pytest.raises(ValueError, match="current"):
         plots.branch_tree([None], ["prompt"], np.array([1.0]), current=3)
+
+
+def test_top_token_bars_put_the_most_likely_token_on_top():
+    fig = plots.top_token_bars(["␣the", "␣a"], np.array([0.6, 0.3]), "124M: next token")
+    assert list(fig.layout.yaxis.ticktext) == ["␣the", "␣a"] and fig.layout.yaxis.autorange == "reversed"
+    assert np.asarray(fig.data[0].x, dtype=float)[0] == pytest.approx(0.6)
+
+
+def test_head_type_map_colours_each_label_the_same_in_every_map():
+    kinds = ["induction", "previous-token", "mixed"]
+    first = plots.head_type_map([["mixed", "induction"]], kinds, "a")
+    second = plots.head_type_map([["induction", "previous-token"]], kinds, "b")
+    assert np.asarray(first.data[0].z, dtype=float).tolist() == [[2, 0]]
+    assert np.asarray(second.data[0].z, dtype=float).tolist() == [[0, 1]]
+    assert first.data[0].colorscale == second.data[0].colorscale and first.data[0].zmax == 2.5
+    assert first.data[0].text[0][1] == "induction"
+
+
+def test_head_type_map_refuses_a_label_it_has_no_colour_for():
+    with pytest.raises(ValueError, match="not among the kinds"):
+        plots.head_type_map([["sink"]], ["mixed"], "a")

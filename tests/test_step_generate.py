@@ -55,7 +55,7 @@ def test_step_with_another_prompt_starts_over(app_server):
         "parameter_default"]
     for _ in range(3):
         client.predict("one two three", model, 1.0, 0, 1.0, 5, api_name="/step")
-    text, _ = client.predict("The capital of France is", model, 1.0, 0, 1.0, 5, api_name="/step")
+    text, *_ = client.predict("The capital of France is", model, 1.0, 0, 1.0, 5, api_name="/step")
     expected = client.predict("The capital of France is", api_name="/generate", max_new_tokens=1, temperature=1.0,
                               top_k=0, top_p=1.0, seed=5)
     assert text == expected

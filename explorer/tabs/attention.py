@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import panels
+from .ablation import build_ablation
 from .code_view import code_view
 from .controls import Checkbox, Slider, explanation, opened
 from .head_walk_view import head_walk_view
@@ -45,6 +46,7 @@ def build(shared: Shared) -> Tab:
         text = explanation("Attention explained", open=True)
         walk = head_walk_view()  # the selected head, end to end, for the selected query
         code = code_view("attention")
+        build_ablation(shared, layer, head)
 
     def figures(analysis, loaded, layer_index, head_index, mean, query_index) -> dict:
         return {heatmap: panels.attention_heatmap(analysis, layer_index, head_index, mean, query_index),

@@ -10,6 +10,7 @@ import gpt2
 from gpt2.generate import slide_keep
 
 from .. import panels, plots, validation
+from .branches import build_branches
 from .code_view import code_view
 from .controls import Slider, checked, explanation, opened
 from .shared import Shared, Tab, View, user_errors
@@ -18,6 +19,9 @@ from .shared import Shared, Tab, View, user_errors
 def build(shared: Shared) -> Tab:
     sampling = [shared.controls[name] for name in ("temperature", "top_k", "top_p", "seed")]  # from Next token
     with gr.Tab("Generate", id="generate"):
+        # A StepState: the ids so far and the generator's state. Made inside the tab: made before it, among
+        # the tabs, it made Gradio's page show the next tab as a second "Generate".
+        step_state = gr.State(None, time_to_live=1800)
         gr.Markdown("Uses the temperature, top-k, top-p and seed from the *Next token* tab.")
         with gr.Row():
             max_new_tokens = checked(Slider(1, validation.MAX_NEW_TOKENS, value=40, step=1, label="Max new tokens"),
@@ -28,9 +32,11 @@ def build(shared: Shared) -> Tab:
             reset_button = gr.Button("Reset")
         output = gr.Textbox(label="Text", lines=8, buttons=["copy"], interactive=False)
         step_plot = gr.Plot(label="Step distribution", show_label=False)
+        # ---- branching (explorer/tabs/branches.py): pick another token, go back through the tree ----
+        branches = build_branches(shared, step_state, output, reset_button)
+        # ---- end of branching ----
         text = explanation("Generation explained")
         code = code_view("generate")
-    step_state = gr.State(None, time_to_live=1800)  # a StepState: the ids so far and the generator's state
 
     def show(view: View) -> dict:
         return {text: panels.generate_text(view.analysis.trace.config)}
@@ -60,19 +66,21 @@ def build(shared: Shared) -> Tab:
         yield text_so_far + decoder.decode(b"", final=True)
 
     @user_errors
-    def step(prompt, model_name, state, temperature, top_k, top_p, seed, progress=gr.Progress()):
+    def step(prompt, model_name, state, tree, temperature, top_k, top_p, seed, progress=gr.Progress()):
         loaded = shared.load(model_name, progress)
         if state is None or state.model_name != loaded.name or state.prompt != prompt:
             state = panels.start_steps(loaded, prompt, seed)
         with shared.compute():
-            figure, _ = panels.next_step(loaded, state, temperature, top_k, top_p)
-        return {output: loaded.tokenizer.decode(state.ids), step_state: state, step_plot: figure}
+            figure, anatomy = panels.next_step(loaded, state, temperature, top_k, top_p)
+        return {output: loaded.tokenizer.decode(state.ids), step_state: state, step_plot: figure} | \
+            branches.after_step(loaded, state, anatomy, tree)
 
     generating = generate_button.click(
         generate, inputs=[shared.prompt, shared.model_name, max_new_tokens, *sampling], outputs=[output],
         api_name="generate")
-    step_button.click(step, inputs=[shared.prompt, shared.model_name, step_state, *sampling],
-                      outputs=[output, step_state, step_plot], api_name="step", api_visibility="undocumented")
+    step_button.click(step, inputs=[shared.prompt, shared.model_name, step_state, branches.tree, *sampling],
+                      outputs=[output, step_state, step_plot, *branches.outputs], api_name="step",
+                      api_visibility="undocumented")
     generate_button.click(lambda: None, outputs=[step_state], api_visibility="private", queue=False)
     reset_button.click(lambda: (None, "", plots.empty_figure("Press Step to add one token.")),
                        outputs=[step_state, output, step_plot], api_visibility="private", queue=False)

@@ -1,0 +1,54 @@
+"""Compare tab: the prompt on two models side by side (explorer/compare.py does the work).
+
+Both models come from the store (its allow-list, its limit on models in memory). A comparison
+is two captures, one at a time in the compute slot, each with room made for it in the analysis
+budget first; only their small results (top tokens, surprise, head labels) are kept and shown,
+never the traces, so the comparison holds no more memory than one Analyze while it runs and
+almost none afterwards.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .. import panels
+from ..compare import compare
+from .controls import Dropdown
+from .shared import Shared, Tab, user_errors
+
+
+def build(shared: Shared) -> Tab:
+    choices = shared.store.choices
+    with gr.Tab("Compare", id="compare"):
+        gr.Markdown("The prompt above on two models: what each predicts next, how surprised each is by every "
+                    "token, and what kinds of head each has.")
+        with gr.Row(equal_height=True):
+            model_a = Dropdown(choices, value=choices[0], label="Model A")
+            model_b = Dropdown(choices, value=choices[min(1, len(choices) - 1)], label="Model B")
+            run = gr.Button("Compare", variant="primary", elem_id="compare-run")
+        text = gr.Markdown("Press Compare to run the prompt on both models.", label="Comparison explained",
+                           elem_id="compare-text")
+        sides = {}
+        with gr.Row():
+            for key in ("a", "b"):
+                with gr.Column(min_width=320):
+                    sides[key] = {name: gr.Plot(label=f"Compare {key.upper()} {name}", show_label=False,
+                                                elem_id=f"compare-{key}-{name}")
+                                  for name in ("bars", "surprise", "heads")}
+    plots_out = [plot for side in sides.values() for plot in side.values()]
+
+    @user_errors
+    def run_comparison(prompt, name_a, name_b, progress=gr.Progress()) -> dict:
+        loaded_a, loaded_b = shared.load(name_a, progress), shared.load(name_b, progress)
+        n_tokens = max(min(len(m.tokenizer.encode(prompt)), m.model.config.n_ctx) for m in (loaded_a, loaded_b))
+        configs = (loaded_a.model.config, loaded_b.model.config)
+        shared.budget.make_room(max(panels.analysis_bytes(c, n_tokens) for c in configs))  # one trace at a time
+        with shared.compute():
+            comparison = compare(loaded_a, loaded_b, prompt)
+        figures = panels.comparison_figures(comparison)
+        return {text: panels.comparison_text(comparison)} | {
+            sides[key][name]: figure for key, by_name in figures.items() for name, figure in by_name.items()}
+
+    run.click(run_comparison, inputs=[shared.prompt, model_a, model_b], outputs=[text, *plots_out],
+              api_name="compare", api_visibility="undocumented")
+    return Tab()
