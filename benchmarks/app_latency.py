@@ -121,6 +121,7 @@ def browser_seconds(url: str, prompt: str, rounds: int = ROUNDS) -> dict[str, fl
         page.goto(url)
         page.get_by_label("Prompt").fill(prompt)
         page.get_by_role("button", name="Analyze").click()
+        page.get_by_role("tab", name="Tokens").click()  # the story opens on another tab
         page.wait_for_selector(".token-chip", timeout=120_000)
         page.get_by_role("tab", name="Next token").click()
         page.wait_for_selector("#next-token-bars .js-plotly-plot")
