@@ -16,7 +16,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -26,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ablation_speed import loaded_124m, prompt_of, timed  # noqa: E402
 from explorer import export, panels  # noqa: E402
+from explorer.models import LoadedModel  # noqa: E402
 
 
 def export_speed(loaded: LoadedModel, rounds: int) -> None:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from torch import nn
 
 from gpt2 import GPT2
-from gpt2.checkpoint import torch_name
 
 
 @dataclass(frozen=True)

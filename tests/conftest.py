@@ -58,3 +58,12 @@ def offline_app_server(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_checkpoint_dir):
+    """The tiny random model as the app loads it: a LoadedModel from a ModelStore (one per test module)."""
+    from explorer.models import ModelStore
+
+    store = ModelStore(tiny_checkpoint_dir)
+    return store.get(store.default)

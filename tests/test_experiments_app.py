@@ -11,7 +11,6 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from explorer import interventions, panels
-from explorer.models import ModelStore
 
 PROMPT = "Every effort moves you forward, every effort moves you"
 
@@ -19,12 +18,6 @@ PROMPT = "Every effort moves you forward, every effort moves you"
 @pytest.fixture(scope="module")
 def client(app_server):
     return Client(app_server.url, verbose=False)
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_checkpoint_dir):
-    store = ModelStore(tiny_checkpoint_dir)
-    return store.get(store.default)
 
 
 def figure(output) -> dict:

@@ -9,15 +9,8 @@ import pytest
 
 from explorer import export, panels
 from explorer.export import HandoutShelf
-from explorer.models import ModelStore
 
 PROMPT = "The quick brown fox jumps over the lazy dog. The quick brown fox"
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_checkpoint_dir):
-    store = ModelStore(tiny_checkpoint_dir)
-    return store.get(store.default)
 
 
 @pytest.fixture(scope="module")

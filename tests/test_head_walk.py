@@ -2,13 +2,6 @@ import numpy as np
 import pytest
 
 from explorer import head_walk, heads, panels
-from explorer.models import ModelStore
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_checkpoint_dir):
-    store = ModelStore(tiny_checkpoint_dir)
-    return store.get(store.default)
 
 
 @pytest.fixture(scope="module")

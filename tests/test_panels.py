@@ -5,15 +5,8 @@ import pytest
 
 import gpt2
 from explorer import panels
-from explorer.models import ModelStore
 
 PROMPT = "Every effort moves you"
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_checkpoint_dir):
-    store = ModelStore(tiny_checkpoint_dir)
-    return store.get(store.default)
 
 
 @pytest.fixture(scope="module")

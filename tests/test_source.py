@@ -1,6 +1,3 @@
-import inspect
-import re
-
 import pytest
 
 import gpt2

@@ -5,7 +5,6 @@ from gradio_client import Client
 
 import gpt2
 from explorer import panels
-from explorer.models import ModelStore
 from gpt2.generate import slide_keep, window_length
 
 N_CTX = 64  # the tiny test model's context
@@ -23,12 +22,6 @@ def test_past_the_context_the_window_restarts_at_three_quarters_and_grows_back()
 
 def test_gpt2_sized_windows_keep_768_of_1024():
     assert slide_keep(1024) == 768 and window_length(1025, 1024) == 768 and window_length(1281, 1024) == 1024
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_checkpoint_dir):
-    store = ModelStore(tiny_checkpoint_dir)
-    return store.get(store.default)
 
 
 def steps(loaded, prompt, n, temperature, top_k, top_p, seed) -> list[int]:

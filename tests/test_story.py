@@ -4,15 +4,8 @@ import numpy as np
 import pytest
 
 from explorer import panels, story, teaching
-from explorer.models import ModelStore
 
 PROMPTS = {1: "Hi", 3: "Every effort moves", 50: "one two three four five six seven eight nine ten " * 5}
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_checkpoint_dir):
-    store = ModelStore(tiny_checkpoint_dir)
-    return store.get(store.default)
 
 
 @pytest.fixture(scope="module", params=sorted(PROMPTS))

@@ -10,7 +10,7 @@ import pytest
 from explorer import panels, story
 from explorer.budget import AnalysisBudget
 from explorer.models import ModelStore
-from explorer.tabs import Shared, View
+from explorer.tabs import View
 from explorer.ui import build_app
 
 # The long prompt has more tokens than the test model's 64-token context, so Analyze cuts it.

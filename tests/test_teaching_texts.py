@@ -11,12 +11,6 @@ from explorer.models import ModelStore
 
 
 @pytest.fixture(scope="module")
-def loaded(tiny_checkpoint_dir):
-    store = ModelStore(tiny_checkpoint_dir)
-    return store.get(store.default)
-
-
-@pytest.fixture(scope="module")
 def analyses(loaded):
     prompts = {"one": "Hi", "three": "Every effort moves", "long": "The quick brown fox jumps over the lazy dog. " * 5}
     return {name: panels.analyze(loaded, prompt) for name, prompt in prompts.items()}
