@@ -205,3 +205,17 @@ def test_a_bad_comparison_request_gets_a_message_naming_the_field(client, args, 
     args = tuple(name if value is None else value for value in args)
     with pytest.raises(AppError, match=message):
         client.predict(*args, api_name="/compare")
+
+
+def test_a_new_analysis_with_nothing_turned_off_leaves_the_ablation_panel_valid(tiny_checkpoint_dir):
+    """Every Analyze fires the ablation's rerun; with nothing turned off its answer must still be one Gradio
+    accepts for its outputs (an empty dict is not: the page showed 'Error' on every ablation figure)."""
+    import asyncio
+
+    from explorer.models import ModelStore
+    from explorer.ui import build_app
+
+    app = build_app(ModelStore(tiny_checkpoint_dir))
+    rerun = next(fn for fn in app.fns.values() if fn.name == "rerun")
+    answer = rerun.fn(None, None)
+    asyncio.run(app.postprocess_data(rerun, answer, None))  # raises if Gradio would reject the answer

@@ -69,7 +69,7 @@ def build_ablation(shared: Shared, layer, head) -> None:
     @user_errors
     def rerun(handle, ablation) -> dict:  # a new analysis: the same heads on the new prompt
         if ablation is None or handle is None:
-            return {}
+            return {turned_off: ablation}  # nothing is turned off: the panel stays as it is
         analysis, loaded = shared.analysis_of(handle)
         return panel(analysis, loaded, _fitting(ablation, analysis.trace.config))
 
