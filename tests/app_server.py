@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,3 +55,14 @@ class AppServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+@contextmanager
+def serving(model_dir: Path | None, log_path: Path, *extra_args: str, env: dict | None = None):
+    """An AppServer that is ready inside the block and stopped after it, whatever happens."""
+    server = AppServer(model_dir, log_path, *extra_args, env=env)
+    try:
+        server.wait_until_ready()
+        yield server
+    finally:
+        server.stop()

@@ -34,30 +34,22 @@ def tiny_model(tiny_checkpoint_dir):
 @pytest.fixture(scope="session")
 def app_server(tiny_checkpoint_dir, tmp_path_factory):
     """`python app.py --model-dir <tiny checkpoint>` serving on 127.0.0.1 for the whole session."""
-    from app_server import AppServer
+    from app_server import serving
 
-    server = AppServer(tiny_checkpoint_dir, tmp_path_factory.mktemp("app") / "app.log")
-    try:
-        server.wait_until_ready()
+    with serving(tiny_checkpoint_dir, tmp_path_factory.mktemp("app") / "app.log") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
 def offline_app_server(tmp_path_factory):
     """`python app.py` with no flags, an empty cache and the download server a closed 127.0.0.1 port: offline."""
-    from app_server import AppServer
+    from app_server import serving
     from test_models import closed_port_url
 
     folder = tmp_path_factory.mktemp("offline")
-    server = AppServer(None, folder / "app.log", "--cache-dir", str(folder / "empty-cache"),
-                       env={"GPT2_EXPLORER_DOWNLOAD_URL": closed_port_url()})
-    try:
-        server.wait_until_ready()
+    with serving(None, folder / "app.log", "--cache-dir", str(folder / "empty-cache"),
+                 env={"GPT2_EXPLORER_DOWNLOAD_URL": closed_port_url()}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

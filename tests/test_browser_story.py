@@ -21,14 +21,10 @@ if not (SHIPPED / "model.safetensors").exists():
 
 @pytest.fixture(scope="module")
 def shipped_server(tmp_path_factory):
-    from app_server import AppServer
+    from app_server import serving
 
-    server = AppServer(SHIPPED, tmp_path_factory.mktemp("story-app") / "app.log")
-    try:
-        server.wait_until_ready()
+    with serving(SHIPPED, tmp_path_factory.mktemp("story-app") / "app.log") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
