@@ -13,13 +13,25 @@ Torch uses as many threads as this process may use CPUs (Spaces sets CPU_CORES).
 
 The host decides what visitors can cost: every visitor's analysis together stays within
 --memory-budget (EXPLORER_MEMORY_BUDGET; default a quarter of the machine's memory), and
-only the --sizes (EXPLORER_SIZES; default those whose weights fit beside the budget) are
-offered. The app has no file input, so Gradio's upload route is closed.
+only the --sizes (EXPLORER_SIZES; default 124M) are offered, each checked at start against
+the device's memory. The app has no file input, so Gradio's upload route is closed.
+
+Models run on --device (EXPLORER_DEVICE; auto: CUDA when present) in --dtype (EXPLORER_DTYPE;
+float32). On a ZeroGPU Space (SPACES_ZERO_GPU set by Hugging Face) every model is loaded
+and placed on "cuda" before launch, and each forward pass is a spaces.GPU call.
 """
 
 from __future__ import annotations
 
 import os
+
+# On a ZeroGPU Space, Hugging Face's `spaces` package must be imported before anything touches CUDA:
+# it replaces torch's CUDA with a stand-in that hands out a real GPU only inside @spaces.GPU calls.
+# Elsewhere importing it changes nothing (its GPU decorator returns the function as it is).
+try:
+    import spaces  # noqa: F401
+except ImportError:  # the library and the app still work without it, just never on ZeroGPU
+    spaces = None
 
 # numpy's BLAS (OpenBLAS) keeps its own worker threads spinning for a while after each call.
 # The explorer's numpy work is small (a PCA, cosine similarities), but those spinning threads
@@ -34,8 +46,9 @@ import sys  # noqa: E402
 import torch  # noqa: E402
 
 import gpt2  # noqa: E402
+from gpt2.device import add_device_arguments, resolve_device, resolve_dtype  # noqa: E402
 from explorer.budget import AnalysisBudget, default_budget, machine_memory, parse_bytes  # noqa: E402
-from explorer.models import SHIPPED_BY_FLAG, ModelStore, offered_sizes  # noqa: E402
+from explorer.models import SHIPPED_BY_FLAG, ModelStore, check_sizes_fit, offered_sizes  # noqa: E402
 
 
 def return_freed_memory_to_the_system() -> None:
@@ -81,8 +94,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(default: EXPLORER_MEMORY_BUDGET, else a quarter of the machine's memory)")
     parser.add_argument("--sizes", default=None,
                         help="released sizes visitors may choose, e.g. 124M,355M (default: EXPLORER_SIZES, else "
-                             "the sizes whose float32 weights fit beside the budget); empty with --model-dir: none")
+                             "124M); each must fit the device's memory; empty with --model-dir: none")
+    add_device_arguments(parser)
     return parser.parse_args(argv)
+
+
+def on_zero_gpu() -> bool:
+    """Whether this is a ZeroGPU Space: Hugging Face sets SPACES_ZERO_GPU there (read by `spaces` too)."""
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
 
 
 class RefuseUploads:
@@ -106,6 +125,17 @@ class RefuseUploads:
         await self.app(scope, receive, send)
 
 
+def preload_everything(store: ModelStore) -> None:
+    """Load every model the menu offers before launch: on ZeroGPU, weights placed on "cuda" later are not
+    packed for the GPU workers. A model that cannot be loaded now is left out of the menu's promise
+    with a message; the app serves the others."""
+    for name in store.choices:
+        try:
+            store.get(name)
+        except Exception as err:  # e.g. a size not in the Hugging Face cache and no network
+            print(f"Could not load {name} before launch: {err}", file=sys.stderr)
+
+
 def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
@@ -114,13 +144,23 @@ def main(argv=None) -> None:
 
     from explorer.ui import build_app, launch_options  # Gradio imports take a moment: after argument errors
 
+    zero_gpu = on_zero_gpu()
     budget = AnalysisBudget(args.memory_budget or default_budget())
-    sizes = offered_sizes(args.sizes, machine_memory(), reserved=budget.max_bytes)
-    if args.size in gpt2.SIZES and args.size not in sizes:
-        sizes.append(args.size)  # the size the host asked to start with is always offered
-    store = ModelStore(args.model_dir, args.cache_dir, sizes=sizes)
-    print(f"Analyses' memory budget: {budget.max_bytes / 2**30:.1f} GiB; sizes offered: {', '.join(sizes) or 'none'}",
-          file=sys.stderr)
+    try:  # a wrong setting stops the app before it loads anything, with what is wrong
+        device, dtype = resolve_device("cuda" if zero_gpu else args.device), resolve_dtype(args.dtype)
+        sizes = offered_sizes(args.sizes)
+        if args.size in gpt2.SIZES and args.size not in sizes:
+            sizes.append(args.size)  # the size the host asked to start with is always offered
+        check_sizes_fit(sizes, device, dtype, host_memory=machine_memory(), reserved=budget.max_bytes)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    # On ZeroGPU every model is placed before launch (its docs require it), so all stay loaded.
+    max_loaded = len(sizes) + 2 if zero_gpu else 2
+    store = ModelStore(args.model_dir, args.cache_dir, sizes=sizes, device=device, dtype=dtype, zero_gpu=zero_gpu,
+                       max_loaded=max_loaded)
+    print(f"Models run on {device} in {str(dtype).removeprefix('torch.')}"
+          f"{' (ZeroGPU: a GPU inside each spaces.GPU call)' if zero_gpu else ''}; analyses' memory budget: "
+          f"{budget.max_bytes / 2**30:.1f} GiB; sizes offered: {', '.join(sizes) or 'none'}", file=sys.stderr)
     first = store.starting_model(args.size)
     if store.notice:
         print(store.notice.replace("**", ""), file=sys.stderr)
@@ -132,6 +172,8 @@ def main(argv=None) -> None:
         if args.size is None and first in gpt2.SIZES:  # GPT-2 was only the default: serve what needs no network
             first = store.shipped_instead(first, f"could not be loaded ({err})")
             store.get(first)
+    if zero_gpu:
+        preload_everything(store)
     app = build_app(store, default=first, budget=budget)
     app.queue(max_size=args.max_queue, default_concurrency_limit=4)
     from starlette.middleware import Middleware

@@ -12,6 +12,7 @@ import os
 import sys
 
 from gpt2 import SIZES
+from gpt2.device import add_device_arguments
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--layer", type=int, help="layer of the head to show (default: the strongest induction head)")
     export.add_argument("--head", type=int, help="head to show, with --layer")
     export.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all available)")
+    add_device_arguments(export)
     return parser
 
 
@@ -37,8 +39,11 @@ def _export(args) -> None:
     from .models import ModelStore
     from .panels import analyze
 
+    from gpt2.device import resolve_device, resolve_dtype
+
+    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
-    store = ModelStore(args.model_dir, cache_dir=args.cache_dir)
+    store = ModelStore(args.model_dir, cache_dir=args.cache_dir, device=device, dtype=dtype)
     loaded = store.get(store.local_name if args.model_dir else args.size)
     page, numbers = write_export(loaded, analyze(loaded, args.prompt), args.out, args.layer, args.head)
     print(f"wrote {page} and {numbers}")

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt2 import GPT2
+from gpt2.device import to_model
 
 from . import teaching
 from .capture import Trace
@@ -75,8 +76,8 @@ def check_position(trace: Trace, layer, position) -> tuple[int, int]:
 
 
 def layer_norm_view(ln: torch.nn.LayerNorm, x: np.ndarray) -> LayerNormView:
+    gamma, beta = ln.weight.detach().float().cpu(), ln.bias.detach().float().cpu()  # one position: the CPU's job
     v = torch.as_tensor(x, dtype=torch.float32)
-    gamma, beta = ln.weight.detach().float(), ln.bias.detach().float()
     mean, var = v.mean(), v.var(unbiased=False)  # LayerNorm uses the population variance
     std = torch.sqrt(var + ln.eps)
     normalised = (v - mean) / std
@@ -99,12 +100,13 @@ def open_block(model: GPT2, trace: Trace, layer, position, top: int = TOP_NEURON
     ln_1 = layer_norm_view(block.ln_1, trace.residual[layer, position])
     ln_2 = layer_norm_view(block.ln_2, trace.resid_mid[layer, position])
     fc, proj = block.mlp.c_fc, block.mlp.c_proj
-    u = torch.as_tensor(ln_2.output)
+    u = to_model(model, ln_2.output, torch.float32)
     pre = F.linear(u, fc.weight.float(), fc.bias.float())  # [d_mlp]
     post = F.gelu(pre, approximate="tanh")
     w_out = proj.weight.float()  # (d_model, d_mlp): column n is what neuron n writes, per unit of activation
     mlp_out = F.linear(post, w_out, proj.bias.float())
     write = post.abs() * torch.linalg.vector_norm(w_out, dim=0)
+    pre, post, mlp_out, write = (t.cpu() for t in (pre, post, mlp_out, write))
     order = np.argsort(-post.numpy(), kind="stable")[:top]
     return BlockView(
         layer=layer, position=position, ln_1=ln_1, ln_2=ln_2, mlp_pre=pre.numpy(), mlp_post=post.numpy(),

@@ -204,3 +204,22 @@ class AnalysisBudget:
                 break
             if key != keep:
                 total -= self._entries.pop(key)[1]
+
+
+def device_room(device: torch.device, n_bytes: int) -> None:
+    """Make sure a GPU has `n_bytes` free for one analysis at work, or say why not.
+
+    The analyses are kept in host memory (the budget above); on a GPU only the one being computed
+    lives there, beside the weights. The weights were checked against the GPU at start
+    (models.check_sizes_fit); this checks what is free now, after what torch's allocator holds
+    in reserve is given back, so a prompt that cannot fit gets a message rather than a crash.
+    """
+    if device.type != "cuda":
+        return
+    free, total = torch.cuda.mem_get_info(device)
+    if free < n_bytes:
+        torch.cuda.empty_cache()
+        free, total = torch.cuda.mem_get_info(device)
+    if free < n_bytes:
+        raise ValueError(f"the GPU has {free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB, and this prompt's "
+                         f"analysis needs about {n_bytes / 2**30:.1f} GiB there: try a shorter prompt or a smaller model")

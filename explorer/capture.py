@@ -2,8 +2,9 @@
 
 `capture(model, ids)` attaches forward hooks to the model's hook points (see
 gpt2/model.py), runs the prompt through once, and always removes the hooks again,
-also when the pass fails. The result is a `Trace` of CPU numpy arrays; every panel
-redraws from it without running the model again.
+also when the pass fails. The result is a `Trace` of numpy arrays in host memory; every
+panel redraws from it without running the model again. On a GPU the hooks copy into buffers
+on the GPU, and the whole trace comes back to the host in one round of copies after the pass.
 
 What is kept, and why (budget 1.5 GB: a 1024-token prompt on GPT-2 124M keeps ~0.37 GB):
 
@@ -55,6 +56,7 @@ import numpy as np
 import torch
 
 from gpt2 import GPT2, GPTConfig, get_tokenizer
+from gpt2.device import to_host, to_model
 from gpt2.generate import check_prompt
 
 from .tokens import display_token
@@ -82,6 +84,20 @@ class Trace:
         if self.surprise_of is None:
             raise ValueError("this trace was made without the model, so it cannot compute surprise")
         return self.surprise_of()
+
+    def __getstate__(self) -> dict:
+        """What a pickled Trace carries: its arrays, with the surprise computed, and no model.
+
+        On ZeroGPU the analysis is made in a worker process that holds the GPU and is pickled
+        back to the app; the surprise is computed there, where the model is, not sent as a
+        reference to the model.
+        """
+        if self.surprise_of is not None:
+            self.token_surprise  # noqa: B018 (computes and caches it)
+        state = dict(self.__dict__)
+        state["surprise_of"] = None
+        state.pop("tokens", None)  # cheap to remake
+        return state
 
     @property
     def n_tokens(self) -> int:
@@ -156,8 +172,8 @@ class Recorder:
             if threading.get_ident() != self.thread:
                 return
             x = output[0].detach()
-            if key not in self.arrays:
-                self.arrays[key] = torch.empty((count, *x.shape), dtype=dtype)
+            if key not in self.arrays:  # on the model's device: nothing crosses to the host mid-pass
+                self.arrays[key] = torch.empty((count, *x.shape), dtype=dtype, device=x.device)
                 self.filled[key] = 0
             self.arrays[key][self.filled[key]].copy_(x)
             self.filled[key] += 1
@@ -166,7 +182,7 @@ class Recorder:
     def result(self) -> dict[str, np.ndarray]:
         if self.filled != self.expected:
             raise RuntimeError(f"capture recorded {self.filled} tensors, expected {self.expected}")
-        return {key: array.numpy() for key, array in self.arrays.items()}
+        return to_host(self.arrays)
 
 
 def _hooks_to_attach(model: GPT2, recorder: Recorder) -> list[tuple[torch.nn.Module, object]]:
@@ -210,16 +226,16 @@ def token_surprise(model: GPT2, final_stream, token_ids) -> np.ndarray:
     token that really came next. Its mean over the prompt is the cross-entropy loss GPT-2
     was trained to make small; exp of that mean is the perplexity.
     """
-    x = torch.as_tensor(final_stream).to(model.wte.weight.dtype)
+    x = to_model(model, final_stream)
     targets = torch.as_tensor(np.asarray(token_ids[1:], dtype=np.int64)).to(x.device)
-    surprise = torch.empty(len(targets), dtype=torch.float32)
+    surprise = torch.empty(len(targets), dtype=torch.float32, device=x.device)
     for start in range(0, len(targets), SURPRISE_CHUNK):
         end = min(start + SURPRISE_CHUNK, len(targets))
         logits = model.unembed(model.ln_f(x[start:end])).float()  # (chunk, n_vocab): the model's own tied head
         # -ln softmax(z)[t] = logsumexp(z) - z_t, without forming the whole softmax.
         picked = logits.gather(-1, targets[start:end, None]).squeeze(-1)
         surprise[start:end] = torch.logsumexp(logits, dim=-1) - picked
-    return surprise.numpy()
+    return surprise.cpu().numpy()
 
 
 def capture(model: GPT2, token_ids, tokenizer=None) -> Trace:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from gpt2 import GPT2
+from gpt2.device import to_model
 
 from . import teaching
 from .capture import Trace
@@ -50,8 +51,8 @@ class HeadWalk:
 def head_qkv(model: GPT2, trace: Trace, layer: int, head: int, last: int) -> tuple[np.ndarray, ...]:
     """q, k, v of one head for positions 0..last, each [last + 1, d_head]: c_attn(LN_1(x)) split as [q | k | v]."""
     block, c = model.h[layer], trace.config
-    u = block.ln_1(torch.as_tensor(trace.residual[layer, : last + 1]).to(model.wte.weight.dtype))
-    qkv = block.attn.c_attn(u).float().view(last + 1, 3, c.n_head, c.d_head)[:, :, head]  # (pos, 3, d_head)
+    u = block.ln_1(to_model(model, trace.residual[layer, : last + 1]))
+    qkv = block.attn.c_attn(u).float().view(last + 1, 3, c.n_head, c.d_head)[:, :, head].cpu()  # (pos, 3, d_head)
     return tuple(qkv[:, part].numpy() for part in range(3))
 
 
@@ -68,8 +69,8 @@ def walk_head(model: GPT2, trace: Trace, layer: int, head: int, query: int) -> H
     weights = np.exp(scaled - scaled.max())
     weights /= weights.sum()
     z = weights @ v.astype(np.float64)  # (d_head,)
-    w_o = model.h[layer].attn.c_proj.weight.detach().float().numpy()  # (d_model, d_model): out x in
-    output = w_o[:, head * d_head:(head + 1) * d_head] @ z  # the head's columns of c_proj: z W_O[h]
+    w_o = model.h[layer].attn.c_proj.weight.detach()[:, head * d_head:(head + 1) * d_head]  # the head's columns
+    output = w_o.float().cpu().numpy() @ z  # the head's columns of c_proj: z W_O[h]
     return HeadWalk(layer=layer, head=head, query=query, d_head=d_head, dot=dot, scaled=scaled, weights=weights,
                     values=v, z=z, output=output)
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from gpt2 import GPT2
+from gpt2.device import to_model
 
 from .capture import Recorder, Trace, capture, hooks_attached, hooks_lock
 
@@ -137,7 +138,7 @@ def head_z(model: GPT2, trace: Trace, layer: int) -> np.ndarray:
     its stored input x_{layer} and reads h.{layer}.attn.hook_z.
     """
     block = model.h[layer]
-    x = torch.as_tensor(trace.residual[layer]).to(model.wte.weight.dtype).unsqueeze(0)  # (1, pos, d_model)
+    x = to_model(model, trace.residual[layer]).unsqueeze(0)  # (1, pos, d_model)
     recorder = Recorder()  # capture's own recorder: same thread check, same float32 copy
     with hooks_lock, hooks_attached([(block.attn.hook_z, recorder.hook("z", 1))]):
         block.attn(block.ln_1(x))
@@ -150,7 +151,7 @@ def head_outputs(model: GPT2, trace: Trace, layer: int) -> np.ndarray:
     Summed over heads, plus the bias of c_proj, they give the layer's attention output.
     """
     d_head, n_head = trace.config.d_head, trace.config.n_head
-    w_o = model.h[layer].attn.c_proj.weight.detach().float()  # (d_model, d_model): out x in
+    w_o = model.h[layer].attn.c_proj.weight.detach().float().cpu()  # (d_model, d_model): out x in
     w_o = w_o.T.reshape(n_head, d_head, -1)  # rows of W_O belong to heads: (head, d_head, d_model)
     z = torch.as_tensor(head_z(model, trace, layer))  # (pos, head, d_head)
     return torch.einsum("phd,hdm->phm", z, w_o).numpy()  # (pos, head, d_model)
@@ -169,8 +170,8 @@ def attention_scores_row(model: GPT2, trace: Trace, layer: int, head: int, query
     head's slice of c_attn. softmax of this row is the row of the attention pattern.
     """
     block, d_head = model.h[layer], trace.config.d_head
-    x = block.ln_1(torch.as_tensor(trace.residual[layer, : query + 1]).to(model.wte.weight.dtype))
+    x = block.ln_1(to_model(model, trace.residual[layer, : query + 1]))
     q_all, k_all, _ = block.attn.c_attn(x).float().split(trace.config.n_embd, dim=-1)  # (T, d_model) each
     q = q_all[query, head * d_head:(head + 1) * d_head]  # (d_head,)
     k = k_all[:, head * d_head:(head + 1) * d_head]  # (query + 1, d_head)
-    return (k @ q / np.sqrt(d_head)).numpy()
+    return (k @ q / np.sqrt(d_head)).cpu().numpy()

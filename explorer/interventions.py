@@ -167,7 +167,7 @@ def run_ablation(model: GPT2, ids, heads: Iterable = (), mlps: Iterable = (), mo
         logits = model(torch.tensor([ids], device=device), last_only=True)[0, -1]
     z = logits.double()
     probs = torch.softmax(z, dim=-1).cpu().numpy()
-    return AblationResult(ablation, probs, token_surprise(model, final[0], ids))
+    return AblationResult(ablation, probs, token_surprise(model, final[0], ids))  # x_L stays on the device
 
 
 def ablate(model: GPT2, ids, heads: Iterable = (), mlps: Iterable = (), mode: str = "zero") -> np.ndarray:

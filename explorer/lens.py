@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from gpt2 import GPT2
+from gpt2.device import to_host, to_model
 
 from .capture import Trace
 
@@ -41,15 +42,19 @@ def lens_logits(model: GPT2, residual: np.ndarray) -> torch.Tensor:
 
     The model's own final LayerNorm and head (`GPT2.unembed`), in the model's dtype.
     """
-    x = torch.as_tensor(residual).to(model.wte.weight.dtype)
-    return model.unembed(model.ln_f(x)).float()
+    return model.unembed(model.ln_f(to_model(model, residual))).float()
 
 
 def logit_lens(model: GPT2, trace: Trace, layers=None, positions=None, k: int = 5) -> LensResult:
     """Top-k next tokens and their probabilities at the given layers and positions."""
     layers = np.arange(trace.config.n_layer + 1) if layers is None else np.asarray(layers)
     positions = np.arange(trace.n_tokens) if positions is None else np.asarray(positions)
-    logits = lens_logits(model, trace.residual[np.ix_(layers, positions)])  # [L', P, n_vocab]
+    return lens_of_rows(model, trace.residual[np.ix_(layers, positions)], layers, positions, k)
+
+
+def lens_of_rows(model: GPT2, rows: np.ndarray, layers: np.ndarray, positions: np.ndarray, k: int = 5) -> LensResult:
+    """The lens of residual vectors already picked out, rows[i, j] = x_{layers[i]} at positions[j]."""
+    logits = lens_logits(model, rows)  # [L', P, n_vocab]
     probs = torch.softmax(logits, dim=-1)
     top = probs.topk(k, dim=-1)
     # Entropy H = -sum p ln p = ln Z - sum p z, where ln Z (the log of softmax's normaliser) is
@@ -57,5 +62,5 @@ def logit_lens(model: GPT2, trace: Trace, layers=None, positions=None, k: int = 
     # taking a log of all 50,257 probabilities (accurate to ~1e-3 nats in float32).
     log_z = logits.gather(-1, top.indices[..., :1]).squeeze(-1) - top.values[..., 0].log()
     entropy = (log_z - torch.linalg.vecdot(probs, logits)) / np.log(2)
-    return LensResult(layers=layers, positions=positions, top_ids=top.indices.numpy(),
-                      top_probs=top.values.numpy(), entropy=entropy.numpy())
+    host = to_host({"top_ids": top.indices, "top_probs": top.values, "entropy": entropy})
+    return LensResult(layers=layers, positions=positions, **host)

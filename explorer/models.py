@@ -16,21 +16,25 @@ memory (1558M alone is 6 GB in float32).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import gpt2
+from gpt2.device import (DEVICE_ENV, DTYPE_ENV, device_memory, device_name, model_device, place, resolve_device,
+                         resolve_dtype)
 from gpt2.checkpoint import LOG_NAME
 from gpt2.download import DownloadError, can_reach, download_model, is_downloaded
-from gpt2.fast import make_fast
 
 from .heads import induction_scores
 from .embeddings import pca_2d
@@ -47,12 +51,41 @@ PARAMETERS = {"124M": 124_439_808, "355M": 354_823_168, "774M": 774_030_080, "15
 APP_BYTES = 2**30  # the app itself: Python, torch, Gradio, figures on their way out
 
 
-def sizes_that_fit(memory: int | None, reserved: int) -> list[str]:
-    """Released sizes whose float32 weights fit in `memory` beside `reserved` bytes and the app (124M always)."""
-    if memory is None:
-        return list(gpt2.SIZES)
-    fitting = [size for size in gpt2.SIZES if 4 * PARAMETERS[size] + reserved + APP_BYTES <= memory]
-    return fitting or ["124M"]
+DEFAULT_SIZES = ["124M"]  # a public app offers GPT-2 124M and the shipped models unless the host lists more
+
+
+def gpu_bytes_needed(size: str, dtype: torch.dtype = torch.float32) -> int:
+    """GPU memory one released size needs: its weights, and a full-context analysis at work on the GPU (every
+    layer's pattern kept in float16 plus one layer's float32 scores, pattern and activations at a time)."""
+    config = gpt2.GPTConfig.preset(size)
+    weights = PARAMETERS[size] * torch.finfo(dtype).bits // 8
+    t = config.n_ctx
+    kept = config.n_layer * config.n_head * t * t * 2 + (2 * config.n_layer + 3) * t * config.n_embd * 4
+    working = 3 * config.n_head * t * t * 4 + 8 * t * config.mlp_ratio * config.n_embd * 4
+    return weights + kept + working
+
+
+def check_sizes_fit(sizes: list[str], device: torch.device, dtype: torch.dtype = torch.float32,
+                    host_memory: int | None = None, reserved: int = 0) -> None:
+    """Refuse, at start, a size the host listed that the device cannot hold, with a message saying why.
+
+    On a GPU: each size alone with one full-context analysis at work (gpu_bytes_needed). On the
+    CPU: its weights beside the analyses' budget (`reserved`) and the app, in `host_memory`.
+    """
+    memory = device_memory(device)
+    if memory is not None:
+        needs = {size: gpu_bytes_needed(size, dtype) for size in sizes}
+        where = f"{device_name(device)} ({memory / 2**30:.1f} GiB)"
+    elif host_memory is not None:
+        needs = {size: PARAMETERS[size] * torch.finfo(dtype).bits // 8 + reserved + APP_BYTES for size in sizes}
+        memory, where = host_memory, f"this machine's {host_memory / 2**30:.1f} GiB beside the analyses' budget"
+    else:
+        return
+    too_big = [size for size in sizes if needs[size] > memory]
+    if too_big:
+        detail = ", ".join(f"{size} needs {needs[size] / 2**30:.1f} GiB" for size in too_big)
+        raise ValueError(f"the sizes {', '.join(too_big)} do not fit on {where}: {detail}. "
+                         "List fewer sizes (--sizes or EXPLORER_SIZES), or try --dtype bfloat16.")
 
 
 def parse_sizes(text: str) -> list[str]:
@@ -64,31 +97,46 @@ def parse_sizes(text: str) -> list[str]:
     return sizes
 
 
-def offered_sizes(flag: str | None, memory: int | None, reserved: int) -> list[str]:
-    """The sizes a host offers: the flag, else EXPLORER_SIZES, else those that fit."""
+def offered_sizes(flag: str | None) -> list[str]:
+    """The sizes a host offers: the flag, else EXPLORER_SIZES, else DEFAULT_SIZES.
+
+    Larger sizes are the host's choice: 1558M is 6.2 GB to download and hold, and on a public app
+    any visitor could start that by picking it in the menu.
+    """
     text = flag if flag is not None else os.environ.get(SIZES_ENV)
-    return parse_sizes(text) if text is not None else sizes_that_fit(memory, reserved)
+    return parse_sizes(text) if text is not None else list(DEFAULT_SIZES)
 
 
 @dataclass
 class LoadedModel:
     name: str
-    model: gpt2.GPT2
+    model: gpt2.GPT2  # on the store's device: every forward pass runs here
     induction: np.ndarray  # [layer, head] induction scores, computed once at load
     load_seconds: float
     position_pca: tuple[np.ndarray, np.ndarray] = None  # PCA of W_pe, fixed per model: computed once
     # The model's own tokenizer: every panel encodes and labels tokens with it, never a global one.
     tokenizer: object = None  # a tiktoken.Encoding
+    wpe: np.ndarray = None  # [n_ctx, d_model] W_pe in float32, read once at load (the Embeddings tab draws it)
+    # On ZeroGPU the GPU exists only inside a spaces.GPU call, so the small per-position views (one
+    # attention row, one block at one position, one head's walk) read a CPU copy instead: no GPU
+    # wait and no GPU quota for a slider move. Elsewhere None, and they use `model` where it is.
+    cpu_twin: gpt2.GPT2 | None = None
 
     @property
-    def wpe(self) -> np.ndarray:
-        return self.model.wpe.weight.detach().float().numpy()
+    def view_model(self) -> gpt2.GPT2:
+        """The model the small per-position views read (see cpu_twin)."""
+        return self.cpu_twin if self.cpu_twin is not None else self.model
+
+    @property
+    def device(self) -> torch.device:
+        return model_device(self.model)
 
     def describe(self) -> str:
         c = self.model.config
         params = self.model.num_parameters() / 1e6
+        where = "" if self.device.type == "cpu" else f" on {device_name(self.device)}"
         return (f"**{self.name}** loaded: {params:.0f}M parameters, {c.n_layer} layers × {c.n_head} heads, "
-                f"d_model {c.n_embd}, context {c.n_ctx} tokens (loaded in {self.load_seconds:.1f} s)")
+                f"d_model {c.n_embd}, context {c.n_ctx} tokens (loaded in {self.load_seconds:.1f} s{where})")
 
 
 @dataclass(frozen=True)
@@ -134,7 +182,14 @@ class TrainingRun:
 
 class ModelStore:
     def __init__(self, model_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                 max_loaded: int = 2, sizes: list[str] | None = None, **download_options):
+                 max_loaded: int = 2, sizes: list[str] | None = None, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None, zero_gpu: bool = False, **download_options):
+        """`device` and `dtype` default to $EXPLORER_DEVICE (else auto: CUDA when present) and
+        $EXPLORER_DTYPE (else float32), see gpt2/device.py. `zero_gpu`: running on a ZeroGPU Space,
+        where models sit on "cuda" from the start but the GPU is only there inside spaces.GPU calls."""
+        self.device = resolve_device(os.environ.get(DEVICE_ENV)) if device is None else torch.device(device)
+        self.dtype = resolve_dtype(os.environ.get(DTYPE_ENV)) if dtype is None else dtype
+        self.zero_gpu = zero_gpu
         self.local_dir = Path(model_dir) if model_dir else None
         self.cache_dir = cache_dir
         self.sizes = list(gpt2.SIZES) if sizes is None else parse_sizes(",".join(sizes))
@@ -203,6 +258,10 @@ class ModelStore:
     def default(self) -> str:
         return self.choices[0]
 
+    def loaded(self, name: str) -> LoadedModel | None:
+        """The model if it is loaded now, else None (never loads)."""
+        return self._loaded.get(name)
+
     def needs_download(self, name: str) -> bool:
         self._check(name)
         return name in gpt2.SIZES and name not in self._loaded and not is_downloaded(name, self.cache_dir)
@@ -231,11 +290,18 @@ class ModelStore:
                     self._loaded.popitem(last=False)
             return loaded
 
-    @staticmethod
-    def _prepare(name: str, model: gpt2.GPT2, tokenizer, run: TrainingRun | None) -> LoadedModel:
-        make_fast(model)
-        induction = induction_scores(model, tokens=run.repeat_tokens if run else None)
-        return LoadedModel(name, model, induction, 0.0, tokenizer=tokenizer)
+    def _prepare(self, name: str, model: gpt2.GPT2, tokenizer, run: TrainingRun | None,
+                 device: torch.device | None = None) -> LoadedModel:
+        """Place a freshly loaded float32 CPU model on the store's device, with what is computed once per model."""
+        device = device or self.device
+        wpe = model.wpe.weight.detach().float().numpy().copy()  # read before the weights leave the CPU
+        twin = None
+        if self.zero_gpu and device.type != "cpu":
+            twin = place(copy.deepcopy(model), "cpu")  # see LoadedModel.cpu_twin
+        place(model, device, self.dtype if device.type != "cpu" or self.device.type == "cpu" else torch.float32)
+        # One capture of a repeated random sequence; on ZeroGPU the GPU is not there yet, so the twin runs it.
+        induction = induction_scores(twin or model, tokens=run.repeat_tokens if run else None)
+        return LoadedModel(name, model, induction, 0.0, tokenizer=tokenizer, wpe=wpe, cpu_twin=twin)
 
     def _tokenizer(self, name: str):
         # A checkpoint folder may carry its own tokenizer (a model trained here); OpenAI's sizes speak GPT-2's.
@@ -256,7 +322,9 @@ class ModelStore:
         """The model `name` as it was at its `index`-th snapshot (the last index is the finished model).
 
         Snapshot folders hold weights only: the tokenizer is the finished model's. At most
-        `max_snapshots` snapshots stay loaded, the least recently used going first.
+        `max_snapshots` snapshots stay loaded, the least recently used going first. On ZeroGPU they
+        stay on the CPU, where the app's own process can run them (they are small models), and the
+        finished model is given as its CPU copy for the same reason.
         """
         run = self.training_run(name)
         if run is None:
@@ -264,7 +332,8 @@ class ModelStore:
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(run.snapshots):
             raise ValueError(f"Snapshot must be a whole number from 0 to {len(run.snapshots) - 1}")
         if index == len(run.snapshots) - 1:
-            return self.get(name)
+            finished = self.get(name)
+            return dataclasses.replace(finished, model=finished.view_model) if self.zero_gpu else finished
         key = (name, int(index))
         with self._lock_for(f"{name} snapshots"):
             loaded = self._snapshots.get(key)
@@ -272,7 +341,7 @@ class ModelStore:
                 tokenizer = self.get(name).tokenizer
                 snapshot = run.snapshots[index]
                 loaded = self._prepare(f"{name} at step {snapshot.step}", gpt2.load_checkpoint(snapshot.folder),
-                                       tokenizer, run)
+                                       tokenizer, run, device=torch.device("cpu") if self.zero_gpu else None)
                 self._snapshots[key] = loaded
             self._snapshots.move_to_end(key)
             while len(self._snapshots) > self.max_snapshots:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 import gpt2
+from gpt2.device import model_device
 from gpt2.generate import check_prompt, slide_keep, window_length
 
 from . import plots, teaching
@@ -51,6 +52,20 @@ class Analysis:
     notice: str = ""  # e.g. that the prompt was truncated to the context
     lens_labels: list[list[list[str]]] = field(default_factory=list)
     label: TokenLabels | None = None  # the model's token labels (shared, not counted in the analysis' size)
+
+    def __getstate__(self) -> dict:
+        """Pickled (on ZeroGPU, from the GPU worker back to the app) without the label cache, which
+        belongs to the app's tokenizer: `with_labels` puts it back."""
+        state = dict(self.__dict__)
+        state["label"] = None
+        state.pop("overview_tiles", None)  # a figure's cache, made where figures are made
+        return state
+
+    def with_labels(self, tokenizer) -> "Analysis":
+        """Give an analysis that travelled without it the shared label cache of its model's tokenizer."""
+        if self.label is None:
+            self.label = labels_for(tokenizer)
+        return self
 
     @functools.cached_property
     def overview_tiles(self) -> np.ndarray:
@@ -117,19 +132,29 @@ def analysis_bytes(config: gpt2.GPTConfig, n_tokens: int) -> int:
     return attention + streams + config.n_vocab * 4
 
 
-def update_lens(loaded: LoadedModel, analysis: Analysis, n_positions) -> Analysis:
-    """Compute the logit lens for the last `n_positions` positions (1 to MAX_LENS_POSITIONS)."""
+def lens_window(analysis: Analysis, n_positions) -> np.ndarray:
+    """The positions the logit lens covers: the last `n_positions` (1 to MAX_LENS_POSITIONS)."""
     try:
         n_positions = int(n_positions)
     except (TypeError, ValueError):
         raise ValueError("the logit-lens window must be a whole number of positions") from None
     if not 1 <= n_positions <= MAX_LENS_POSITIONS:
         raise ValueError(f"the logit-lens window must be 1 to {MAX_LENS_POSITIONS} positions")
-    trace = analysis.trace
-    positions = np.arange(max(0, trace.n_tokens - n_positions), trace.n_tokens)
-    analysis.lens = logit_lens(loaded.model, trace, positions=positions, k=LENS_TOP_K)
-    analysis.lens_labels = [[[analysis.label(i) for i in cell] for cell in row] for row in analysis.lens.top_ids]
+    n_tokens = analysis.trace.n_tokens
+    return np.arange(max(0, n_tokens - n_positions), n_tokens)
+
+
+def set_lens(analysis: Analysis, lens: LensResult) -> Analysis:
+    """Keep a lens on the analysis, with its tokens' labels."""
+    analysis.lens = lens
+    analysis.lens_labels = [[[analysis.label(i) for i in cell] for cell in row] for row in lens.top_ids]
     return analysis
+
+
+def update_lens(loaded: LoadedModel, analysis: Analysis, n_positions) -> Analysis:
+    """Compute the logit lens for the last `n_positions` positions (1 to MAX_LENS_POSITIONS)."""
+    positions = lens_window(analysis, n_positions)
+    return set_lens(analysis, logit_lens(loaded.model, analysis.trace, positions=positions, k=LENS_TOP_K))
 
 
 def status_line(loaded: LoadedModel, analysis: Analysis | None = None) -> str:
@@ -194,7 +219,7 @@ def random_pair_cosine(wte: torch.Tensor, n_pairs: int = RANDOM_PAIRS, seed: int
     generator = torch.Generator().manual_seed(seed)
     a = torch.randint(0, len(wte), (n_pairs,), generator=generator)
     b = (a + torch.randint(1, len(wte), (n_pairs,), generator=generator)) % len(wte)  # never the same token
-    x, y = wte[a].double(), wte[b].double()
+    x, y = wte[a.to(wte.device)].double(), wte[b.to(wte.device)].double()
     return float(torch.nn.functional.cosine_similarity(x, y, dim=-1).mean())
 
 
@@ -214,7 +239,7 @@ _embedding_baselines: "weakref.WeakKeyDictionary[gpt2.GPT2, tuple]" = weakref.We
 
 def embedding_baselines(loaded: LoadedModel) -> tuple[float, tuple[float, float, int]]:
     """(random-pair cosine of W_te, position_neighbour_cosines of W_pe) for the loaded model, cached."""
-    model = loaded.model
+    model = loaded.view_model  # read where the weights are readable (on ZeroGPU, the CPU copy)
     version = (model.wte.weight._version, model.wpe.weight._version)
     kept = _embedding_baselines.get(model)
     if kept is None or kept[0] != version:
@@ -335,7 +360,7 @@ def attention_text(loaded: LoadedModel, analysis: Analysis, layer: int, head: in
     trace = analysis.trace
     weights = head_pattern(analysis, layer, head, mean_over_heads)[query, : query + 1].astype(np.float64)
     # An average of softmaxes has no single score row: the table then shows weights only.
-    scores = None if mean_over_heads else attention_scores_row(loaded.model, trace, layer, head, query)
+    scores = None if mean_over_heads else attention_scores_row(loaded.view_model, trace, layer, head, query)
     nonzero = weights[weights > 0]
     entropy = float(-(nonzero * np.log2(nonzero)).sum())
     c = trace.config
@@ -596,14 +621,23 @@ def start_steps(loaded: LoadedModel, prompt: str, seed) -> StepState:
     return StepState(loaded.name, prompt, ids, generator.get_state(), len(ids))
 
 
+def step_window(loaded: LoadedModel, state: StepState) -> list[int]:
+    """The ids the next step reads: the window gpt2.generate sees at this length."""
+    window = state.ids[-window_length(len(state.ids), loaded.model.config.n_ctx):]
+    check_prompt(loaded.model, window)
+    return window
+
+
 @torch.inference_mode()
-def next_step(loaded: LoadedModel, state: StepState, temperature, top_k, top_p):
-    """Predict, draw and append one token; returns the figure of the distribution it came from."""
-    model = loaded.model
-    n_ctx = model.config.n_ctx
-    window = state.ids[-window_length(len(state.ids), n_ctx):]  # the window gpt2.generate sees at this length
-    check_prompt(model, window)
-    logits = model(torch.tensor([window]), last_only=True)[0, -1].float().numpy()
+def next_step(loaded: LoadedModel, state: StepState, temperature, top_k, top_p, logits: np.ndarray | None = None):
+    """Predict, draw and append one token; returns the figure of the distribution it came from.
+
+    `logits` are the model's after `step_window` when they were computed elsewhere (model_runs.next_logits).
+    """
+    if logits is None:
+        model, window = loaded.model, step_window(loaded, state)
+        logits = model(torch.tensor([window], device=model_device(model)), last_only=True)[0, -1]
+        logits = logits.float().cpu().numpy()
     generator = torch.Generator()
     generator.set_state(state.generator_state)
     figure, anatomy = distribution_figure(labels_for(loaded.tokenizer), logits, temperature, top_k, top_p,

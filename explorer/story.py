@@ -203,7 +203,7 @@ def _card_induction(analysis: Analysis, loaded: LoadedModel):
 def _card_block(analysis: Analysis, loaded: LoadedModel):
     trace = analysis.trace
     layer, position = trace.config.n_layer // 2, trace.n_tokens - 1
-    view = open_block(loaded.model, trace, layer, position)
+    view = open_block(loaded.view_model, trace, layer, position)
     text = (f"Inside **block {layer}** at **{trace.tokens[position]}**: attention moves information between "
             f"positions (it adds a vector of norm {view.attn_out_norm:.1f} here); the MLP works on each position "
             f"alone (norm {view.mlp_out_norm:.1f}). Both read the stream through a LayerNorm, which turns this "

@@ -81,8 +81,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
             budget.drop(key)
             n_tokens = min(len(loaded.tokenizer.encode(prompt)), loaded.model.config.n_ctx)
             budget.make_room(panels.analysis_bytes(loaded.model.config, n_tokens))
-            with shared.compute():
-                analysis = panels.analyze(loaded, prompt, values["lens_positions"])
+            analysis = shared.analyze(loaded.name, prompt, values["lens_positions"])
             budget.put(key, analysis)
             handle = AnalysisHandle(key, loaded.name, prompt, values["lens_positions"])
             on = bool((story_state or story.START)["on"])

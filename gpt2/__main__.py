@@ -14,6 +14,7 @@ import sys
 from dataclasses import fields
 
 from .config import SIZES, GPTConfig
+from .device import add_device_arguments
 
 
 def available_cpus() -> int:
@@ -102,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=None)
     generate.add_argument("--threads", type=_bounded(int, 1), default=None,
                           help="torch CPU threads (default: all available)")
+    add_device_arguments(generate)
 
     _add_train(commands)
     corpus = commands.add_parser("corpus", help="write the default training text (the stdlib's own) to a file")
@@ -119,13 +121,14 @@ def _generate(args) -> None:
     import torch
 
     from .checkpoint import load_openai_checkpoint, load_pretrained
+    from .device import place, resolve_device, resolve_dtype
     from .generate import generate
-    from .fast import make_fast
     from .tokenizer import get_tokenizer
 
+    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)  # a bad name fails before any load
     torch.set_num_threads(args.threads or available_cpus())
     model = load_openai_checkpoint(args.model_dir) if args.model_dir else load_pretrained(args.size, args.cache_dir)
-    make_fast(model)  # same outputs, faster on the CPU (gpt2/fast.py)
+    place(model, device, dtype)  # on the CPU also the fast GPT-2 (gpt2/fast.py): same outputs, faster
     enc = get_tokenizer()
     prompt_ids = enc.encode(args.prompt)
     tokens = generate(model, prompt_ids, args.max_new_tokens, temperature=args.temperature,

@@ -66,8 +66,13 @@ def make_fast(model: GPT2, memory_share: float = 0.25) -> GPT2:
     Same parameters, same hook points, same outputs. Weights are prepacked when the model
     is float32 on the CPU and the packed copy takes at most `memory_share` of the memory
     still available. Calling it again repacks (do so after replacing weights in place:
-    until then a changed weight is simply multiplied unpacked).
+    until then a changed weight is simply multiplied unpacked). CPU only: on a GPU the
+    reference model is used as it is, and this raises ValueError.
     """
+    device = next(model.parameters()).device
+    if device.type != "cpu":  # fused CPU kernels and oneDNN packing: a GPU runs the reference model
+        raise ValueError(f"make_fast speeds up the CPU only; this model is on {device}. Use it as it is there "
+                         "(gpt2.device.place does the right thing for each device).")
     fast_classes = _fast_classes()
     for module in model.modules():
         if type(module) in fast_classes:  # exact type: a module made fast before is left as it is

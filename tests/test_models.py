@@ -69,25 +69,55 @@ def test_a_loaded_model_is_served_while_another_is_loading(tiny_checkpoint_dir):
         assert store.get(store.default) is first
 
 
-def test_the_sizes_offered_by_default_are_those_whose_weights_fit_beside_the_budget():
-    from explorer.models import sizes_that_fit
+def test_a_public_app_offers_124m_unless_the_host_lists_more(monkeypatch):
+    from explorer.models import offered_sizes
 
-    gb = 2**30
-    assert sizes_that_fit(16 * gb, reserved=4 * gb) == ["124M", "355M", "774M", "1558M"]
-    assert sizes_that_fit(8 * gb, reserved=3 * gb // 2) == ["124M", "355M", "774M"]  # 1558M's 5.8 GiB: no room
-    assert sizes_that_fit(2 * gb, reserved=gb // 2) == ["124M"]
-    assert sizes_that_fit(None, reserved=gb) == ["124M", "355M", "774M", "1558M"]
+    monkeypatch.delenv("EXPLORER_SIZES", raising=False)
+    assert offered_sizes(None) == ["124M"]  # not 1558M, which any visitor could start downloading
 
 
 def test_the_host_chooses_the_sizes_by_flag_or_environment(monkeypatch):
     from explorer.models import offered_sizes
 
     monkeypatch.setenv("EXPLORER_SIZES", "124M,355M")
-    assert offered_sizes(None, memory=None, reserved=0) == ["124M", "355M"]
-    assert offered_sizes("774M", memory=None, reserved=0) == ["774M"]  # the flag wins
-    assert offered_sizes("", memory=None, reserved=0) == []
+    assert offered_sizes(None) == ["124M", "355M"]
+    assert offered_sizes("774M") == ["774M"]  # the flag wins
+    assert offered_sizes("") == []
     with pytest.raises(ValueError, match="unknown size.*9000M"):
-        offered_sizes("124M,9000M", memory=None, reserved=0)
+        offered_sizes("124M,9000M")
+
+
+def test_a_listed_size_that_does_not_fit_the_machine_is_refused_with_what_it_needs():
+    import torch
+
+    from explorer.models import check_sizes_fit
+
+    gb, cpu = 2**30, torch.device("cpu")
+    check_sizes_fit(["124M", "355M", "774M", "1558M"], cpu, host_memory=16 * gb, reserved=4 * gb)
+    check_sizes_fit(["124M", "355M", "774M"], cpu, host_memory=8 * gb, reserved=3 * gb // 2)
+    with pytest.raises(ValueError, match=r"1558M.*needs 8\.3 GiB.*--sizes"):  # 5.8 GiB of weights + budget + app
+        check_sizes_fit(["124M", "1558M"], cpu, host_memory=8 * gb, reserved=3 * gb // 2)
+    check_sizes_fit(["124M", "1558M"], cpu, host_memory=8 * gb, reserved=3 * gb // 2, dtype=torch.bfloat16)
+    check_sizes_fit(["1558M"], cpu, host_memory=None)  # unknown memory: nothing to check against
+
+
+def test_the_gpu_memory_a_size_needs_counts_weights_and_a_full_context_analysis(monkeypatch):
+    import torch
+
+    from explorer import models
+
+    for size in ("124M", "1558M"):
+        weights = models.PARAMETERS[size] * 4
+        config = models.gpt2.GPTConfig.preset(size)
+        patterns = config.n_layer * config.n_head * config.n_ctx**2 * 2  # every layer's pattern, float16
+        assert weights + patterns < models.gpu_bytes_needed(size) < 2 * (weights + patterns)
+        assert models.gpu_bytes_needed(size, torch.bfloat16) < models.gpu_bytes_needed(size)
+    # A GPU of 8 GiB holds 124M to 774M, not 1558M (6.2 GB of weights and 2.5 GB of patterns at 1024 tokens).
+    monkeypatch.setattr(models, "device_memory", lambda device: 8 * 2**30)
+    monkeypatch.setattr(models, "device_name", lambda device: "a test GPU")
+    models.check_sizes_fit(["124M", "355M", "774M"], torch.device("cuda"))
+    with pytest.raises(ValueError, match="1558M.*a test GPU"):
+        models.check_sizes_fit(["124M", "1558M"], torch.device("cuda"))
 
 
 def test_a_size_the_host_did_not_offer_is_refused(tiny_checkpoint_dir):

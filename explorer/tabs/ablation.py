@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import interventions, panels, plots
+from .. import interventions, model_runs, panels, plots
 from .controls import Dropdown
 from .shared import Shared, user_errors
 
@@ -50,9 +50,9 @@ def build_ablation(shared: Shared, layer, head) -> None:
         if ablation is None:
             blank = plots.empty_figure("Turn a head off to compare.")
             return {summary: NOTHING_OFF, bars: blank, moved: blank, surprise: blank, turned_off: None}
-        with shared.compute():
-            result = interventions.run_ablation(loaded.model, analysis.trace.token_ids.tolist(), ablation.heads,
-                                                mode=ablation.mode)
+        ids = analysis.trace.token_ids.tolist()
+        result = shared.run(model_runs.ablation, loaded.name, ids, ablation.heads, ablation.mode,
+                            seconds=model_runs.gpu_seconds(shared.store, loaded.name, len(ids), passes=2))
         shown = panels.ablation_figures(analysis, result)
         return {summary: panels.ablation_text(analysis, result), bars: shown["bars"], moved: shown["moved"],
                 surprise: shown["surprise"], turned_off: ablation}

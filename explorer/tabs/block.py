@@ -29,7 +29,7 @@ def build(shared: Shared) -> Tab:
 
     def figures(analysis, loaded, layer_index, position_index) -> dict:
         trace = analysis.trace
-        view = open_block(loaded.model, trace, layer_index, position_index)
+        view = open_block(loaded.view_model, trace, layer_index, position_index)
         where = f"block {view.layer}, position {view.position} ({trace.tokens[view.position]})"
         return {
             layer_norm: plots.layer_norm_before_after(view.ln_1.input, view.ln_1.output, f"LN₁ of {where}"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import panels
-from ..compare import compare
+from .. import model_runs
 from .controls import Dropdown
 from .shared import Shared, Tab, user_errors
 
@@ -43,8 +43,9 @@ def build(shared: Shared) -> Tab:
         n_tokens = max(min(len(m.tokenizer.encode(prompt)), m.model.config.n_ctx) for m in (loaded_a, loaded_b))
         configs = (loaded_a.model.config, loaded_b.model.config)
         shared.budget.make_room(max(panels.analysis_bytes(c, n_tokens) for c in configs))  # one trace at a time
-        with shared.compute():
-            comparison = compare(loaded_a, loaded_b, prompt)
+        comparison = shared.run(model_runs.comparison, loaded_a.name, loaded_b.name, prompt,
+                                seconds=model_runs.gpu_seconds(shared.store, (loaded_a.name, loaded_b.name), n_tokens,
+                                                               passes=2))
         figures = panels.comparison_figures(comparison)
         return {text: panels.comparison_text(comparison)} | {
             sides[key][name]: figure for key, by_name in figures.items() for name, figure in by_name.items()}

@@ -6,10 +6,9 @@ import codecs
 
 import gradio as gr
 
-import gpt2
 from gpt2.generate import slide_keep
 
-from .. import panels, plots, validation
+from .. import model_runs, panels, plots, validation
 from .branches import build_branches
 from .code_view import code_view
 from .controls import Slider, checked, explanation, opened
@@ -52,15 +51,13 @@ def build(shared: Shared) -> Tab:
         if len(ids) + max_new_tokens > n_ctx:
             gr.Warning(f"Prompt + new tokens exceed this model's {n_ctx}-token context: past it, the model sees "
                        f"only the most recent {slide_keep(n_ctx)} to {n_ctx} tokens (a sliding window).")
-        tokens = gpt2.generate(loaded.model, ids, max_new_tokens, temperature=t, top_k=k, top_p=p, seed=seed)
+        tokens = shared.stream(model_runs.generation, loaded.name, ids, max_new_tokens, t, k, p, seed,
+                               seconds=model_runs.gpu_seconds(shared.store, loaded.name, len(ids),
+                                                              generated=max_new_tokens))
         enc, decoder = loaded.tokenizer, codecs.getincrementaldecoder("utf-8")(errors="replace")
         text_so_far = enc.decode(ids)
         yield text_so_far
-        while True:
-            with shared.compute():  # one token at a time: other visitors' passes run in between
-                token = next(tokens, None)
-            if token is None:
-                break
+        for token in tokens:  # one token at a time: other visitors' passes run in between
             text_so_far += decoder.decode(enc.decode_single_token_bytes(token))
             yield text_so_far
         yield text_so_far + decoder.decode(b"", final=True)
@@ -70,8 +67,10 @@ def build(shared: Shared) -> Tab:
         loaded = shared.load(model_name, progress)
         if state is None or state.model_name != loaded.name or state.prompt != prompt:
             state = panels.start_steps(loaded, prompt, seed)
-        with shared.compute():
-            figure, anatomy = panels.next_step(loaded, state, temperature, top_k, top_p)
+        window = panels.step_window(loaded, state)
+        logits = shared.run(model_runs.next_logits, loaded.name, window,
+                            seconds=model_runs.gpu_seconds(shared.store, loaded.name, len(window)))
+        figure, anatomy = panels.next_step(loaded, state, temperature, top_k, top_p, logits=logits)
         return {output: loaded.tokenizer.decode(state.ids), step_state: state, step_plot: figure} | \
             branches.after_step(loaded, state, anatomy, tree)
 

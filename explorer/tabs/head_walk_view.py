@@ -31,7 +31,7 @@ class HeadWalkView:
         if mean_over_heads:
             return {self.plot: plots.empty_figure(MEAN_OF_HEADS), self.text: MEAN_OF_HEADS}
         trace = analysis.trace
-        walk = walk_head(loaded.model, trace, layer, head, query)
+        walk = walk_head(loaded.view_model, trace, layer, head, query)
         title = f"Layer {layer}, head {head}, query {query} ({trace.tokens[query]}): weights and value sizes"
         return {self.plot: plots.head_walk_bars(trace.tokens, walk.weights, walk.value_norms, title),
                 self.text: walk_text(walk, trace.tokens)}

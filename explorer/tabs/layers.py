@@ -30,8 +30,7 @@ def build(shared: Shared) -> Tab:
     @user_errors
     def relens(handle, n_positions) -> dict:
         analysis, loaded = shared.analysis_of(handle)
-        with shared.compute():  # the lens projects onto the whole vocabulary: a model-sized job
-            analysis = panels.update_lens(loaded, analysis, n_positions)
+        analysis = shared.relens(analysis, n_positions)  # onto the whole vocabulary: a model-sized job
         shared.remember(handle)
         handle = dataclasses.replace(handle, lens_positions=n_positions)  # a recomputation keeps this window
         return {lens: panels.layer_figures(analysis)[2], text: panels.layers_text(analysis), shared.analysis: handle}
@@ -43,8 +42,7 @@ def build(shared: Shared) -> Tab:
         if n_positions is None:
             return opened(text) | show(view)
         if len(analysis.lens.positions) != min(n_positions, analysis.trace.n_tokens):
-            with shared.compute():
-                panels.update_lens(view.loaded, analysis, n_positions)
+            shared.relens(analysis, n_positions)
         return opened(text) | show(view) | {lens_positions: n_positions}
 
     return Tab(show=show, outputs=[residual, contributions, lens, text], inputs={"lens_positions": lens_positions},

@@ -15,11 +15,25 @@ import gradio as gr
 import gpt2
 from gpt2.download import DownloadError
 
-from .. import panels
-from ..budget import AnalysisBudget, AnalysisHandle
+from .. import model_runs, panels
+from ..budget import AnalysisBudget, AnalysisHandle, device_room
 from ..models import LoadedModel, ModelStore
 
 log = logging.getLogger(__name__)
+
+
+def on_gpu(fn: Callable, duration: Callable) -> Callable:
+    """`fn` through Hugging Face's `spaces.GPU`, which on a ZeroGPU Space runs each call in a worker process
+    that holds a GPU for at most `duration(*args)` seconds, and everywhere else returns `fn` itself.
+
+    The app makes its GPU functions when it builds the page, before launch: ZeroGPU reports them
+    to the Space at launch. Without the `spaces` package (a plain install of the library) nothing changes.
+    """
+    try:
+        import spaces
+    except ImportError:
+        return fn
+    return spaces.GPU(fn, duration=duration)
 
 
 @dataclass
@@ -60,10 +74,68 @@ class Shared:
     # happens outside it) never makes other visitors wait.
     _compute: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self):
+        self._run_on_gpu = on_gpu(self._run_work, duration=lambda work, args, seconds: seconds)
+        self._stream_on_gpu = on_gpu(self._stream_work, duration=lambda work, args, seconds: seconds)
+
     @contextmanager
     def compute(self):
+        """The compute slot, for work on models that stay in this process (the training snapshots)."""
         with self._compute:
             yield
+
+    def run(self, work: Callable, *args, seconds: int):
+        """`work(store, *args)` (a function of model_runs.py) where the models run, and its result.
+
+        On a ZeroGPU Space that is a spaces.GPU call: a worker process with a GPU, for at most
+        `seconds` (model_runs.gpu_seconds); ZeroGPU queues visitors itself, each call on its own GPU
+        share. Elsewhere it runs here, in the compute slot, one pass at a time.
+        """
+        if self.store.zero_gpu:
+            return self._run_on_gpu(work, args, seconds)
+        with self._compute:
+            return self._run_on_gpu(work, args, seconds)
+
+    def stream(self, work: Callable, *args, seconds: int):
+        """Each value of the generator `work(store, *args)`, made where the models run (see `run`).
+
+        Off ZeroGPU the compute slot is taken for each value and given back in between, so other
+        visitors' passes run between two generated tokens.
+        """
+        if self.store.zero_gpu:
+            yield from self._stream_on_gpu(work, args, seconds)
+            return
+        values = self._stream_on_gpu(work, args, seconds)
+        while True:
+            with self._compute:
+                value = next(values, _DONE)
+            if value is _DONE:
+                return
+            yield value
+
+    def _run_work(self, work: Callable, args: tuple, seconds: int):
+        return work(self.store, *args)
+
+    def _stream_work(self, work: Callable, args: tuple, seconds: int):
+        yield from work(self.store, *args)
+
+    def analyze(self, model_name: str, prompt: str, lens_positions: int) -> panels.Analysis:
+        """A new analysis of the prompt (one forward pass, where the models run), ready for the panels."""
+        loaded = self.store.get(model_name)
+        n_tokens = min(len(loaded.tokenizer.encode(prompt)), loaded.model.config.n_ctx)
+        if not self.store.zero_gpu:  # on ZeroGPU each call gets a GPU share of its own
+            device_room(loaded.device, 2 * panels.analysis_bytes(loaded.model.config, n_tokens))
+        analysis = self.run(model_runs.analysis, loaded.name, prompt, lens_positions,
+                            seconds=model_runs.gpu_seconds(self.store, loaded.name, n_tokens, passes=2))
+        return analysis.with_labels(loaded.tokenizer)
+
+    def relens(self, analysis: panels.Analysis, n_positions) -> panels.Analysis:
+        """The analysis with its logit lens over the last `n_positions` positions (one projection per row)."""
+        positions = panels.lens_window(analysis, n_positions)
+        rows = analysis.trace.residual[:, positions]
+        lens = self.run(model_runs.lens, analysis.model_name, rows, positions,
+                        seconds=model_runs.gpu_seconds(self.store, analysis.model_name, rows.shape[0] * rows.shape[1]))
+        return panels.set_lens(analysis, lens)
 
     def load(self, name: str, progress=None) -> LoadedModel:
         """The model, downloading and loading it first if needed (outside the compute slot)."""
@@ -77,9 +149,8 @@ class Shared:
         return self.store.get(name)
 
     def compute_analysis(self, handle: AnalysisHandle) -> panels.Analysis:
-        loaded = self.load(handle.model_name)
-        with self.compute():
-            return panels.analyze(loaded, handle.prompt, handle.lens_positions)
+        self.load(handle.model_name)
+        return self.analyze(handle.model_name, handle.prompt, handle.lens_positions)
 
     def analysis_of(self, handle) -> tuple[panels.Analysis, LoadedModel]:
         """The visitor's analysis (recomputed with one capture if the budget dropped it) and its model."""
@@ -91,6 +162,9 @@ class Shared:
     def remember(self, handle: AnalysisHandle) -> None:
         """Count what a handler has just cached on the analysis (e.g. a wider lens)."""
         self.budget.remeasure(handle.key)
+
+
+_DONE = object()
 
 
 def _as_user_error(fn_name: str, err: Exception) -> gr.Error:
