@@ -17,8 +17,9 @@ only the --sizes (EXPLORER_SIZES; default 124M) are offered, each checked at sta
 the device's memory. The app has no file input, so Gradio's upload route is closed.
 
 Models run on --device (EXPLORER_DEVICE; auto: CUDA when present) in --dtype (EXPLORER_DTYPE;
-float32). On a ZeroGPU Space (SPACES_ZERO_GPU set by Hugging Face) every model is loaded
-and placed on "cuda" before launch, and each forward pass is a spaces.GPU call.
+float32). On a ZeroGPU Space (SPACES_ZERO_GPU set by Hugging Face) auto finds "cuda" (the
+`spaces` package's stand-in), every model is loaded and placed there before launch, and each
+forward pass is a spaces.GPU call.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def main(argv=None) -> None:
     zero_gpu = on_zero_gpu()
     budget = AnalysisBudget(args.memory_budget or default_budget())
     try:  # a wrong setting stops the app before it loads anything, with what is wrong
-        device, dtype = resolve_device("cuda" if zero_gpu else args.device), resolve_dtype(args.dtype)
+        device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
         sizes = offered_sizes(args.sizes)
         if args.size in gpt2.SIZES and args.size not in sizes:
             sizes.append(args.size)  # the size the host asked to start with is always offered

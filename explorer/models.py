@@ -293,12 +293,11 @@ class ModelStore:
     def _prepare(self, name: str, model: gpt2.GPT2, tokenizer, run: TrainingRun | None,
                  device: torch.device | None = None) -> LoadedModel:
         """Place a freshly loaded float32 CPU model on the store's device, with what is computed once per model."""
-        device = device or self.device
         wpe = model.wpe.weight.detach().float().numpy().copy()  # read before the weights leave the CPU
         twin = None
-        if self.zero_gpu and device.type != "cpu":
+        if self.zero_gpu and device is None:  # a model for the GPU share; not the CPU snapshots (see `snapshot`)
             twin = place(copy.deepcopy(model), "cpu")  # see LoadedModel.cpu_twin
-        place(model, device, self.dtype if device.type != "cpu" or self.device.type == "cpu" else torch.float32)
+        place(model, device or self.device, self.dtype if device is None else torch.float32)
         # One capture of a repeated random sequence; on ZeroGPU the GPU is not there yet, so the twin runs it.
         induction = induction_scores(twin or model, tokens=run.repeat_tokens if run else None)
         return LoadedModel(name, model, induction, 0.0, tokenizer=tokenizer, wpe=wpe, cpu_twin=twin)

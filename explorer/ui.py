@@ -117,6 +117,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
                 budget.drop_session(request.session_hash)
         app.unload(forget)
     app.explorer_tabs, app.explorer_story = tabs, strip  # for tests that call the handlers directly
+    app.explorer_budget = budget
     return app
 
 
