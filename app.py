@@ -127,14 +127,16 @@ class RefuseUploads:
 
 
 def preload_everything(store: ModelStore) -> None:
-    """Load every model the menu offers before launch: on ZeroGPU, weights placed on "cuda" later are not
-    packed for the GPU workers. A model that cannot be loaded now is left out of the menu's promise
-    with a message; the app serves the others."""
-    for name in store.choices:
+    """Load every model the menu offers before launch: on ZeroGPU, weights placed on "cuda" after launch
+    are not handed to its GPU workers. A released size that cannot be loaded now leaves the menu, with a
+    message in the log; the app serves the others."""
+    for name in list(store.choices):
         try:
             store.get(name)
-        except Exception as err:  # e.g. a size not in the Hugging Face cache and no network
-            print(f"Could not load {name} before launch: {err}", file=sys.stderr)
+        except Exception as err:  # e.g. a size not in the Hugging Face cache, and no network
+            print(f"Could not load {name} before launch, so it is not offered: {err}", file=sys.stderr)
+            if name in store.sizes:
+                store.sizes.remove(name)
 
 
 def main(argv=None) -> None:

@@ -156,6 +156,21 @@ def test_every_model_run_of_the_tabs_goes_through_spaces_gpu(guarded, tiny_check
     assert [call for call, _ in stand_in.calls] == ["lens", "ablation", "comparison", "generation", "next_logits"]
 
 
+def test_the_training_snapshots_run_on_the_cpu_here_and_the_finished_model_through_its_copy(guarded):
+    app, store, stand_in, outside = guarded
+    shipped = next(iter(SHIPPED))
+    result = handler(app, "analyze")("def f(x):\n    return x", shipped, None, None, "training", Request(),
+                                     **_defaults(app))
+    handle = next(v for v in result.values() if type(v).__name__ == "AnalysisHandle")
+    stand_in.calls.clear()
+    last = len(store.training_run(shipped).snapshots) - 1
+    for index in (0, last):
+        handler(app, "select_snapshot")(handle, index, 1, 0)
+    assert outside == [] and stand_in.calls == []  # small models: no GPU call, no pass of the big one
+    assert store.snapshot(shipped, 0).model.wte.weight.device.type == "cpu"
+    assert store.snapshot(shipped, last).model is store.get(shipped).cpu_twin
+
+
 def test_a_generation_made_in_the_worker_is_the_one_made_here(guarded):
     app, store, stand_in, _ = guarded
     import gpt2
