@@ -75,6 +75,9 @@ class Trace:
     resid_mid: np.ndarray  # [layer, pos, d_model]      x'_0 .. x'_{L-1}
     logits: np.ndarray  # [n_vocab] at the last position
     token_bytes: list[bytes] = field(default_factory=list)
+    # Every head's pattern scores (heads.pattern_scores), when the capture was asked to make them where
+    # the model ran: on a GPU, before the patterns travel to the host.
+    pattern_scores: dict[str, np.ndarray] | None = None
     surprise_of: Callable[[], np.ndarray] | None = field(default=None, repr=False)  # see token_surprise
 
     @cached_property
@@ -238,16 +241,21 @@ def token_surprise(model: GPT2, final_stream, token_ids) -> np.ndarray:
     return surprise.cpu().numpy()
 
 
-def capture(model: GPT2, token_ids, tokenizer=None) -> Trace:
+def capture(model: GPT2, token_ids, tokenizer=None, score_heads: bool = False) -> Trace:
     """Run `token_ids` through `model` once and return the Trace of everything recorded.
 
-    `tokenizer` is the model's own (a tiktoken.Encoding); GPT-2's when not given.
+    `tokenizer` is the model's own (a tiktoken.Encoding); GPT-2's when not given. With
+    `score_heads`, every head's pattern scores are computed on the model's device first
+    (Trace.pattern_scores), for what shows head types.
     """
+    from .heads import pattern_scores  # heads.py builds on this module
+
     ids = check_prompt(model, token_ids)
     recorder = Recorder()
     device = model.wte.weight.device
     with hooks_lock, hooks_attached(_hooks_to_attach(model, recorder)), torch.inference_mode():
         model(torch.tensor([ids], device=device), last_only=True)
+        scores = pattern_scores(recorder.arrays["attention"]) if score_heads else None
     r = recorder.result()
     enc = tokenizer or get_tokenizer()
     pieces = [enc.decode_single_token_bytes(i) if i < enc.n_vocab else b"?" for i in ids]
@@ -262,4 +270,5 @@ def capture(model: GPT2, token_ids, tokenizer=None) -> Trace:
         logits=r["logits"][0, -1],
         surprise_of=partial(token_surprise, model, r["residual"][-1], ids),
         token_bytes=pieces,
+        pattern_scores=scores,
     )

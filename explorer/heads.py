@@ -67,35 +67,41 @@ class HeadScores:
         return [[self.label(layer, head) for head in range(heads)] for layer in range(layers)]
 
 
-def pattern_scores(attention: np.ndarray) -> dict[str, np.ndarray]:
+SCORE_NAMES = ("previous_token", "first_token", "self", "entropy")
+
+
+def pattern_scores(attention) -> dict[str, np.ndarray]:
     """Previous-token, first-token, self and normalised-entropy scores of patterns [..., query, key].
 
+    `attention` is a numpy array or a torch tensor on any device: the capture scores the patterns
+    where the model ran, before they travel to the host (on a GPU that is where it is fast).
     Patterns are scored a few at a time in float32 (the trace stores float16): a 1024-token
     prompt on 124M has 144 patterns of 1024 x 1024, and converting them all at once would
     take 0.6 GB for a moment, several times that for the entropy's temporaries.
     """
-    a = np.asarray(attention)
-    lead, T = a.shape[:-2], a.shape[-1]
+    a = torch.as_tensor(attention)
+    lead, T = tuple(a.shape[:-2]), a.shape[-1]
     if T < 3:
-        zeros = np.zeros(lead, dtype=np.float32)
-        return {"previous_token": zeros, "first_token": zeros, "self": zeros, "entropy": zeros}
+        return {name: np.zeros(lead, dtype=np.float32) for name in SCORE_NAMES}
     flat = a.reshape(-1, T, T)
-    scores = {name: np.empty(len(flat), dtype=np.float32) for name in ("previous_token", "first_token", "self", "entropy")}
-    log_keys = torch.log(torch.arange(3, T + 1, dtype=torch.float32))  # ln(i + 1) for queries i = 2 .. T-1
+    scores = {name: torch.empty(len(flat), dtype=torch.float32, device=a.device) for name in SCORE_NAMES}
+    log_keys = torch.log(torch.arange(3, T + 1, dtype=torch.float32, device=a.device))  # ln(i + 1), i = 2 .. T-1
     chunk = max(1, SCORE_CHUNK // (T * T))  # patterns per step
     for start in range(0, len(flat), chunk):
-        x = torch.from_numpy(np.ascontiguousarray(flat[start:start + chunk])).float()  # (n, query, key)
+        x = flat[start:start + chunk].float()  # (n, query, key)
         part = slice(start, start + len(x))
-        scores["previous_token"][part] = torch.diagonal(x, offset=-1, dim1=1, dim2=2)[:, 1:].mean(-1).numpy()
-        scores["first_token"][part] = x[:, 2:, 0].mean(-1).numpy()
-        scores["self"][part] = torch.diagonal(x, dim1=1, dim2=2)[:, 2:].mean(-1).numpy()
+        scores["previous_token"][part] = torch.diagonal(x, offset=-1, dim1=1, dim2=2)[:, 1:].mean(-1)
+        scores["first_token"][part] = x[:, 2:, 0].mean(-1)
+        scores["self"][part] = torch.diagonal(x, dim1=1, dim2=2)[:, 2:].mean(-1)
         entropy = torch.special.entr(x[:, 2:]).sum(-1) / log_keys  # -sum p ln p, 0 where p = 0
-        scores["entropy"][part] = entropy.mean(-1).numpy()
-    return {name: values.reshape(lead) for name, values in scores.items()}
+        scores["entropy"][part] = entropy.mean(-1)
+    return {name: values.reshape(lead).cpu().numpy() for name, values in scores.items()}
 
 
 def head_scores(trace: Trace, induction: np.ndarray | None = None) -> HeadScores:
-    return HeadScores(**pattern_scores(trace.attention), induction=induction)
+    """Every head's scores on this prompt: the ones the capture made where the model ran, else from the trace."""
+    scores = trace.pattern_scores if trace.pattern_scores is not None else pattern_scores(trace.attention)
+    return HeadScores(**scores, induction=induction)
 
 
 def induction_pattern_score(attention: np.ndarray, half: int, offset: int = 1) -> np.ndarray:

@@ -117,7 +117,7 @@ def analyze(loaded: LoadedModel, prompt: str, lens_positions: int = LENS_POSITIO
     """Run the prompt through the model once and compute everything the panels show."""
     tokenizer = loaded.tokenizer
     ids, notice = encode_prompt(tokenizer, prompt, loaded.model.config.n_ctx)
-    trace = capture(loaded.model, ids, tokenizer)
+    trace = capture(loaded.model, ids, tokenizer, score_heads=True)
     analysis = Analysis(loaded.name, prompt, trace, head_scores(trace, loaded.induction), None, notice,
                         label=labels_for(tokenizer))
     return update_lens(loaded, analysis, lens_positions)
