@@ -59,6 +59,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -79,11 +80,11 @@ from gpt2.fast import make_fast  # noqa: E402
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 HOOK_TOLERANCE = 1e-3
 ANALYSIS_LIMIT_S = 0.5  # the 1024-token analysis of 1558M
-QUICK_SHAPES = {  # tiny stand-ins for the four sizes, GPT-2's vocabulary so the tokenizer applies
-    "124M": gpt2.GPTConfig(n_ctx=64, n_embd=32, n_head=2, n_layer=2),
-    "355M": gpt2.GPTConfig(n_ctx=64, n_embd=48, n_head=3, n_layer=2),
-    "774M": gpt2.GPTConfig(n_ctx=64, n_embd=64, n_head=4, n_layer=3),
-    "1558M": gpt2.GPTConfig(n_ctx=64, n_embd=80, n_head=4, n_layer=3),
+QUICK_SHAPES = {  # tiny stand-ins for the four sizes; the first 2,048 of GPT-2's tokens, so they build in milliseconds
+    "124M": gpt2.GPTConfig(n_vocab=2048, n_ctx=64, n_embd=32, n_head=2, n_layer=2),
+    "355M": gpt2.GPTConfig(n_vocab=2048, n_ctx=64, n_embd=48, n_head=3, n_layer=2),
+    "774M": gpt2.GPTConfig(n_vocab=2048, n_ctx=64, n_embd=64, n_head=4, n_layer=3),
+    "1558M": gpt2.GPTConfig(n_vocab=2048, n_ctx=64, n_embd=80, n_head=4, n_layer=3),
 }
 
 
@@ -108,6 +109,17 @@ class Report:
     def write(self) -> None:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.out.write_text(json.dumps(self.data, indent=1), encoding="utf-8")
+
+
+def guarded(report: Report, name: str, fn, *args) -> None:
+    """Run one step; an exception becomes a FAIL line with its message, and the next step still runs."""
+    try:
+        fn(*args)
+    except Exception as err:  # a lent machine gives one try: record the failure, keep measuring
+        traceback.print_exc()
+        report.check(name, False, f"{type(err).__name__}: {err}"[:500], "runs without an error")
+    free_memory()  # after every step, once its frames (and the models they held) are gone
+    report.write()
 
 
 def synchronize(device: torch.device) -> None:
@@ -216,11 +228,12 @@ def hook_tensors(model: gpt2.GPT2, ids: torch.Tensor) -> dict[str, torch.Tensor]
 
 def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
     """max|a - b| / (max|a| + 1e-6) over the finite entries; inf if the two disagree on which are finite."""
-    finite = torch.isfinite(a)
-    if not torch.equal(finite, torch.isfinite(b)) or not torch.equal(a[~finite], b[~finite]):
+    infinite = ~torch.isfinite(a)
+    if not torch.equal(infinite, ~torch.isfinite(b)) or not torch.equal(a.masked_fill(~infinite, 0),
+                                                                        b.masked_fill(~infinite, 0)):
         return float("inf")
-    a, b = a[finite], b[finite]
-    return float((a - b).abs().max() / (a.abs().max() + 1e-6)) if a.numel() else 0.0
+    a, b = a.masked_fill(infinite, 0), b.masked_fill(infinite, 0)  # the masked scores: -inf on both sides
+    return float((a - b).abs().max() / (a.abs().max() + 1e-6))
 
 
 def check_hooks(report: Report, device: torch.device, config: gpt2.GPTConfig, seed: int) -> None:
@@ -244,8 +257,6 @@ def check_hooks(report: Report, device: torch.device, config: gpt2.GPTConfig, se
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     report.data["hooks"] = section
-    del models, reference
-    free_memory()
 
 
 # ----------------------------------------------------------------------------- 3. the four sizes against HF
@@ -362,8 +373,6 @@ def check_size(report: Report, size: str, config: gpt2.GPTConfig, args, device: 
             continue
         model.to(DTYPES[name]), hf.to(DTYPES[name])
         result["capture"][name] = check_captures(report, f"{size} capture", model, hf, prompts, enc, args, device)
-    del model, hf
-    free_memory()
 
 
 def check_sizes(report: Report, shapes: dict[str, gpt2.GPTConfig], args, device: torch.device, deadline: float):
@@ -379,9 +388,9 @@ def check_sizes(report: Report, shapes: dict[str, gpt2.GPTConfig], args, device:
                          f"~{needed:.0f} s needed, {left:.0f} s left")
             continue
         start = time.perf_counter()
-        check_size(report, size, config, args, device)
+        guarded(report, f"{size} (every measurement)", check_size, report, size, config, args, device)
         last = (time.perf_counter() - start, params)
-        report.data["sizes"][size]["seconds"] = round(last[0], 1)
+        report.data["sizes"].setdefault(size, {})["seconds"] = round(last[0], 1)
         report.write()
 
 
@@ -430,11 +439,10 @@ def main(argv=None) -> int:
                          ("gpu", "torch", "cuda", "python", "date")))
     report.write()
 
-    run_test_suite(report, device, args.tests, min(args.tests_timeout_s, args.budget_s / 2))
-    report.write()
+    guarded(report, "test suite", run_test_suite, report, device, args.tests,
+            min(args.tests_timeout_s, args.budget_s / 2))
     hooks_config = QUICK_SHAPES["124M"] if args.quick else gpt2.GPTConfig()
-    check_hooks(report, device, hooks_config, args.seed)
-    report.write()
+    guarded(report, "hooks", check_hooks, report, device, hooks_config, args.seed)
     shapes = QUICK_SHAPES if args.quick else gpt2.PRESETS
     if transformers_version() is None:  # nothing to compare with; say so rather than stop
         for size in args.sizes:

@@ -79,3 +79,16 @@ def test_sizes_that_would_overrun_the_budget_are_skipped_and_recorded(gpu_check,
     gpu_check.check_sizes(report, gpu_check.QUICK_SHAPES, None, None, deadline=time.perf_counter() - 1)
     assert [skip["size"] for skip in report.data["skipped"]] == SIZES
     assert [check["status"] for check in report.data["checks"]] == ["SKIP"] * 4
+
+
+def test_a_step_that_raises_is_a_failed_check_and_the_run_goes_on(gpu_check, tmp_path):
+    report = gpu_check.Report(tmp_path / "r.json")
+
+    def broken():
+        raise RuntimeError("CUDA out of memory")
+
+    gpu_check.guarded(report, "774M (every measurement)", broken)
+    gpu_check.guarded(report, "hooks", lambda: report.check("hooks", True, 0.0, "<= 0.001"))
+    assert [check["status"] for check in report.data["checks"]] == ["FAIL", "PASS"]
+    assert "CUDA out of memory" in report.data["checks"][0]["value"]
+    assert json.loads((tmp_path / "r.json").read_text())["checks"][0]["status"] == "FAIL"
