@@ -14,6 +14,10 @@ that `gpt2.corpus.stdlib_corpus()` there has the logged `data.sha256` and gives 
     tokens = gpt2.train.encode_documents(enc, [stdlib_corpus()])   # enc: the model's tokenizer
     _, val = gpt2.train.split_tokens(tokens, 128, 0.1)              # the training's own split
     numpy.save(path, val[:64 * 128 + 1].numpy().astype("<u2"))
+
+The previous-token windows are spread over these tokens rather than the whole validation text
+(360,501 tokens): on Python 3.11.7 the best head scored 0.339 here against 0.344 there, and the
+first snapshot 0.035 on both.
 """
 
 from __future__ import annotations
