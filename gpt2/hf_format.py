@@ -62,7 +62,7 @@ def is_hf_folder(directory: Path) -> bool:
 
 
 def config_from_hf(fields: dict, source: str = CONFIG_NAME) -> GPTConfig:
-    """The GPTConfig of a transformers GPT2Config (config.json's dict); CheckpointError names a field we can't honour."""
+    """The GPTConfig of a GPT2Config (config.json's dict); CheckpointError names a field we can't honour."""
     if fields.get("model_type") != "gpt2":
         raise CheckpointError(f"{source}: model_type is {fields.get('model_type')!r}, not 'gpt2'; "
                               "only GPT-2 models load here")

@@ -63,8 +63,8 @@ def hub_layout(saved, tmp_path_factory):
     """The same weights as the Hub's files name them: no prefix, mask buffers stored, no lm_head."""
     folder = tmp_path_factory.mktemp("hub_layout")
     shutil.copy(saved / "config.json", folder)
-    tensors = {name.removeprefix("transformer."): tensor for name, tensor in load_file(saved / "model.safetensors").items()
-               if name != "lm_head.weight"}
+    stored = load_file(saved / "model.safetensors")
+    tensors = {name.removeprefix("transformer."): tensor for name, tensor in stored.items() if name != "lm_head.weight"}
     n_ctx = SHAPE["n_positions"]
     for layer in range(SHAPE["n_layer"]):
         tensors[f"h.{layer}.attn.bias"] = torch.tril(torch.ones(n_ctx, n_ctx)).view(1, 1, n_ctx, n_ctx)
@@ -360,6 +360,14 @@ def test_when_every_source_fails_the_error_names_each_and_the_fix(hf_cache, proj
     for part in ("project's cache: not there", "Hugging Face cache: not there", "HF_HUB_OFFLINE",
                  "OpenAI's storage: Could not download", "python -m gpt2 download 124M", "openai-community/gpt2"):
         assert part in message
+
+
+def test_hub_download_progress_reaches_the_callback_even_with_the_bar_hidden():
+    seen = []
+    bar = hub._progress_class("model.safetensors", lambda *report: seen.append(report))(total=10, disable=True)
+    bar.update(4)
+    bar.update(6)
+    assert seen == [("model.safetensors", 4, 10), ("model.safetensors", 10, 10)]
 
 
 @pytest.mark.parametrize("size, source", [("../../etc", "auto"), ("125M", "auto"), ("124M", "web")])
