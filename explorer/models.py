@@ -34,7 +34,8 @@ import gpt2
 from gpt2.device import (DEVICE_ENV, DTYPE_ENV, device_memory, device_name, model_device, place, resolve_device,
                          resolve_dtype)
 from gpt2.checkpoint import LOG_NAME
-from gpt2.download import DownloadError, can_reach, download_model, is_downloaded
+from gpt2.download import DownloadError, can_reach
+from gpt2.hub import available_offline, locate
 
 from .heads import induction_scores
 from .embeddings import pca_2d
@@ -234,7 +235,7 @@ class ModelStore:
         if not self.sizes:
             return next(iter(SHIPPED))
         size = self.sizes[0]
-        if is_downloaded(size, self.cache_dir):
+        if available_offline(size, self.cache_dir):
             return size
         reachable = reachable or (lambda: can_reach(size, base_url=self.download_options.get("base_url")))
         if reachable():
@@ -264,7 +265,7 @@ class ModelStore:
 
     def needs_download(self, name: str) -> bool:
         self._check(name)
-        return name in gpt2.SIZES and name not in self._loaded and not is_downloaded(name, self.cache_dir)
+        return name in gpt2.SIZES and name not in self._loaded and not available_offline(name, self.cache_dir)
 
     def _lock_for(self, name: str) -> threading.Lock:
         with self._locks_lock:
@@ -355,10 +356,10 @@ class ModelStore:
         folder = self.folder(name)
         if folder is not None:
             return gpt2.load_checkpoint(folder)
-        try:
-            directory = download_model(name, self.cache_dir, on_progress=on_progress, progress_bar=False,
-                                       **self.download_options)
+        try:  # the project's cache, the Hugging Face cache, then a download (gpt2/hub.py)
+            directory = locate(name, self.cache_dir, on_progress=on_progress, progress_bar=False,
+                               **self.download_options)
         except DownloadError as err:
             raise DownloadError(f"Downloading GPT-2 {name} failed. {err} "
                                 f"Meanwhile, the models already loaded keep working.") from None
-        return gpt2.load_openai_checkpoint(directory)
+        return gpt2.load_checkpoint(directory)

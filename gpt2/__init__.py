@@ -1,7 +1,8 @@
 """gpt2: GPT-2 from scratch in PyTorch, loading OpenAI's released weights.
 
     import gpt2
-    model = gpt2.load_pretrained("124M")            # or gpt2.load_checkpoint(directory)
+    model = gpt2.load_pretrained("124M")            # cached copies first, then the Hub, then OpenAI (hub.py)
+    # or gpt2.load_checkpoint(folder), for a folder in OpenAI's, Hugging Face's or the project's layout
     enc = gpt2.get_tokenizer()                       # or gpt2.get_tokenizer(directory) for a trained model
     ids = enc.encode("Every effort moves you")
     print(enc.decode(list(gpt2.generate(model, ids, max_new_tokens=20, temperature=0))))
@@ -9,10 +10,10 @@
 This package knows nothing of the explorer built on top of it.
 """
 
-from .checkpoint import (SHIPPED_MODELS, CheckpointError, load_checkpoint, load_openai_checkpoint, load_pretrained,
-                         save_checkpoint)
+from .checkpoint import SHIPPED_MODELS, CheckpointError, load_checkpoint, load_openai_checkpoint, save_checkpoint
 from .config import PRESETS, SIZES, GPTConfig
 from .generate import generate
+from .hub import load_pretrained
 from .model import GPT2, HookPoint, KVCache
 from .sampling import filter_logits, sample_token
 from .tokenizer import EOT_ID, get_tokenizer

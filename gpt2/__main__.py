@@ -1,4 +1,5 @@
-"""Command line: `python -m gpt2 download 124M`, `generate "prompt" ...`, `train ...` and `corpus --out FILE`.
+"""Command line: `python -m gpt2 download 124M [--source auto|hub|openai]`, `generate "prompt" ...`,
+`train ...` and `corpus --out FILE`.
 
 Exit status: 0 done, 1 the command could not be carried out (the message says why),
 2 the command line itself is wrong (argparse's usage errors), 130 interrupted.
@@ -15,6 +16,7 @@ from dataclasses import fields
 
 from .config import SIZES, GPTConfig
 from .device import add_device_arguments
+from .hub import SOURCES
 
 
 def available_cpus() -> int:
@@ -86,9 +88,12 @@ def _parser() -> argparse.ArgumentParser:
                                                                          "train.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    download = commands.add_parser("download", help="fetch OpenAI's released weights into the cache")
+    download = commands.add_parser("download", help="fetch a released model's weights (unless a cache has them)")
     download.add_argument("size", choices=SIZES)
     download.add_argument("--cache-dir", help="where models are kept (default: $GPT2_EXPLORER_CACHE or the user cache)")
+    download.add_argument("--source", choices=SOURCES, default="auto",
+                          help="auto (default): the caches, then the Hugging Face Hub, then OpenAI; hub: the "
+                               "Hugging Face cache or Hub; openai: OpenAI's original files into --cache-dir")
 
     generate = commands.add_parser("generate", help="continue a prompt, printing tokens as they come")
     generate.add_argument("prompt")
@@ -113,16 +118,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def _download(args) -> None:
     from .download import download_model
+    from .hub import locate
 
-    print(download_model(args.size, args.cache_dir))
+    if args.source == "openai":
+        print(download_model(args.size, args.cache_dir))
+    else:
+        print(locate(args.size, args.cache_dir, source=args.source))
 
 
 def _generate(args) -> None:
     import torch
 
-    from .checkpoint import load_openai_checkpoint, load_pretrained
+    from .checkpoint import load_openai_checkpoint
     from .device import place, resolve_device, resolve_dtype
     from .generate import generate
+    from .hub import load_pretrained
     from .tokenizer import get_tokenizer
 
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)  # a bad name fails before any load

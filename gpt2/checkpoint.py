@@ -1,4 +1,11 @@
-"""Load OpenAI's released GPT-2 weights (a TensorFlow checkpoint) into `gpt2.GPT2`.
+"""Load GPT-2 weights into `gpt2.GPT2` from a folder in one of three layouts.
+
+    OpenAI's       hparams.json, model.ckpt.*           the TensorFlow checkpoint OpenAI released
+    Hugging Face   config.json, model.safetensors       what transformers' save_pretrained writes and
+                                                        the Hub's openai-community repos hold (hf_format.py)
+    the project's  model.safetensors, hparams.json ...  a model trained here (`save_checkpoint`)
+
+`load_checkpoint(folder)` tells them apart and reads any of them.
 
 OpenAI's checkpoint stores one variable per tensor, named by TensorFlow scope:
 
@@ -30,9 +37,9 @@ A model trained here is saved in the project's own folder format (`save_checkpoi
     training_log.json     how it was trained: command, config, losses, tokens seen
     training_state.pt     optimizer, step and random states, for `train --resume`
 
-`load_checkpoint(folder)` reads either layout. Loading builds the model without
-initialising it (on the meta device) and reads each tensor from the file straight
-into its parameter, so it peaks at about one copy of the weights, not two.
+Loading builds the model without initialising it (on the meta device) and reads each
+tensor from the file straight into its parameter, so it peaks at about one copy of the
+weights, not two.
 """
 
 from __future__ import annotations
@@ -43,8 +50,9 @@ import logging
 import os
 import re
 from dataclasses import asdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from safetensors.torch import save_file
@@ -182,29 +190,50 @@ def read_safetensors_header(path: Path) -> tuple[dict, dict[str, str], int]:
 
 
 def read_safetensors_into(model: GPT2, path: Path) -> dict[str, str]:
-    """Check the file fits the model, then read each tensor straight into its parameter; returns the metadata.
-
-    Unlike `safe_open(...).get_tensor`, which makes a second copy (and maps the whole
-    file into memory), float32 data lands directly in the parameter's storage.
-    """
+    """Check the file fits the model, then read each tensor straight into its parameter; returns the metadata."""
     header, metadata, data_start = read_safetensors_header(path)
-    unknown = sorted({entry["dtype"] for entry in header.values()} - set(_SAFETENSORS_DTYPES))
+    read_entries_into(model, path, header, data_start)
+    return metadata
+
+
+def read_entries_into(model: GPT2, path: Path, entries: Mapping[str, dict], data_start: int,
+                      transposed: Collection[str] = ()) -> None:
+    """Read the safetensors `entries` ({parameter name: header entry}) of `path` into the model's parameters.
+
+    Names in `transposed` are stored (in, out), as a "conv1d" keeps them, and are
+    checked and copied as their transpose. Everything is checked before anything is read.
+    Unlike `safe_open(...).get_tensor`, which makes a second copy (and maps the whole
+    file into memory), float32 data in our layout lands directly in the parameter's storage.
+    """
+    unknown = sorted({entry["dtype"] for entry in entries.values()} - set(_SAFETENSORS_DTYPES))
     if unknown:
         raise CheckpointError(f"{path} holds tensors of type {', '.join(unknown)}; only float tensors load")
-    check_fits(model, {name: tuple(entry["shape"]) for name, entry in header.items()})
+    check_fits(model, {name: tuple(reversed(entry["shape"])) if name in transposed else tuple(entry["shape"])
+                       for name, entry in entries.items()})
     with open(path, "rb") as f, torch.no_grad():
         for name, param in model.named_parameters():
-            begin, end = header[name]["data_offsets"]
+            entry = entries[name]
+            begin, end = entry["data_offsets"]
             f.seek(data_start + begin)
-            dtype = _SAFETENSORS_DTYPES[header[name]["dtype"]]
-            if dtype == param.dtype and param.is_contiguous() and param.device.type == "cpu":
+            dtype = _SAFETENSORS_DTYPES[entry["dtype"]]
+            if name not in transposed and dtype == param.dtype and param.is_contiguous() and param.device.type == "cpu":
                 target = param.data.view(-1).view(torch.uint8).numpy()
                 if f.readinto(memoryview(target)) != end - begin:
                     raise CheckpointError(f"{path} is truncated inside {name}")
             else:
-                raw = bytearray(f.read(end - begin))
-                param.copy_(torch.frombuffer(raw, dtype=dtype).view(param.shape))
-    return metadata
+                stored = read_tensor(f, path, entry, name)
+                param.copy_(stored.T if name in transposed else stored)  # casts F16/BF16 to float32
+
+
+def read_tensor(f: BinaryIO, path: Path, entry: dict, name: str) -> torch.Tensor:
+    """The tensor an entry describes, read from the open file `f` at its current position, as stored."""
+    if entry["dtype"] not in _SAFETENSORS_DTYPES:
+        raise CheckpointError(f"{path} holds {name} as {entry['dtype']}; only float tensors load")
+    begin, end = entry["data_offsets"]
+    raw = bytearray(f.read(end - begin))
+    if len(raw) != end - begin:
+        raise CheckpointError(f"{path} is truncated inside {name}")
+    return torch.frombuffer(raw, dtype=_SAFETENSORS_DTYPES[entry["dtype"]]).view(entry["shape"])
 
 
 def _save_safetensors(model: GPT2, path: Path, index_sha256: str) -> None:
@@ -221,6 +250,18 @@ def _cache_is_current(path: Path, index_sha256: str | None) -> bool:
         return False
     _, metadata, _ = read_safetensors_header(path)
     return index_sha256 is None or metadata.get("source_index_sha256") == index_sha256
+
+
+def has_current_safetensors(directory: Path) -> bool:
+    """Whether an OpenAI folder holds hparams.json and a usable `model.safetensors` made from its
+    checkpoint (so it loads without TensorFlow, even if the TensorFlow files are gone)."""
+    index = directory / "model.ckpt.index"
+    if not (directory / HPARAMS_NAME).is_file():
+        return False
+    try:
+        return _cache_is_current(directory / SAFETENSORS_NAME, _sha256(index) if index.is_file() else None)
+    except (CheckpointError, ValueError):  # a damaged file is no usable copy
+        return False
 
 
 def _umask() -> int:
@@ -272,17 +313,6 @@ def load_openai_checkpoint(path: str | Path, config: GPTConfig | None = None) ->
         _copy_each(model, read)
         _save_safetensors(model, cache, index_sha256)
     return model.eval()
-
-
-def load_pretrained(size: str = "124M", cache_dir: str | Path | None = None, **download_options) -> GPT2:
-    """OpenAI's released model of this size (downloaded on first use, then loaded from the cache),
-    or a model this project trained and ships, by its name in SHIPPED_MODELS (no network)."""
-    from .download import download_model
-
-    if size in SHIPPED_MODELS:
-        return load_checkpoint(SHIPPED_MODELS[size])
-
-    return load_openai_checkpoint(download_model(size, cache_dir, **download_options))
 
 
 def write_text_atomically(path: Path, text: str) -> None:
@@ -337,16 +367,18 @@ def is_project_checkpoint(directory: str | Path) -> bool:
 
 
 def load_checkpoint(path: str | Path) -> GPT2:
-    """A GPT2 from a folder in either layout, the project's own or OpenAI's, in eval mode.
+    """A GPT2 from a folder in any of the three layouts (the project's, Hugging Face's or OpenAI's), in eval mode.
 
     Its tokenizer is `gpt2.get_tokenizer(path)`. Raises FileNotFoundError for a folder
     with no model and CheckpointError for weights that do not fit their config.
     """
+    from .hf_format import is_hf_folder, load_hf_folder  # it builds on this module
+
     directory = Path(path)
     if not directory.is_dir():
         raise FileNotFoundError(f"no checkpoint directory at {directory}")
     if not is_project_checkpoint(directory):
-        return load_openai_checkpoint(directory)
+        return load_hf_folder(directory) if is_hf_folder(directory) else load_openai_checkpoint(directory)
     weights = directory / SAFETENSORS_NAME
     hparams_file = directory / HPARAMS_NAME
     if hparams_file.is_file():

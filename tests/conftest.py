@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
 import torch
 
@@ -11,6 +16,13 @@ from openai_layout import random_openai_weights, write_openai_checkpoint
 TINY_HPARAMS = {"n_vocab": 50257, "n_ctx": 64, "n_embd": 32, "n_head": 4, "n_layer": 2}
 
 torch.set_num_threads(2)
+
+# No test may reach the Hugging Face Hub or see the developer's own Hugging Face cache. huggingface_hub
+# reads these variables once, when imported, so they are set before any test imports it; the app servers
+# the tests start inherit them. A test that needs the Hub online or a filled cache patches its constants.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="empty-hf-cache-")
+atexit.register(shutil.rmtree, os.environ["HF_HUB_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
