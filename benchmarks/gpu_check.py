@@ -11,18 +11,18 @@ It runs, in this order, within one time budget (`--budget-s`, 480 s):
 2. hooks   CUDA against CPU at every HookPoint of a random 124M-shaped model (seed 0) on one 64-token
            prompt, float32, with TF32 turned off for this check (matmuls in TF32 keep 10 mantissa bits
            and would miss 1e-3): relative difference max|a - b| / (max|a| + 1e-6) per hook point,
-           positions that are -inf on both sides (the masked scores) left out. Both the reference
-           model of gpt2/model.py and `make_fast` of it (what the app runs) are compared with the
-           reference model on the CPU.
+           positions that are -inf on both sides (the masked scores) left out. The model placed as the
+           app places it (gpt2.device.place: on a GPU the reference model of gpt2/model.py, on the
+           CPU `make_fast` of it) is compared with the reference model on the CPU.
 3. sizes   124M, 355M, 774M, 1558M (gpt2.PRESETS, random weights, seed 0, built on the device), and
            Hugging Face's GPT2LMHeadModel holding the same weights (benchmarks/decode_speed.py's
-           hf_model_like); ours is `make_fast(model)`, as the app and the CLI run it. Per size:
+           hf_model_like); ours is placed as the app and the CLI place it (gpt2.device.place). Per size:
              capture   explorer.capture.capture(model, ids, tokenizer) against HF's eager forward with
                        output_attentions and output_hidden_states (logits_to_keep=1, as ours keeps the
                        last position's logits), T = 64 and 1024, alternating rounds after a warm-up,
                        CUDA synchronised around each call, median; ours copies everything to numpy,
                        HF's tensors stay on the GPU (as in capture_speed.py)
-             analysis  one capture plus explorer.heads.head_scores(trace, induction) at T = 1024 (what
+             analysis  capture(..., score_heads=True) plus head_scores(trace, induction) at T = 1024 (what
                        Analyze computes before drawing figures): median time, and the peak GPU memory it
                        adds above the models' weights (torch.cuda.max_memory_allocated after a reset)
              decode    gpt2.generate(model, ids, N, temperature=0) against HF's generate(do_sample=False,
@@ -75,7 +75,7 @@ from capture_speed import alternate  # noqa: E402
 from decode_speed import hf_model_like  # noqa: E402
 from explorer.capture import capture  # noqa: E402
 from explorer.heads import head_scores, induction_scores  # noqa: E402
-from gpt2.fast import make_fast  # noqa: E402
+from gpt2.device import place  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 HOOK_TOLERANCE = 1e-3
@@ -244,8 +244,7 @@ def check_hooks(report: Report, device: torch.device, config: gpt2.GPTConfig, se
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # full float32 on both sides
     try:
         expected = hook_tensors(reference, ids)
-        models = {"reference": copy.deepcopy(reference).to(device),
-                  "make_fast": make_fast(copy.deepcopy(reference).to(device))}
+        models = {"as placed": place(copy.deepcopy(reference), device)}
         section = {"tf32": False, "tokens": ids.shape[1], "tolerance": HOOK_TOLERANCE, "hook_points": len(expected)}
         for label, model in models.items():
             got = hook_tensors(model, ids)
@@ -273,7 +272,7 @@ def build_pair(config: gpt2.GPTConfig, device: torch.device, seed: int):
         torch.manual_seed(seed)
         model = gpt2.GPT2(config).eval()
         hf = hf_model_like(model, "eager")
-    return make_fast(model), hf.to(device)
+    return place(model, device), hf.to(device)
 
 
 def time_capture(model, hf, ids: list[int], enc, device: torch.device, rounds: int) -> dict:
@@ -302,7 +301,7 @@ def check_captures(report: Report, label: str, model, hf, prompts: dict, enc, ar
 def time_analysis(model, ids: list[int], enc, device: torch.device, rounds: int) -> dict:
     """Capture plus head scores (no figures): median seconds, and the peak memory one analysis adds on a GPU."""
     induction = induction_scores(model)  # once per model, as the app's model store does at load time
-    analyse = timed(lambda: head_scores(capture(model, ids, enc), induction), device)
+    analyse = timed(lambda: head_scores(capture(model, ids, enc, score_heads=True), induction), device)
     analyse()  # warm-up
     result = {}
     if device.type == "cuda":
