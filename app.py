@@ -43,6 +43,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -139,14 +140,31 @@ def preload_everything(store: ModelStore) -> None:
                 store.sizes.remove(name)
 
 
+class BackgroundLoad:
+    """`store.get(name)` in a thread of its own; `result()` waits for it and raises what it raised."""
+
+    def __init__(self, store: ModelStore, name: str):
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._load, args=(store, name), name=f"load {name}", daemon=True)
+        self.thread.start()
+
+    def _load(self, store: ModelStore, name: str) -> None:
+        try:
+            store.get(name)
+        except BaseException as err:  # handed to the main thread, which decides what to serve instead
+            self.error = err
+
+    def result(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     return_freed_memory_to_the_system()
     torch.set_num_threads(cpu_threads())
-
-    from explorer.ui import build_app, launch_options  # Gradio imports take a moment: after argument errors
-
     zero_gpu = on_zero_gpu()
     budget = AnalysisBudget(args.memory_budget or default_budget())
     try:  # a wrong setting stops the app before it loads anything, with what is wrong
@@ -167,9 +185,15 @@ def main(argv=None) -> None:
     first = store.starting_model(args.size)
     if store.notice:
         print(store.notice.replace("**", ""), file=sys.stderr)
+    print(f"Loading {first} ...", file=sys.stderr)
+    # Load (and download) before serving, so the first visitor doesn't wait; meanwhile this thread imports
+    # Gradio and the page's modules. Reading weights and torch's work mostly run outside Python's lock,
+    # so on two cores the two overlap.
+    loading = BackgroundLoad(store, first)
+    from explorer.ui import build_app, launch_options  # after argument errors: Gradio takes a moment to import
+
     try:
-        print(f"Loading {first} ...", file=sys.stderr)
-        store.get(first)  # load (and download) before serving, so the first visitor doesn't wait
+        loading.result()
     except Exception as err:  # the app still starts; the status line and errors tell the user
         print(f"Could not load {first}: {err}", file=sys.stderr)
         if args.size is None and first in gpt2.SIZES:  # GPT-2 was only the default: serve what needs no network
