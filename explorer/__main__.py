@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="the page to write, e.g. run.html (run.json is written beside it)")
     source = export.add_mutually_exclusive_group()
     source.add_argument("--size", choices=SIZES, default="124M", help="released model to use (downloaded if needed)")
-    source.add_argument("--model-dir", help="a directory in OpenAI's checkpoint layout")
+    source.add_argument("--model-dir", help="a checkpoint folder: OpenAI's layout, a Hugging Face GPT-2 folder "
+                                            "(config.json + model.safetensors) or one `python -m gpt2 train` wrote")
     export.add_argument("--cache-dir", help="where downloaded models are kept")
     export.add_argument("--layer", type=int, help="layer of the head to show (default: the strongest induction head)")
     export.add_argument("--head", type=int, help="head to show, with --layer")

@@ -99,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("prompt")
     source = generate.add_mutually_exclusive_group()
     source.add_argument("--size", choices=SIZES, default="124M", help="released model to use (downloaded if needed)")
-    source.add_argument("--model-dir", help="a directory in OpenAI's checkpoint layout")
+    source.add_argument("--model-dir", help="a checkpoint folder: OpenAI's layout, a Hugging Face GPT-2 folder "
+                                            "(config.json + model.safetensors) or one `train` wrote")
     generate.add_argument("--cache-dir", help="where downloaded models are kept")
     generate.add_argument("--max-new-tokens", type=_bounded(int, 0), default=50)
     generate.add_argument("--temperature", type=_bounded(float, 0), default=1.0, help="0 means greedy")
@@ -129,7 +130,7 @@ def _download(args) -> None:
 def _generate(args) -> None:
     import torch
 
-    from .checkpoint import load_openai_checkpoint
+    from .checkpoint import load_checkpoint
     from .device import place, resolve_device, resolve_dtype
     from .generate import generate
     from .hub import load_pretrained
@@ -137,9 +138,9 @@ def _generate(args) -> None:
 
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)  # a bad name fails before any load
     torch.set_num_threads(args.threads or available_cpus())
-    model = load_openai_checkpoint(args.model_dir) if args.model_dir else load_pretrained(args.size, args.cache_dir)
+    model = load_checkpoint(args.model_dir) if args.model_dir else load_pretrained(args.size, args.cache_dir)
     place(model, device, dtype)  # on the CPU also the fast GPT-2 (gpt2/fast.py): same outputs, faster
-    enc = get_tokenizer()
+    enc = get_tokenizer(args.model_dir) if args.model_dir else get_tokenizer()  # a trained model's own BPE
     prompt_ids = enc.encode(args.prompt)
     tokens = generate(model, prompt_ids, args.max_new_tokens, temperature=args.temperature,
                       top_k=args.top_k, top_p=args.top_p, seed=args.seed)

@@ -52,3 +52,34 @@ def test_corpus_command_writes_the_stdlib_text(tmp_path):
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "corpus.txt").read_text(encoding="utf-8")
     assert "<|endoftext|>" in text and "def " in text and len(text) > 1_000_000
+
+
+def test_generate_reads_a_model_trained_here_with_its_own_tokenizer():
+    import gpt2
+
+    result = run_cli("generate", "--model-dir", str(gpt2.SHIPPED_MODELS["tiny"]), "--max-new-tokens", "12",
+                     "--temperature", "0", "def f(x):")
+    assert result.returncode == 0, result.stderr  # GPT-2's tokenizer gave ids past its 4,096-token vocabulary
+    assert result.stdout.startswith("def f(x):") and len(result.stdout.strip()) > len("def f(x):")
+
+
+def test_generate_reads_a_hugging_face_folder(tmp_path, tiny_checkpoint_dir):
+    import json
+
+    from safetensors.torch import save_file
+
+    import gpt2
+
+    model = gpt2.load_checkpoint(tiny_checkpoint_dir)
+    tensors = {name: (p.detach().T.contiguous() if p.dim() == 2 and name.split(".")[-2] in
+                      ("c_attn", "c_proj", "c_fc") else p.detach().clone()) for name, p in model.named_parameters()}
+    save_file(tensors, str(tmp_path / "model.safetensors"), {"format": "pt"})
+    c = model.config
+    (tmp_path / "config.json").write_text(json.dumps({
+        "model_type": "gpt2", "vocab_size": c.n_vocab, "n_positions": c.n_ctx, "n_embd": c.n_embd,
+        "n_head": c.n_head, "n_layer": c.n_layer, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5}))
+    args = ("generate", "--max-new-tokens", "6", "--temperature", "0", "Every effort moves you")
+    from_hf = run_cli(*args[:1], "--model-dir", str(tmp_path), *args[1:])
+    from_openai = run_cli(*args[:1], "--model-dir", str(tiny_checkpoint_dir), *args[1:])
+    assert from_hf.returncode == 0, from_hf.stderr
+    assert from_hf.stdout == from_openai.stdout
