@@ -22,7 +22,7 @@ It runs, in this order, within one time budget (`--budget-s`, 480 s):
                        last position's logits), T = 64 and 1024, alternating rounds after a warm-up,
                        CUDA synchronised around each call, median; ours copies everything to numpy,
                        HF's tensors stay on the GPU (as in capture_speed.py)
-             analysis  capture(..., score_heads=True) plus head_scores(trace, induction) at T = 1024 (what
+             analysis  capture(..., score_patterns=pattern_scores) plus head_scores(trace, induction) at T = 1024 (what
                        Analyze computes before drawing figures): median time, and the peak GPU memory it
                        adds above the models' weights (torch.cuda.max_memory_allocated after a reset)
              decode    gpt2.generate(model, ids, N, temperature=0) against HF's generate(do_sample=False,
@@ -74,7 +74,7 @@ import gpt2  # noqa: E402
 from capture_speed import alternate  # noqa: E402
 from decode_speed import hf_model_like  # noqa: E402
 from explorer.capture import capture  # noqa: E402
-from explorer.heads import head_scores, induction_scores  # noqa: E402
+from explorer.heads import head_scores, induction_scores, pattern_scores  # noqa: E402
 from gpt2.device import place  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -301,7 +301,7 @@ def check_captures(report: Report, label: str, model, hf, prompts: dict, enc, ar
 def time_analysis(model, ids: list[int], enc, device: torch.device, rounds: int) -> dict:
     """Capture plus head scores (no figures): median seconds, and the peak memory one analysis adds on a GPU."""
     induction = induction_scores(model)  # once per model, as the app's model store does at load time
-    analyse = timed(lambda: head_scores(capture(model, ids, enc, score_heads=True), induction), device)
+    analyse = timed(lambda: head_scores(capture(model, ids, enc, score_patterns=pattern_scores), induction), device)
     analyse()  # warm-up
     result = {}
     if device.type == "cuda":

@@ -222,4 +222,5 @@ def device_room(device: torch.device, n_bytes: int) -> None:
         free, total = torch.cuda.mem_get_info(device)
     if free < n_bytes:
         raise ValueError(f"the GPU has {free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB, and this prompt's "
-                         f"analysis needs about {n_bytes / 2**30:.1f} GiB there: try a shorter prompt or a smaller model")
+                         f"analysis needs about {n_bytes / 2**30:.1f} GiB there: try a shorter prompt or a smaller "
+                         "model")

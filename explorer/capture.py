@@ -241,21 +241,20 @@ def token_surprise(model: GPT2, final_stream, token_ids) -> np.ndarray:
     return surprise.cpu().numpy()
 
 
-def capture(model: GPT2, token_ids, tokenizer=None, score_heads: bool = False) -> Trace:
+def capture(model: GPT2, token_ids, tokenizer=None,
+            score_patterns: Callable[[torch.Tensor], dict[str, np.ndarray]] | None = None) -> Trace:
     """Run `token_ids` through `model` once and return the Trace of everything recorded.
 
-    `tokenizer` is the model's own (a tiktoken.Encoding); GPT-2's when not given. With
-    `score_heads`, every head's pattern scores are computed on the model's device first
-    (Trace.pattern_scores), for what shows head types.
+    `tokenizer` is the model's own (a tiktoken.Encoding); GPT-2's when not given.
+    `score_patterns` (heads.pattern_scores) is given every layer's patterns [layer, head, query,
+    key] where the model ran, before they travel to the host; its result is Trace.pattern_scores.
     """
-    from .heads import pattern_scores  # heads.py builds on this module
-
     ids = check_prompt(model, token_ids)
     recorder = Recorder()
     device = model.wte.weight.device
     with hooks_lock, hooks_attached(_hooks_to_attach(model, recorder)), torch.inference_mode():
         model(torch.tensor([ids], device=device), last_only=True)
-        scores = pattern_scores(recorder.arrays["attention"]) if score_heads else None
+        scores = score_patterns(recorder.arrays["attention"]) if score_patterns else None
     r = recorder.result()
     enc = tokenizer or get_tokenizer()
     pieces = [enc.decode_single_token_bytes(i) if i < enc.n_vocab else b"?" for i in ids]

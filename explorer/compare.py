@@ -27,7 +27,7 @@ import numpy as np
 import gpt2
 
 from .capture import capture
-from .heads import head_scores
+from .heads import head_scores, pattern_scores
 from .models import LoadedModel
 from .panels import most_likely
 from .tokens import display_token
@@ -74,7 +74,7 @@ def _side(loaded: LoadedModel, prompt: str, tokenizer, top: int) -> Side:
     n_ctx, notice = loaded.model.config.n_ctx, ""
     if len(ids) > n_ctx:
         ids, notice = ids[-n_ctx:], f"{loaded.name} reads at most {n_ctx} tokens: only the last {n_ctx} are compared."
-    trace = capture(loaded.model, ids, score_heads=True)
+    trace = capture(loaded.model, ids, score_patterns=pattern_scores)
     pieces = [tokenizer.decode_single_token_bytes(i) for i in ids]  # this model's own tokenizer
     order = most_likely(trace.next_token_probs, top)
     return Side(

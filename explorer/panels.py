@@ -24,7 +24,7 @@ from gpt2.generate import check_prompt, slide_keep, window_length
 from . import plots, teaching
 from .capture import Trace, capture
 from .embeddings import cosine_similarity, pca_2d
-from .heads import BROAD_ENTROPY, LABEL_RULES, HeadScores, attention_scores_row, head_scores
+from .heads import BROAD_ENTROPY, LABEL_RULES, HeadScores, attention_scores_row, head_scores, pattern_scores
 from .interventions import moved_most, surprise_change
 from .lens import LensResult, logit_lens
 from .models import LoadedModel
@@ -117,7 +117,7 @@ def analyze(loaded: LoadedModel, prompt: str, lens_positions: int = LENS_POSITIO
     """Run the prompt through the model once and compute everything the panels show."""
     tokenizer = loaded.tokenizer
     ids, notice = encode_prompt(tokenizer, prompt, loaded.model.config.n_ctx)
-    trace = capture(loaded.model, ids, tokenizer, score_heads=True)
+    trace = capture(loaded.model, ids, tokenizer, score_patterns=pattern_scores)
     analysis = Analysis(loaded.name, prompt, trace, head_scores(trace, loaded.induction), None, notice,
                         label=labels_for(tokenizer))
     return update_lens(loaded, analysis, lens_positions)

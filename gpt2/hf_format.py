@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import (HPARAMS_NAME, SAFETENSORS_NAME, CheckpointError, empty_model, read_entries_into,
+from .weights import (HPARAMS_NAME, SAFETENSORS_NAME, CheckpointError, empty_model, read_entries_into,
                          read_safetensors_header, read_tensor)
 from .config import GPTConfig
 from .model import GPT2
