@@ -50,7 +50,7 @@ import torch  # noqa: E402
 import gpt2  # noqa: E402
 from gpt2.device import add_device_arguments, resolve_device, resolve_dtype  # noqa: E402
 from explorer.budget import AnalysisBudget, default_budget, machine_memory, parse_bytes  # noqa: E402
-from explorer.models import SHIPPED_BY_FLAG, ModelStore, check_sizes_fit, offered_sizes  # noqa: E402
+from explorer.store import SHIPPED_BY_FLAG, ModelStore, check_sizes_fit, offered_sizes  # noqa: E402
 
 
 def return_freed_memory_to_the_system() -> None:

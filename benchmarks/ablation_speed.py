@@ -33,7 +33,7 @@ from gpt2.fast import make_fast  # noqa: E402
 from explorer import interventions, panels  # noqa: E402
 from explorer.embeddings import pca_2d  # noqa: E402
 from explorer.heads import induction_scores  # noqa: E402
-from explorer.models import LoadedModel  # noqa: E402
+from explorer.store import LoadedModel  # noqa: E402
 
 ABLATION = dict(heads=[(5, 1), (9, 6)], mlps=[3], mode="zero")
 

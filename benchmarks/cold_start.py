@@ -139,7 +139,7 @@ def time_stages(hf_cache: Path) -> None:
     lap("induction scores (explorer/heads.py)")
     pca_2d(model.wpe.weight.detach().numpy())
     lap("PCA of the position embeddings")
-    from explorer.models import ModelStore
+    from explorer.store import ModelStore
     store = ModelStore(cache_dir=tempfile.mkdtemp(), sizes=["124M"])
     store.get("124M")
     lap("ModelStore.get('124M') again, all of the above")

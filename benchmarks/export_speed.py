@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ablation_speed import loaded_124m, prompt_of, timed  # noqa: E402
 from explorer import export, panels  # noqa: E402
-from explorer.models import LoadedModel  # noqa: E402
+from explorer.store import LoadedModel  # noqa: E402
 
 
 def export_speed(loaded: LoadedModel, rounds: int) -> None:

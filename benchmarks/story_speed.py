@@ -27,7 +27,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from app_latency import prompt_of, write_random_124m  # noqa: E402
 from explorer import panels, story  # noqa: E402
 from explorer.budget import AnalysisBudget  # noqa: E402
-from explorer.models import ModelStore  # noqa: E402
+from explorer.store import ModelStore  # noqa: E402
 from explorer.tabs import View  # noqa: E402
 from explorer.ui import build_app  # noqa: E402
 

@@ -37,7 +37,7 @@ def _export(args) -> None:
     import torch
 
     from .export import write_export
-    from .models import ModelStore
+    from .store import ModelStore
     from .panels import analyze
 
     from gpt2.device import resolve_device, resolve_dtype

@@ -28,7 +28,7 @@ import gpt2
 
 from .capture import capture
 from .heads import head_scores, pattern_scores
-from .models import LoadedModel
+from .store import LoadedModel
 from .panels import most_likely
 from .tokens import display_token
 

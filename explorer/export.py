@@ -31,7 +31,7 @@ from markdown_it import MarkdownIt
 from plotly.offline import get_plotlyjs
 
 from . import panels, plots
-from .models import LoadedModel
+from .store import LoadedModel
 
 FORMAT = "gpt2-explorer export, version 1"
 STYLE_FILE = Path(__file__).resolve().parent.parent / "assets" / "style.css"

@@ -4,7 +4,7 @@ Each function takes the model store and plain values (names, token ids, numpy ar
 returns plain values. That is what lets the app run them anywhere: in the web server's own
 process on a CPU or a GPU, or, on a ZeroGPU Space, in the short-lived worker process that
 holds a GPU, which receives its arguments and sends its result back pickled (see
-tabs/shared.py, `Shared.run`). So none of them keeps state between calls or changes an
+tabs/parts/shared.py, `Shared.run`). So none of them keeps state between calls or changes an
 object it was given: what the app keeps, it keeps from the return value.
 
 Figures are never built here: on ZeroGPU the visitor's GPU quota counts every second spent
@@ -12,7 +12,7 @@ inside these functions.
 
 The small per-position views (one attention row, one block at one position, one head's
 walk) are not here: they read `LoadedModel.view_model` directly, which on ZeroGPU is a copy
-on the CPU (models.py).
+on the CPU (store.py).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from . import panels
 from .compare import Comparison, compare
 from .interventions import AblationResult, run_ablation
 from .lens import LensResult, lens_of_rows
-from .models import PARAMETERS, ModelStore
+from .store import PARAMETERS, ModelStore
 
 # What one call may take on a ZeroGPU Space (spaces.GPU's duration): a fixed part for the worker's
 # start and the weights' move onto the GPU, then the work at a rate far below a GPU's, so that a

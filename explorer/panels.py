@@ -27,7 +27,7 @@ from .embeddings import cosine_similarity, pca_2d
 from .heads import BROAD_ENTROPY, LABEL_RULES, HeadScores, attention_scores_row, head_scores, pattern_scores
 from .interventions import moved_most, surprise_change
 from .lens import LensResult, logit_lens
-from .models import LoadedModel
+from .store import LoadedModel
 from .sampling import sampling_anatomy
 from .tokens import describe_bytes, display_token
 

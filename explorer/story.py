@@ -30,7 +30,7 @@ import numpy as np
 
 from .block import open_block
 from .heads import LABEL_RULES
-from .models import LoadedModel
+from .store import LoadedModel
 from .panels import LENS_POSITIONS, MAX_LENS_POSITIONS, Analysis, most_likely, norm_change, percent
 from .sampling import sampling_anatomy
 

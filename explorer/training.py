@@ -19,7 +19,7 @@ import gpt2
 from . import plots
 from .capture import Trace, capture
 from .heads import LABEL_RULES, HeadScores, head_scores
-from .models import LoadedModel, TrainingRun
+from .store import LoadedModel, TrainingRun
 from .panels import encode_prompt
 
 SAMPLE_START = "def"  # the corpus is Python's standard library: its code shows learning early

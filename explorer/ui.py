@@ -22,11 +22,12 @@ import gradio as gr
 
 from . import panels, validation
 from .budget import AnalysisBudget, AnalysisHandle
-from .models import ModelStore
-from .tabs import (Shared, View, about, attention, block, compare, embeddings, generate, layers, next_token, story,
-                   surprise, tokens, training, user_errors)
-from .tabs.controls import Dropdown, Textbox, checked
-from .tabs.handout import build_handout
+from .store import ModelStore
+from .tabs import (Shared, View, about, attention, block, compare, embeddings, generate, layers, next_token, surprise,
+                   tokens, training, user_errors)
+from .tabs.parts import story
+from .tabs.parts.controls import Dropdown, Textbox, checked
+from .tabs.parts.handout import build_handout
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 EXAMPLES = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))

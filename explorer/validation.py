@@ -4,7 +4,7 @@ A public app gets whatever a browser, a script or a raw HTTP post sends: strings
 where numbers go, NaN, infinities, booleans, lists, values far out of range. Each
 function below takes such a raw value and returns it in the type the code needs, or
 raises `BadInput`, a ValueError whose message names the field and says what is allowed.
-The UI's controls (tabs/controls.py) call these before any handler runs, so handlers see
+The UI's controls (tabs/parts/controls.py) call these before any handler runs, so handlers see
 only valid values.
 """
 

@@ -56,7 +56,7 @@ def app_server(tiny_checkpoint_dir, tmp_path_factory):
 def offline_app_server(tmp_path_factory):
     """`python app.py` with no flags, an empty cache and the download server a closed 127.0.0.1 port: offline."""
     from app_server import serving
-    from test_models import closed_port_url
+    from test_store import closed_port_url
 
     folder = tmp_path_factory.mktemp("offline")
     with serving(None, folder / "app.log", "--cache-dir", str(folder / "empty-cache"),
@@ -67,7 +67,7 @@ def offline_app_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def loaded(tiny_checkpoint_dir):
     """The tiny random model as the app loads it: a LoadedModel from a ModelStore (one per test module)."""
-    from explorer.models import ModelStore
+    from explorer.store import ModelStore
 
     store = ModelStore(tiny_checkpoint_dir)
     return store.get(store.default)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from explorer import panels, story
-from explorer.models import ModelStore
+from explorer.store import ModelStore
 from test_browser import CHROMIUM, FLAGS  # skips this module too when chromium is missing
 
 SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "models" / "tiny"

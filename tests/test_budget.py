@@ -10,7 +10,7 @@ import torch
 from explorer import panels
 from explorer.budget import (AnalysisBudget, AnalysisHandle, default_budget, machine_memory, nbytes,
                              parse_bytes)
-from explorer.models import ModelStore
+from explorer.store import ModelStore
 
 
 @dataclass

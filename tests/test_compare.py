@@ -11,7 +11,7 @@ import gpt2
 from explorer import compare
 from explorer.capture import capture
 from explorer.heads import head_scores, induction_scores
-from explorer.models import LoadedModel, ModelStore
+from explorer.store import LoadedModel, ModelStore
 
 PROMPT = "Every effort moves you forward, every effort"
 

@@ -93,7 +93,7 @@ def test_to_host_and_to_numpy_give_numpy_arrays_also_for_bfloat16():
 
 def test_the_store_runs_its_models_in_the_dtype_it_is_given(tiny_checkpoint_dir):
     from explorer import panels
-    from explorer.models import ModelStore
+    from explorer.store import ModelStore
 
     store = ModelStore(tiny_checkpoint_dir, device="cpu", dtype=torch.bfloat16)
     loaded = store.get(store.default)

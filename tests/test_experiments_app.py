@@ -212,7 +212,7 @@ def test_a_new_analysis_with_nothing_turned_off_leaves_the_ablation_panel_valid(
     accepts for its outputs (an empty dict is not: the page showed 'Error' on every ablation figure)."""
     import asyncio
 
-    from explorer.models import ModelStore
+    from explorer.store import ModelStore
     from explorer.ui import build_app
 
     app = build_app(ModelStore(tiny_checkpoint_dir))

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from explorer import export, panels
-from explorer.models import ModelStore
+from explorer.store import ModelStore
 from test_browser import CHROMIUM, FLAGS
 
 if not CHROMIUM.exists():  # test_browser also raises when REQUIRE_BROWSER is set and chromium is missing

@@ -379,7 +379,7 @@ def test_unknown_sizes_and_sources_are_refused_before_any_lookup(size, source, n
 # ---- the app's model store and the command line
 
 def test_the_store_counts_the_hf_cache_as_downloaded(saved, hf_cache, project_cache):
-    from explorer.models import ModelStore
+    from explorer.store import ModelStore
 
     store = ModelStore(cache_dir=project_cache, sizes=["124M"])
     assert store.needs_download("124M")

@@ -228,7 +228,7 @@ def test_surprise_change_reports_loss_perplexity_and_the_most_hurt_positions():
 
 def test_ablation_figures_compare_the_clean_run_with_the_ablated_one(tiny_checkpoint_dir):
     from explorer import panels
-    from explorer.models import ModelStore
+    from explorer.store import ModelStore
 
     store = ModelStore(tiny_checkpoint_dir)
     loaded = store.get(store.default)

@@ -9,7 +9,7 @@ from gradio_client.exceptions import AppError
 
 from app_server import AppServer
 from test_app import analyze, figure, model_name
-from test_models import SHIPPED_NAME
+from test_store import SHIPPED_NAME
 
 PROMPT = "def __init__(self, name):\n    self.name = name\n    self.name = name"
 

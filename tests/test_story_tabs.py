@@ -9,7 +9,7 @@ import pytest
 
 from explorer import panels, story
 from explorer.budget import AnalysisBudget
-from explorer.models import ModelStore
+from explorer.store import ModelStore
 from explorer.tabs import View
 from explorer.ui import build_app
 

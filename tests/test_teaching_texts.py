@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from explorer import panels, teaching
-from explorer.models import ModelStore
+from explorer.store import ModelStore
 
 
 @pytest.fixture(scope="module")

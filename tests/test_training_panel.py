@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from explorer import training
-from explorer.models import ModelStore
-from test_models import SHIPPED_NAME
+from explorer.store import ModelStore
+from test_store import SHIPPED_NAME
 
 PROMPT = "def __init__(self, name):\n    self.name = name\n    self.name = name"
 

@@ -20,7 +20,7 @@ import torch
 
 from explorer import model_runs, panels
 from explorer.budget import AnalysisBudget
-from explorer.models import SHIPPED, ModelStore
+from explorer.store import SHIPPED, ModelStore
 
 PROMPT = "Every effort moves you forward, every effort moves you"
 

@@ -41,6 +41,6 @@ budget counts it. Per-visitor state of a tab's own (like Generate's step state) 
 gr.State made in the tab's module.
 """
 
-from .shared import Shared, Tab, View, user_errors
+from .parts.shared import Shared, Tab, View, user_errors
 
 __all__ = ["Shared", "Tab", "View", "user_errors"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import gradio as gr
 
 from ..about import about_markdown
-from .controls import ANALYZE_FIRST
-from .shared import Shared, Tab, View
+from .parts.controls import ANALYZE_FIRST
+from .parts.shared import Shared, Tab, View
 
 
 def build(shared: Shared) -> Tab:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import panels
-from .ablation import build_ablation
-from .code_view import code_view
-from .controls import Checkbox, Slider, explanation, opened
-from .head_walk_view import head_walk_view
-from .shared import Shared, Tab, View, user_errors
+from .parts.ablation import build_ablation
+from .parts.code_view import code_view
+from .parts.controls import Checkbox, Slider, explanation, index_slider_update, opened
+from .parts.head_walk_view import head_walk_view
+from .parts.shared import Shared, Tab, View, user_errors
 
 # Moving the frame around the selected head in the overview happens in the page: sending and
 # redrawing the whole overview (144 tiles and their labels) for it took ~0.3 s of drawing in
@@ -24,12 +24,6 @@ FRAME_SELECTED_HEAD = """(layer, head) => {
     }
     return [layer, head];
 }"""
-
-
-def index_slider_update(count: int, value: int) -> dict:
-    """A 0..count-1 slider set to `value`. With one choice (one token, one layer) its range stays 0..1,
-    which Gradio accepts where 0..0 is refused, and it is disabled: there is nothing to choose."""
-    return gr.update(maximum=max(1, count - 1), value=value, interactive=count > 1)
 
 
 def build(shared: Shared) -> Tab:

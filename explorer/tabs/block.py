@@ -6,10 +6,9 @@ import gradio as gr
 
 from .. import plots
 from ..block import block_text, open_block
-from .attention import index_slider_update
-from .code_view import code_view
-from .controls import Slider, explanation, opened
-from .shared import Shared, Tab, View, user_errors
+from .parts.code_view import code_view
+from .parts.controls import Slider, explanation, index_slider_update, opened
+from .parts.shared import Shared, Tab, View, user_errors
 
 LEAD = ("The **residual stream** is one vector per position (d_model numbers) that runs from the embeddings "
         "to the output; every block reads it and *adds* its result to it. A block adds twice: "

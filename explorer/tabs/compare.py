@@ -13,8 +13,8 @@ import gradio as gr
 
 from .. import panels
 from .. import model_runs
-from .controls import Dropdown
-from .shared import Shared, Tab, user_errors
+from .parts.controls import Dropdown
+from .parts.shared import Shared, Tab, user_errors
 
 
 def build(shared: Shared) -> Tab:

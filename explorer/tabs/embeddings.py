@@ -5,9 +5,9 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import panels
-from .code_view import code_view
-from .controls import explanation, opened
-from .shared import Shared, Tab, View
+from .parts.code_view import code_view
+from .parts.controls import explanation, opened
+from .parts.shared import Shared, Tab, View
 
 
 def build(shared: Shared) -> Tab:

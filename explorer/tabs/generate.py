@@ -9,10 +9,10 @@ import gradio as gr
 from gpt2.generate import slide_keep
 
 from .. import model_runs, panels, plots, validation
-from .branches import build_branches
-from .code_view import code_view
-from .controls import Slider, checked, explanation, opened
-from .shared import Shared, Tab, View, user_errors
+from .parts.branches import build_branches
+from .parts.code_view import code_view
+from .parts.controls import Slider, checked, explanation, opened
+from .parts.shared import Shared, Tab, View, user_errors
 
 
 def build(shared: Shared) -> Tab:
@@ -31,7 +31,7 @@ def build(shared: Shared) -> Tab:
             reset_button = gr.Button("Reset")
         output = gr.Textbox(label="Text", lines=8, buttons=["copy"], interactive=False)
         step_plot = gr.Plot(label="Step distribution", show_label=False)
-        # ---- branching (explorer/tabs/branches.py): pick another token, go back through the tree ----
+        # ---- branching (explorer/tabs/parts/branches.py): pick another token, go back through the tree ----
         branches = build_branches(shared, step_state, output, reset_button)
         # ---- end of branching ----
         text = explanation("Generation explained")

@@ -7,9 +7,9 @@ import dataclasses
 import gradio as gr
 
 from .. import panels
-from .code_view import code_view
-from .controls import Slider, explanation, opened
-from .shared import Shared, Tab, View, user_errors
+from .parts.code_view import code_view
+from .parts.controls import Slider, explanation, opened
+from .parts.shared import Shared, Tab, View, user_errors
 
 
 def build(shared: Shared) -> Tab:

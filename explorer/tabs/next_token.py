@@ -5,9 +5,9 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import panels, validation
-from .code_view import code_view
-from .controls import Number, Slider, checked, explanation, opened
-from .shared import Shared, Tab, View, user_errors
+from .parts.code_view import code_view
+from .parts.controls import Number, Slider, checked, explanation, opened
+from .parts.shared import Shared, Tab, View, user_errors
 
 
 def build(shared: Shared) -> Tab:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import panels, plots
-from .code_view import code_view
-from .controls import ANALYZE_FIRST, explanation, opened
-from .shared import Shared, Tab, View, user_errors
+from .parts.code_view import code_view
+from .parts.controls import ANALYZE_FIRST, explanation, opened
+from .parts.shared import Shared, Tab, View, user_errors
 
 OPEN_TO_COMPUTE = "Open this tab to measure how surprised the model was by each token."
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import plots, training
-from .attention import index_slider_update
-from .controls import Slider
-from .shared import Shared, Tab, View, user_errors
+from .parts.controls import Slider, index_slider_update
+from .parts.shared import Shared, Tab, View, user_errors
 
 
 def build(shared: Shared) -> Tab:

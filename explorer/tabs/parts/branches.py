@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import gradio as gr
 import numpy as np
 
-from .. import panels, plots
-from ..branching import Alternative, BranchLimitError, BranchTree
+from ... import panels, plots
+from ...branching import Alternative, BranchLimitError, BranchTree
 from .controls import Dropdown
 from .shared import Shared, user_errors
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from .. import plots
-from ..head_walk import walk_head, walk_text
+from ... import plots
+from ...head_walk import walk_head, walk_text
 from .controls import explanation
 
 MEAN_OF_HEADS = "The mean over heads is not one computation: untick *Mean over heads* to walk through one head."

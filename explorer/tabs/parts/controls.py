@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from .. import validation
+from ... import validation
 
 ANALYZE_FIRST = "Analyze a prompt to see this panel explained with its own numbers."
 
@@ -101,3 +101,9 @@ def explanation(label: str, open: bool = False, title: str = "How this works") -
 def opened(text: gr.Markdown) -> dict:
     """The update that opens an explanation's accordion."""
     return {text.accordion: gr.Accordion(open=True)}
+
+
+def index_slider_update(count: int, value: int) -> dict:
+    """A 0..count-1 slider set to `value`. With one choice (one token, one layer) its range stays 0..1,
+    which Gradio accepts where 0..0 is refused, and it is disabled: there is nothing to choose."""
+    return gr.update(maximum=max(1, count - 1), value=value, interactive=count > 1)

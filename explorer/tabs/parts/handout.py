@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..export import HandoutShelf
+from ...export import HandoutShelf
 from .shared import Shared, user_errors
 
 # Press the (now filled) download button, so the page downloads with the same click that made it.

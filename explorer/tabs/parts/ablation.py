@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import interventions, model_runs, panels, plots
+from ... import interventions, model_runs, panels, plots
 from .controls import Dropdown
 from .shared import Shared, user_errors
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from explorer.embeddings import cosine_similarity, pca_2d
-from explorer.models import SHIPPED, ModelStore
+from explorer.store import SHIPPED, ModelStore
 from gpt2.download import DownloadError
 
 
@@ -70,14 +70,14 @@ def test_a_loaded_model_is_served_while_another_is_loading(tiny_checkpoint_dir):
 
 
 def test_a_public_app_offers_124m_unless_the_host_lists_more(monkeypatch):
-    from explorer.models import offered_sizes
+    from explorer.store import offered_sizes
 
     monkeypatch.delenv("EXPLORER_SIZES", raising=False)
     assert offered_sizes(None) == ["124M"]  # not 1558M, which any visitor could start downloading
 
 
 def test_the_host_chooses_the_sizes_by_flag_or_environment(monkeypatch):
-    from explorer.models import offered_sizes
+    from explorer.store import offered_sizes
 
     monkeypatch.setenv("EXPLORER_SIZES", "124M,355M")
     assert offered_sizes(None) == ["124M", "355M"]
@@ -90,7 +90,7 @@ def test_the_host_chooses_the_sizes_by_flag_or_environment(monkeypatch):
 def test_a_listed_size_that_does_not_fit_the_machine_is_refused_with_what_it_needs():
     import torch
 
-    from explorer.models import check_sizes_fit
+    from explorer.store import check_sizes_fit
 
     gb, cpu = 2**30, torch.device("cpu")
     check_sizes_fit(["124M", "355M", "774M", "1558M"], cpu, host_memory=16 * gb, reserved=4 * gb)
@@ -104,7 +104,7 @@ def test_a_listed_size_that_does_not_fit_the_machine_is_refused_with_what_it_nee
 def test_the_gpu_memory_a_size_needs_counts_weights_and_a_full_context_analysis(monkeypatch):
     import torch
 
-    from explorer import models
+    from explorer import store as models
 
     for size in ("124M", "1558M"):
         weights = models.PARAMETERS[size] * 4
@@ -229,7 +229,7 @@ def test_openai_sizes_and_folders_without_a_log_have_no_training_run(tiny_checkp
 def test_a_snapshot_path_in_a_log_cannot_leave_the_model_folder(tmp_path):
     import json
 
-    from explorer.models import TrainingRun
+    from explorer.store import TrainingRun
 
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "model.safetensors").write_bytes(b"")

@@ -15,9 +15,9 @@ import gradio as gr
 import gpt2
 from gpt2.download import DownloadError
 
-from .. import model_runs, panels
-from ..budget import AnalysisBudget, AnalysisHandle, device_room
-from ..models import LoadedModel, ModelStore
+from ... import model_runs, panels
+from ...budget import AnalysisBudget, AnalysisHandle, device_room
+from ...store import LoadedModel, ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Tab:
     inputs: dict = field(default_factory=dict)
     controls: dict = field(default_factory=dict)
     code: object = None  # a code_view.CodeView: the tab's lines of gpt2/model.py, filled by Analyze
-    # The guided story (tabs/story.py): `story(view, explanation)` sets the controls the card gives
+    # The guided story (tabs/parts/story.py): `story(view, explanation)` sets the controls the card gives
     # (view.values, keys in story_keys), redraws what they change and opens the named explanation.
     story: Callable[[View, str], dict] | None = None
     story_keys: frozenset = frozenset()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from .. import story as cards
+from ... import story as cards
 from .shared import Shared, View, user_errors
 
 START = {"index": 0, "on": True}  # a visitor's place in the story

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from .. import source
+from ... import source
 from .shared import View
 
 
