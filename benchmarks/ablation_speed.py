@@ -8,7 +8,7 @@ Random weights, prepacked as the app loads the model, float32, 2 threads, a 64-t
     ablation   explorer.interventions.run_ablation(model, ids, heads=[(5, 1), (9, 6)], mlps=[3]):
                one forward pass with the replacements hooked in, the next-token distribution and
                the per-token surprise (what the experiments panel needs)
-    analyze    explorer.panels.analyze(loaded, prompt): the capture, head scores and logit lens
+    analyze    explorer.analyze(loaded, prompt): the capture, head scores and logit lens
                that pressing Analyze runs
 
 Target from issue 11: ablation <= analyze. The two alternate round after round, after a
@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import gpt2  # noqa: E402
 from gpt2.fast import make_fast  # noqa: E402
-from explorer import interventions, panels  # noqa: E402
+from explorer import interventions  # noqa: E402
+from explorer.analysis import analyze
 from explorer.embeddings import pca_2d  # noqa: E402
 from explorer.heads import induction_scores  # noqa: E402
 from explorer.store import LoadedModel  # noqa: E402
@@ -69,7 +70,7 @@ def ablation_against_analyze(loaded: LoadedModel, rounds: int) -> None:
     prompt = prompt_of(64)
     ids = gpt2.get_tokenizer().encode(prompt)
     sides = {"ablation": lambda: interventions.run_ablation(loaded.model, ids, **ABLATION),
-             "analyze": lambda: panels.analyze(loaded, prompt)}
+             "analyze": lambda: analyze(loaded, prompt)}
     times = {name: [] for name in sides}
     for function in sides.values():
         function()  # warm-up

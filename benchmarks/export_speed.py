@@ -7,7 +7,7 @@ Random weights, prepacked as the app loads the model, float32, 2 threads. Times
 explorer.export.write_export (the page with plotly.js embedded once, and the JSON numbers,
 written to a temporary folder) of one analysis, and reports both files' sizes.
 Target from issue 11: <= 2 s and <= 10 MB. For scale it also times the Analyze that made
-the analysis (explorer.panels.analyze), once.
+the analysis (explorer.analyze), once.
 """
 
 from __future__ import annotations
@@ -24,15 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ablation_speed import loaded_124m, prompt_of, timed  # noqa: E402
-from explorer import export, panels  # noqa: E402
+from explorer import export  # noqa: E402
+from explorer.analysis import analyze
 from explorer.store import LoadedModel  # noqa: E402
 
 
 def export_speed(loaded: LoadedModel, rounds: int) -> None:
     prompt = prompt_of(256)
-    panels.analyze(loaded, prompt)  # warm-up
-    analysis_time = timed(lambda: panels.analyze(loaded, prompt))
-    analysis = panels.analyze(loaded, prompt)
+    analyze(loaded, prompt)  # warm-up
+    analysis_time = timed(lambda: analyze(loaded, prompt))
+    analysis = analyze(loaded, prompt)
     times, sizes = [], []
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(rounds + 1):

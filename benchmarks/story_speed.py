@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from app_latency import prompt_of, write_random_124m  # noqa: E402
-from explorer import panels, story  # noqa: E402
+from explorer import story  # noqa: E402
+from explorer.analysis import analyze as analyze_prompt
 from explorer.budget import AnalysisBudget  # noqa: E402
 from explorer.store import ModelStore  # noqa: E402
 from explorer.tabs import View  # noqa: E402
@@ -52,7 +53,7 @@ def measure(model_dir: Path, prompt: str) -> None:
     tabs, strip = app.explorer_tabs, app.explorer_story
 
     def analyze():
-        analysis = panels.analyze(loaded, prompt)
+        analysis = analyze_prompt(loaded, prompt)
         view = View(analysis, loaded, VALUES)
         for tab in tabs.values():
             tab.show(view)

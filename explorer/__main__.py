@@ -38,7 +38,7 @@ def _export(args) -> None:
 
     from .export import write_export
     from .store import ModelStore
-    from .panels import analyze
+    from .analysis import analyze
 
     from gpt2.device import resolve_device, resolve_dtype
 

@@ -31,6 +31,7 @@ from markdown_it import MarkdownIt
 from plotly.offline import get_plotlyjs
 
 from . import panels, plots
+from .analysis import Analysis
 from .store import LoadedModel
 
 FORMAT = "gpt2-explorer export, version 1"
@@ -62,7 +63,7 @@ def default_head(loaded: LoadedModel) -> tuple[int, int]:
     return int(layer), int(head)
 
 
-def sections(loaded: LoadedModel, analysis: panels.Analysis, layer: int, head: int) -> list[Section]:
+def sections(loaded: LoadedModel, analysis: Analysis, layer: int, head: int) -> list[Section]:
     """What the page shows, in the app's order, from the app's own panel functions."""
     trace = analysis.trace
     query = trace.n_tokens - 1
@@ -84,7 +85,7 @@ def _figure_json(figure) -> str:
     return figure.to_json().replace("</", "<\\/")
 
 
-def render_html(loaded: LoadedModel, analysis: panels.Analysis, layer: int | None = None,
+def render_html(loaded: LoadedModel, analysis: Analysis, layer: int | None = None,
                 head: int | None = None) -> str:
     """The whole page as one string: plotly.js once, then each section with its figures."""
     if layer is None or head is None:
@@ -123,7 +124,7 @@ def _rounded(array) -> list:
     return np.round(np.asarray(array, dtype=np.float64), DIGITS).tolist()
 
 
-def numbers(loaded: LoadedModel, analysis: panels.Analysis, layer: int, head: int) -> dict:
+def numbers(loaded: LoadedModel, analysis: Analysis, layer: int, head: int) -> dict:
     """What the page shows, as plain numbers and strings (see the module docstring for what is left out)."""
     trace, scores, lens = analysis.trace, analysis.scores, analysis.lens
     probs = trace.next_token_probs
@@ -159,7 +160,7 @@ def numbers(loaded: LoadedModel, analysis: panels.Analysis, layer: int, head: in
     }
 
 
-def write_export(loaded: LoadedModel, analysis: panels.Analysis, out: str | Path, layer: int | None = None,
+def write_export(loaded: LoadedModel, analysis: Analysis, out: str | Path, layer: int | None = None,
                  head: int | None = None) -> tuple[Path, Path]:
     """Write the page to `out` (.html) and its numbers next to it (.json); returns both paths.
 
@@ -193,7 +194,7 @@ class HandoutShelf:
         self._written: dict[str, tuple[float, Path]] = {}  # owner -> (when, its folder), oldest first
         self._lock = threading.Lock()
 
-    def write(self, owner: str, loaded: LoadedModel, analysis: panels.Analysis, layer: int | None = None,
+    def write(self, owner: str, loaded: LoadedModel, analysis: Analysis, layer: int | None = None,
               head: int | None = None) -> tuple[Path, Path]:
         """Write this owner's handout (replacing their last one); returns the page and the numbers."""
         folder = self.folder / uuid.uuid4().hex  # a fresh folder per handout, so names stay readable

@@ -25,7 +25,7 @@ import torch
 import gpt2
 from gpt2.device import model_device
 
-from . import panels
+from .analysis import LENS_TOP_K, Analysis, analyze
 from .compare import Comparison, compare
 from .interventions import AblationResult, run_ablation
 from .lens import LensResult, lens_of_rows
@@ -55,9 +55,9 @@ def _parameters(store: ModelStore, name: str) -> int:
     return loaded.model.num_parameters() if loaded is not None else PARAMETERS["124M"]
 
 
-def analysis(store: ModelStore, model_name: str, prompt: str, lens_positions: int) -> panels.Analysis:
+def analysis(store: ModelStore, model_name: str, prompt: str, lens_positions: int) -> Analysis:
     """One forward pass with hooks, the head statistics, the logit lens and each token's surprise."""
-    result = panels.analyze(store.get(model_name), prompt, lens_positions)
+    result = analyze(store.get(model_name), prompt, lens_positions)
     result.trace.token_surprise  # noqa: B018 (computed here, where the model is; the Surprise tab reads it)
     return result
 
@@ -65,7 +65,7 @@ def analysis(store: ModelStore, model_name: str, prompt: str, lens_positions: in
 def lens(store: ModelStore, model_name: str, rows: np.ndarray, positions: np.ndarray) -> LensResult:
     """The logit lens of every layer's residual vectors at `positions`, rows [layer + 1, P, d_model]:
     only these rows travel to the GPU, not the whole stream."""
-    return lens_of_rows(store.get(model_name).model, rows, np.arange(len(rows)), positions, k=panels.LENS_TOP_K)
+    return lens_of_rows(store.get(model_name).model, rows, np.arange(len(rows)), positions, k=LENS_TOP_K)
 
 
 def ablation(store: ModelStore, model_name: str, token_ids: list[int], heads, mode: str) -> AblationResult:

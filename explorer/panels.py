@@ -1,160 +1,34 @@
-"""What each panel of the app shows, computed from an analysed prompt (no Gradio here).
+"""What each panel of the app shows, computed from an analysis (analysis.py; no Gradio here).
 
-`analyze` runs the model once (capture) and returns an `Analysis`, kept per user in
-the UI's state. Every other function turns an Analysis plus the user's current
-selection (layer, head, sampling settings) into figures and filled-in teaching text,
-without running the model again: these are what sliders call, so they stay cheap.
-Only `next_step` (generation one token at a time) runs the model.
+Each function turns an Analysis plus the learner's current selection (layer, head, sampling
+settings) into figures and filled-in teaching text. None runs the model's forward pass: these
+are what sliders call, so they stay cheap. A few read the model's weights for one position
+(the attention scores of one query row, the embeddings' cosine baseline), through
+`LoadedModel.view_model`.
 """
 
 from __future__ import annotations
 
-import functools
 import html
 import weakref
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 import gpt2
-from gpt2.device import model_device
-from gpt2.generate import check_prompt, slide_keep, window_length
+from gpt2.generate import slide_keep
 
-from . import plots, teaching
-from .capture import Trace, capture
+from . import plots, teaching, validation
+from .analysis import MAX_LENS_POSITIONS, Analysis, TokenLabels
+from .capture import Trace
 from .embeddings import cosine_similarity, pca_2d
-from .heads import BROAD_ENTROPY, LABEL_RULES, HeadScores, attention_scores_row, head_scores, pattern_scores
+from .heads import BROAD_ENTROPY, LABEL_RULES, HeadScores, attention_scores_row
 from .interventions import moved_most, surprise_change
-from .lens import LensResult, logit_lens
 from .store import LoadedModel
 from .sampling import sampling_anatomy
-from .tokens import describe_bytes, display_token
+from .tokens import describe_bytes
 
-# The logit lens projects (n_layer + 1) x positions vectors onto all 50,257 tokens: for 124M and
-# 8 positions that is ~8 GFLOP, more than the forward pass of a 32-token prompt. So it covers the
-# most recent positions, as many as the learner asks for (the Layers tab's window slider).
-LENS_POSITIONS = 8
-MAX_LENS_POSITIONS = 32
-LENS_TOP_K = 5
 BAR_TOKENS = 25  # tokens drawn in the next-token bar chart
-
-
-@dataclass(eq=False)
-class Analysis:
-    """One analysed prompt: the trace, head statistics and logit lens, per user."""
-
-    model_name: str
-    prompt: str
-    trace: Trace
-    scores: HeadScores
-    lens: LensResult | None
-    notice: str = ""  # e.g. that the prompt was truncated to the context
-    lens_labels: list[list[list[str]]] = field(default_factory=list)
-    label: TokenLabels | None = None  # the model's token labels (shared, not counted in the analysis' size)
-
-    def __getstate__(self) -> dict:
-        """Pickled (on ZeroGPU, from the GPU worker back to the app) without the label cache, which
-        belongs to the app's tokenizer: `with_labels` puts it back."""
-        state = dict(self.__dict__)
-        state["label"] = None
-        state.pop("overview_tiles", None)  # a figure's cache, made where figures are made
-        return state
-
-    def with_labels(self, tokenizer) -> "Analysis":
-        """Give an analysis that travelled without it the shared label cache of its model's tokenizer."""
-        if self.label is None:
-            self.label = labels_for(tokenizer)
-        return self
-
-    @functools.cached_property
-    def overview_tiles(self) -> np.ndarray:
-        """Every head's pattern shrunk for the overview: made once, as the selected head does not change it."""
-        return plots.overview_tiles(self.trace.attention)
-
-
-class TokenLabels:
-    """Display labels of one tokenizer's ids, cached: the lens and the bars ask for the same ids again and again.
-
-    One instance per tokenizer (`labels_for`), so two models with different vocabularies never share labels.
-    Slots and no __dict__: an analysis points at it without its size (budget.nbytes) counting the cache.
-    """
-
-    __slots__ = ("tokenizer", "_label")
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self._label = functools.lru_cache(maxsize=1 << 16)(
-            lambda token_id: display_token(tokenizer.decode_single_token_bytes(token_id)))
-
-    def __call__(self, token_id: int) -> str:
-        return self._label(int(token_id))
-
-
-_labels_by_tokenizer: dict[int, TokenLabels] = {}
-
-
-def labels_for(tokenizer) -> TokenLabels:
-    labels = _labels_by_tokenizer.get(id(tokenizer))
-    if labels is None or labels.tokenizer is not tokenizer:
-        labels = _labels_by_tokenizer[id(tokenizer)] = TokenLabels(tokenizer)
-    return labels
-
-
-def encode_prompt(tokenizer, prompt: str, n_ctx: int) -> tuple[list[int], str]:
-    """Token ids of a prompt, cut to the context if needed, and a notice saying so."""
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError("Prompt: the prompt is empty: type some text first.")
-    ids = tokenizer.encode(prompt)
-    if len(ids) <= n_ctx:
-        return ids, ""
-    notice = (f"⚠️ The prompt has {len(ids)} tokens but GPT-2 reads at most {n_ctx}: "
-              f"only the last {n_ctx} tokens are analysed.")
-    return ids[-n_ctx:], notice
-
-
-def analyze(loaded: LoadedModel, prompt: str, lens_positions: int = LENS_POSITIONS) -> Analysis:
-    """Run the prompt through the model once and compute everything the panels show."""
-    tokenizer = loaded.tokenizer
-    ids, notice = encode_prompt(tokenizer, prompt, loaded.model.config.n_ctx)
-    trace = capture(loaded.model, ids, tokenizer, score_patterns=pattern_scores)
-    analysis = Analysis(loaded.name, prompt, trace, head_scores(trace, loaded.induction), None, notice,
-                        label=labels_for(tokenizer))
-    return update_lens(loaded, analysis, lens_positions)
-
-
-def analysis_bytes(config: gpt2.GPTConfig, n_tokens: int) -> int:
-    """About what an analysis of `n_tokens` tokens will hold: the attention pattern (float16) and the
-    residual stream before, between and after blocks (float32), the embeddings and the last position's
-    logits; for the budget."""
-    attention = config.n_layer * config.n_head * n_tokens * n_tokens * 2
-    streams = (2 * config.n_layer + 3) * n_tokens * config.n_embd * 4
-    return attention + streams + config.n_vocab * 4
-
-
-def lens_window(analysis: Analysis, n_positions) -> np.ndarray:
-    """The positions the logit lens covers: the last `n_positions` (1 to MAX_LENS_POSITIONS)."""
-    try:
-        n_positions = int(n_positions)
-    except (TypeError, ValueError):
-        raise ValueError("the logit-lens window must be a whole number of positions") from None
-    if not 1 <= n_positions <= MAX_LENS_POSITIONS:
-        raise ValueError(f"the logit-lens window must be 1 to {MAX_LENS_POSITIONS} positions")
-    n_tokens = analysis.trace.n_tokens
-    return np.arange(max(0, n_tokens - n_positions), n_tokens)
-
-
-def set_lens(analysis: Analysis, lens: LensResult) -> Analysis:
-    """Keep a lens on the analysis, with its tokens' labels."""
-    analysis.lens = lens
-    analysis.lens_labels = [[[analysis.label(i) for i in cell] for cell in row] for row in lens.top_ids]
-    return analysis
-
-
-def update_lens(loaded: LoadedModel, analysis: Analysis, n_positions) -> Analysis:
-    """Compute the logit lens for the last `n_positions` positions (1 to MAX_LENS_POSITIONS)."""
-    positions = lens_window(analysis, n_positions)
-    return set_lens(analysis, logit_lens(loaded.model, analysis.trace, positions=positions, k=LENS_TOP_K))
 
 
 def status_line(loaded: LoadedModel, analysis: Analysis | None = None) -> str:
@@ -473,18 +347,6 @@ def parse_sampling(temperature, top_k, top_p) -> tuple[float, int | None, float 
     return temperature, (None if top_k == 0 else top_k), (None if top_p == 1.0 else top_p)
 
 
-def parse_seed(seed) -> int | None:
-    if seed is None or seed == "":
-        return None
-    try:
-        seed = int(seed)
-    except (TypeError, ValueError):
-        raise ValueError("the seed must be a whole number") from None
-    if not 0 <= seed < 2**63:
-        raise ValueError("the seed must be between 0 and 2^63 - 1")
-    return seed
-
-
 def most_likely(probs: np.ndarray, n: int) -> np.ndarray:
     """Ids of the n most likely tokens, most likely first; equal probabilities in id order.
 
@@ -502,7 +364,7 @@ def distribution_figure(label: TokenLabels, logits: np.ndarray, temperature, top
                         title_prefix=""):
     """Bars of the most likely tokens before and after truncation, and the anatomy behind them."""
     t, k, p = parse_sampling(temperature, top_k, top_p)
-    anatomy = sampling_anatomy(logits, t, k, p, seed=parse_seed(seed), generator=generator)
+    anatomy = sampling_anatomy(logits, t, k, p, seed=validation.seed(seed), generator=generator)
     order = most_likely(anatomy.probs_tempered, BAR_TOKENS)
     chosen = None
     if anatomy.chosen is not None:
@@ -594,58 +456,6 @@ def shift_table(trace: Trace, surprise: np.ndarray, rows: int = 8) -> str:
 
 def generate_text(config: gpt2.GPTConfig) -> str:
     return teaching.render("generate", n_ctx=config.n_ctx, window=slide_keep(config.n_ctx))
-
-
-# ---- generation, one step at a time ----
-
-@dataclass
-class StepState:
-    """The text being generated in step mode: its ids and the random generator's state."""
-
-    model_name: str
-    prompt: str  # the prompt it started from: another prompt starts over
-    ids: list[int]
-    generator_state: torch.Tensor
-    prompt_length: int
-
-    @property
-    def steps_taken(self) -> int:
-        return len(self.ids) - self.prompt_length
-
-
-def start_steps(loaded: LoadedModel, prompt: str, seed) -> StepState:
-    ids, _ = encode_prompt(loaded.tokenizer, prompt, loaded.model.config.n_ctx)
-    generator = torch.Generator()
-    seed = parse_seed(seed)
-    generator.seed() if seed is None else generator.manual_seed(seed)
-    return StepState(loaded.name, prompt, ids, generator.get_state(), len(ids))
-
-
-def step_window(loaded: LoadedModel, state: StepState) -> list[int]:
-    """The ids the next step reads: the window gpt2.generate sees at this length."""
-    window = state.ids[-window_length(len(state.ids), loaded.model.config.n_ctx):]
-    check_prompt(loaded.model, window)
-    return window
-
-
-@torch.inference_mode()
-def next_step(loaded: LoadedModel, state: StepState, temperature, top_k, top_p, logits: np.ndarray | None = None):
-    """Predict, draw and append one token; returns the figure of the distribution it came from.
-
-    `logits` are the model's after `step_window` when they were computed elsewhere (model_runs.next_logits).
-    """
-    if logits is None:
-        model, window = loaded.model, step_window(loaded, state)
-        logits = model(torch.tensor([window], device=model_device(model)), last_only=True)[0, -1]
-        logits = logits.float().cpu().numpy()
-    generator = torch.Generator()
-    generator.set_state(state.generator_state)
-    figure, anatomy = distribution_figure(labels_for(loaded.tokenizer), logits, temperature, top_k, top_p,
-                                          generator=generator,
-                                          title_prefix=f"Step {state.steps_taken + 1}: ")
-    state.ids.append(anatomy.chosen)
-    state.generator_state = generator.get_state()
-    return figure, anatomy
 
 
 # ---- experiments ----

@@ -31,7 +31,8 @@ import numpy as np
 from .block import open_block
 from .heads import LABEL_RULES
 from .store import LoadedModel
-from .panels import LENS_POSITIONS, MAX_LENS_POSITIONS, Analysis, most_likely, norm_change, percent
+from .analysis import LENS_POSITIONS, MAX_LENS_POSITIONS, Analysis
+from .panels import most_likely, norm_change, percent
 from .sampling import sampling_anatomy
 
 EXAMPLES_FILE = Path(__file__).resolve().parent.parent / "assets" / "examples.json"

@@ -20,7 +20,7 @@ from . import plots
 from .capture import Trace, capture
 from .heads import LABEL_RULES, HeadScores, head_scores
 from .store import LoadedModel, TrainingRun
-from .panels import encode_prompt
+from .analysis import encode_prompt
 
 SAMPLE_START = "def"  # the corpus is Python's standard library: its code shows learning early
 SAMPLE_TOKENS = 40

@@ -21,6 +21,7 @@ from pathlib import Path
 import gradio as gr
 
 from . import panels, validation
+from .analysis import analysis_bytes
 from .budget import AnalysisBudget, AnalysisHandle
 from .store import ModelStore
 from .tabs import (Shared, View, about, attention, block, compare, embeddings, generate, layers, next_token, surprise,
@@ -81,7 +82,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
             key = handle.key if isinstance(handle, AnalysisHandle) else budget.new_key(request.session_hash)
             budget.drop(key)
             n_tokens = min(len(loaded.tokenizer.encode(prompt)), loaded.model.config.n_ctx)
-            budget.make_room(panels.analysis_bytes(loaded.model.config, n_tokens))
+            budget.make_room(analysis_bytes(loaded.model.config, n_tokens))
             analysis = shared.analyze(loaded.name, prompt, values["lens_positions"])
             budget.put(key, analysis)
             handle = AnalysisHandle(key, loaded.name, prompt, values["lens_positions"])

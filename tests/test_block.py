@@ -1,12 +1,13 @@
 import numpy as np
 import pytest
 
-from explorer import block, panels
+from explorer import block
+from explorer.analysis import analyze
 
 
 @pytest.fixture(scope="module")
 def analysis(loaded):
-    return panels.analyze(loaded, "The cat sat on the mat because the cat")
+    return analyze(loaded, "The cat sat on the mat because the cat")
 
 
 @pytest.mark.parametrize("layer,position", [(0, 0), (1, 5), (1, -1)])

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from explorer import panels, story
+from explorer import story
+from explorer.analysis import analyze
 from explorer.store import ModelStore
 from test_browser import CHROMIUM, FLAGS  # skips this module too when chromium is missing
 
@@ -42,7 +43,7 @@ def expected_cards():
     """The cards as the story module makes them for the page's first prompt, computed here independently."""
     store = ModelStore(SHIPPED, sizes=[])
     loaded = store.get(store.default)
-    analysis = panels.analyze(loaded, story.load_examples()[0]["prompt"])
+    analysis = analyze(loaded, story.load_examples()[0]["prompt"])
     return [story.story_card(i, analysis, loaded) for i in range(len(story.CARDS))]
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import panels
+from explorer.analysis import analysis_bytes, analyze
 from explorer.budget import (AnalysisBudget, AnalysisHandle, default_budget, machine_memory, nbytes,
                              parse_bytes)
 from explorer.store import ModelStore
@@ -137,7 +137,7 @@ def test_the_default_budget_stays_modest_on_a_big_machine(monkeypatch):
 
 def test_an_analysis_of_the_tiny_model_is_measured_with_its_attention_and_residual(tiny_checkpoint_dir):
     store = ModelStore(tiny_checkpoint_dir)
-    analysis = panels.analyze(store.get(store.default), "one two three four five six seven eight")
+    analysis = analyze(store.get(store.default), "one two three four five six seven eight")
     trace = analysis.trace
     assert nbytes(analysis) >= trace.attention.nbytes + trace.residual.nbytes + trace.resid_mid.nbytes
     assert nbytes(analysis) < 2 * (trace.attention.nbytes + trace.residual.nbytes + trace.resid_mid.nbytes
@@ -198,6 +198,6 @@ def test_room_is_made_for_an_analysis_before_it_is_computed():
 def test_the_size_estimate_matches_what_an_analysis_holds(tiny_checkpoint_dir):
     store = ModelStore(tiny_checkpoint_dir)
     loaded = store.get(store.default)
-    analysis = panels.analyze(loaded, "one two three four five six seven eight")
-    estimate = panels.analysis_bytes(loaded.model.config, analysis.trace.n_tokens)
+    analysis = analyze(loaded, "one two three four five six seven eight")
+    estimate = analysis_bytes(loaded.model.config, analysis.trace.n_tokens)
     assert 0.5 * nbytes(analysis) <= estimate <= nbytes(analysis)

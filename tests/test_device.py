@@ -92,14 +92,14 @@ def test_to_host_and_to_numpy_give_numpy_arrays_also_for_bfloat16():
 
 
 def test_the_store_runs_its_models_in_the_dtype_it_is_given(tiny_checkpoint_dir):
-    from explorer import panels
+    from explorer.analysis import analyze
     from explorer.store import ModelStore
 
     store = ModelStore(tiny_checkpoint_dir, device="cpu", dtype=torch.bfloat16)
     loaded = store.get(store.default)
     assert loaded.model.wte.weight.dtype is torch.bfloat16 and loaded.device.type == "cpu"
     assert loaded.wpe.dtype == np.float32 and loaded.cpu_twin is None and loaded.view_model is loaded.model
-    analysis = panels.analyze(loaded, "Every effort moves you")
+    analysis = analyze(loaded, "Every effort moves you")
     assert np.isfinite(analysis.trace.token_surprise).all()
 
 

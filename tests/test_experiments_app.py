@@ -10,7 +10,8 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from explorer import interventions, panels
+from explorer import interventions
+from explorer.analysis import analyze as analyze_prompt, labels_for
 
 PROMPT = "Every effort moves you forward, every effort moves you"
 
@@ -48,11 +49,11 @@ def test_turning_a_head_off_shows_the_clean_and_the_ablated_distribution_side_by
     client.predict(api_name="/clear_ablation")
     summary, bars, _, _ = ablate(client, 1, 2, mode="mean")
     ids = loaded.tokenizer.encode(PROMPT)
-    clean = panels.analyze(loaded, PROMPT).trace.next_token_probs
+    clean = analyze_prompt(loaded, PROMPT).trace.next_token_probs
     ablated = interventions.ablate(loaded.model, ids, heads=[(1, 2)], mode="mean")  # computed here, independently
     drawn = figure(bars)
     top = int(np.argmax(clean))
-    row = drawn["layout"]["yaxis"]["ticktext"].index(panels.labels_for(loaded.tokenizer)(top))
+    row = drawn["layout"]["yaxis"]["ticktext"].index(labels_for(loaded.tokenizer)(top))
     assert values(drawn["data"][0]["x"])[row] == pytest.approx(clean[top], rel=1e-4)
     assert values(drawn["data"][1]["x"])[row] == pytest.approx(ablated[top], rel=1e-4)
     assert "head 1.2 (layer.head) replaced by their mean" in summary
@@ -63,7 +64,7 @@ def test_the_loss_on_the_prompt_is_reported_before_and_after(client, loaded):
     client.predict(api_name="/clear_ablation")
     summary, _, _, surprise = ablate(client, 0, 1)
     ids = loaded.tokenizer.encode(PROMPT)
-    clean = panels.analyze(loaded, PROMPT).trace.token_surprise.mean()
+    clean = analyze_prompt(loaded, PROMPT).trace.token_surprise.mean()
     after = interventions.run_ablation(loaded.model, ids, heads=[(0, 1)]).token_surprise.mean()
     assert f"{clean:.3f} → {after:.3f} nats" in summary
     assert "(ablated)" in figure(surprise)["layout"]["title"]["text"]
@@ -154,7 +155,7 @@ def test_taking_an_alternative_replaces_the_last_token_and_keeps_both_branches(a
     second_label = choices(alternatives)[1][0].split("  (")[0]
     text, tree, alternatives, nodes = client.predict("1", api_name="/branch")
     ids = loaded.tokenizer.encode(text)
-    assert panels.labels_for(loaded.tokenizer)(ids[-1]) == second_label  # the text now ends in the alternative
+    assert labels_for(loaded.tokenizer)(ids[-1]) == second_label  # the text now ends in the alternative
     assert [label.split(": ")[0] for label, _ in choices(nodes)] == ["0", "1", "2", "3"]  # 2 and 3 are siblings
     assert figure(tree)["data"][-1]["text"][3] == second_label
 
@@ -187,11 +188,11 @@ def test_branching_before_any_step_asks_for_one(app_server):
 def test_compare_shows_each_models_surprise_and_head_types_for_the_prompt(client, loaded):
     name = model_name(client)
     text, bars_a, surprise_a, heads_a, *_ = client.predict(PROMPT, name, name, api_name="/compare")
-    analysis = panels.analyze(loaded, PROMPT)
+    analysis = analyze_prompt(loaded, PROMPT)
     assert f"mean {analysis.trace.token_surprise.mean():.2f} nats" in figure(surprise_a)["layout"]["title"]["subtitle"]["text"]
     assert figure(heads_a)["data"][0]["customdata"] == analysis.scores.labels()
     assert f"same {analysis.trace.n_tokens} tokens" in text
-    top = panels.labels_for(loaded.tokenizer)(int(np.argmax(analysis.trace.next_token_probs)))
+    top = labels_for(loaded.tokenizer)(int(np.argmax(analysis.trace.next_token_probs)))
     assert figure(bars_a)["layout"]["yaxis"]["ticktext"][0] == top
 
 

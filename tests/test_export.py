@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from explorer import export, panels
+from explorer import export
+from explorer.analysis import analyze
 from explorer.export import HandoutShelf
 
 PROMPT = "The quick brown fox jumps over the lazy dog. The quick brown fox"
@@ -15,7 +16,7 @@ PROMPT = "The quick brown fox jumps over the lazy dog. The quick brown fox"
 
 @pytest.fixture(scope="module")
 def analysis(loaded):
-    return panels.analyze(loaded, PROMPT)
+    return analyze(loaded, PROMPT)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_the_page_draws_every_section_with_the_apps_figures(written, analysis):
 
 
 def test_a_token_that_closes_a_script_cannot_break_the_page(loaded):
-    page = export.render_html(loaded, panels.analyze(loaded, "</script><b>x"), 0, 0)
+    page = export.render_html(loaded, analyze(loaded, "</script><b>x"), 0, 0)
     script = page[page.rindex("<script>"):]
     assert script.count("</script>") == 1
 

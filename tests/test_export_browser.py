@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from explorer import export, panels
+from explorer import export
+from explorer.analysis import analyze
 from explorer.store import ModelStore
 from test_browser import CHROMIUM, FLAGS
 
@@ -20,7 +21,7 @@ def test_an_exported_page_draws_every_figure_offline_with_no_server(tiny_checkpo
 
     store = ModelStore(tiny_checkpoint_dir)
     loaded = store.get(store.default)
-    page_path, _ = export.write_export(loaded, panels.analyze(loaded, "Every effort moves you. Every effort"),
+    page_path, _ = export.write_export(loaded, analyze(loaded, "Every effort moves you. Every effort"),
                                        tmp_path / "run.html", layer=0, head=1)
     requests = []
     with sync_playwright() as playwright:

@@ -1,12 +1,13 @@
 import numpy as np
 import pytest
 
-from explorer import head_walk, heads, panels
+from explorer import head_walk, heads
+from explorer.analysis import analyze
 
 
 @pytest.fixture(scope="module")
 def analysis(loaded):
-    return panels.analyze(loaded, "one two three one two three")
+    return analyze(loaded, "one two three one two three")
 
 
 @pytest.mark.parametrize("layer,head,query", [(0, 0, 0), (1, 2, 4), (1, 3, 5)])

@@ -228,11 +228,12 @@ def test_surprise_change_reports_loss_perplexity_and_the_most_hurt_positions():
 
 def test_ablation_figures_compare_the_clean_run_with_the_ablated_one(tiny_checkpoint_dir):
     from explorer import panels
+    from explorer.analysis import analyze
     from explorer.store import ModelStore
 
     store = ModelStore(tiny_checkpoint_dir)
     loaded = store.get(store.default)
-    analysis = panels.analyze(loaded, "Every effort moves you forward")
+    analysis = analyze(loaded, "Every effort moves you forward")
     result = interventions.run_ablation(loaded.model, analysis.trace.token_ids.tolist(), heads=[(1, 2)], mlps=[0])
     figures = panels.ablation_figures(analysis, result)
     top_before = int(np.argmax(analysis.trace.next_token_probs))

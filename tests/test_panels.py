@@ -5,25 +5,27 @@ import pytest
 
 import gpt2
 from explorer import panels
+from explorer.analysis import analyze, encode_prompt
+from explorer.stepping import next_step, start_steps
 
 PROMPT = "Every effort moves you"
 
 
 @pytest.fixture(scope="module")
 def analysis(loaded):
-    return panels.analyze(loaded, PROMPT)
+    return analyze(loaded, PROMPT)
 
 
 def test_prompt_longer_than_the_context_keeps_the_end_with_a_notice():
-    ids, notice = panels.encode_prompt(gpt2.get_tokenizer(), "a " * 100, n_ctx=64)
+    ids, notice = encode_prompt(gpt2.get_tokenizer(), "a " * 100, n_ctx=64)
     assert len(ids) == 64 and "only the last 64" in notice
-    assert panels.encode_prompt(gpt2.get_tokenizer(), PROMPT, 64) == ([6109, 3626, 6100, 345], "")
+    assert encode_prompt(gpt2.get_tokenizer(), PROMPT, 64) == ([6109, 3626, 6100, 345], "")
 
 
 @pytest.mark.parametrize("prompt", ["", "   \n\t", None])
 def test_empty_prompt_is_refused(prompt):
     with pytest.raises(ValueError, match="empty"):
-        panels.encode_prompt(gpt2.get_tokenizer(), prompt, 64)
+        encode_prompt(gpt2.get_tokenizer(), prompt, 64)
 
 
 def test_slider_values_map_to_sampler_settings():
@@ -70,9 +72,9 @@ def test_distribution_figure_counts_kept_tokens(analysis):
 
 
 def test_step_mode_reproduces_seeded_generation(loaded):
-    state = panels.start_steps(loaded, PROMPT, seed=123)
+    state = start_steps(loaded, PROMPT, seed=123)
     for _ in range(5):
-        figure, anatomy = panels.next_step(loaded, state, 0.9, 50, 0.95)
+        figure, anatomy = next_step(loaded, state, 0.9, 50, 0.95)
         assert "picked" in json.dumps(figure.to_plotly_json(), ensure_ascii=False)
     expected = list(gpt2.generate(loaded.model, [6109, 3626, 6100, 345], 5, temperature=0.9, top_k=50, top_p=0.95,
                                   seed=123))
@@ -80,14 +82,14 @@ def test_step_mode_reproduces_seeded_generation(loaded):
 
 
 def test_token_chips_escape_html(loaded):
-    analysis = panels.analyze(loaded, "<script>alert(1)</script>")
+    analysis = analyze(loaded, "<script>alert(1)</script>")
     chips = panels.token_chips(analysis.trace)
     assert "<script>" not in chips and "&lt;" in chips
 
 
 def test_step_titles_count_generated_tokens(loaded):
-    state = panels.start_steps(loaded, PROMPT, seed=1)
-    titles = [panels.next_step(loaded, state, 1.0, 0, 1.0)[0].layout.title.text for _ in range(2)]
+    state = start_steps(loaded, PROMPT, seed=1)
+    titles = [next_step(loaded, state, 1.0, 0, 1.0)[0].layout.title.text for _ in range(2)]
     assert titles[0].startswith("Step 1:") and titles[1].startswith("Step 2:")
     assert state.steps_taken == 2
 

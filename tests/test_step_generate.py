@@ -4,7 +4,7 @@ import pytest
 from gradio_client import Client
 
 import gpt2
-from explorer import panels
+from explorer.stepping import next_step, start_steps
 from gpt2.generate import slide_keep, window_length
 
 N_CTX = 64  # the tiny test model's context
@@ -25,9 +25,9 @@ def test_gpt2_sized_windows_keep_768_of_1024():
 
 
 def steps(loaded, prompt, n, temperature, top_k, top_p, seed) -> list[int]:
-    state = panels.start_steps(loaded, prompt, seed)
+    state = start_steps(loaded, prompt, seed)
     for _ in range(n):
-        panels.next_step(loaded, state, temperature, top_k, top_p)
+        next_step(loaded, state, temperature, top_k, top_p)
     return state.ids[state.prompt_length:]
 
 

@@ -3,14 +3,15 @@ import re
 import numpy as np
 import pytest
 
-from explorer import panels, story, teaching
+from explorer import story, teaching
+from explorer.analysis import MAX_LENS_POSITIONS, analyze
 
 PROMPTS = {1: "Hi", 3: "Every effort moves", 50: "one two three four five six seven eight nine ten " * 5}
 
 
 @pytest.fixture(scope="module", params=sorted(PROMPTS))
 def analysis(request, loaded):
-    analysis = panels.analyze(loaded, PROMPTS[request.param])
+    analysis = analyze(loaded, PROMPTS[request.param])
     assert abs(analysis.trace.n_tokens - request.param) <= 2
     return analysis
 
@@ -18,7 +19,7 @@ def analysis(request, loaded):
 def _controls_in_range(controls, analysis):
     c, T = analysis.trace.config, analysis.trace.n_tokens
     ranges = {"layer": (0, c.n_layer - 1), "head": (0, c.n_head - 1), "query": (0, T - 1), "position": (0, T - 1),
-              "lens_positions": (1, panels.MAX_LENS_POSITIONS), "temperature": (0, 2), "top_k": (0, 200),
+              "lens_positions": (1, MAX_LENS_POSITIONS), "temperature": (0, 2), "top_k": (0, 200),
               "top_p": (0.01, 1), "seed": (0, 2**63 - 1), "max_new_tokens": (1, 256), "mean_heads": (0, 1)}
     assert set(controls) <= set(ranges), set(controls) - set(ranges)
     for name, value in controls.items():
@@ -57,7 +58,7 @@ def test_induction_card_selects_the_best_induction_head(loaded, analysis):
 
 
 def test_induction_query_is_a_repeated_token_looking_after_its_earlier_copy(loaded):
-    analysis = panels.analyze(loaded, "a b c d a b c d")
+    analysis = analyze(loaded, "a b c d a b c d")
     ids = analysis.trace.token_ids
     layer, head, _ = story.induction_head(analysis, loaded)
     query, key, weight = story.induction_query(analysis, layer, head)
@@ -66,7 +67,7 @@ def test_induction_query_is_a_repeated_token_looking_after_its_earlier_copy(load
 
 
 def test_no_induction_query_when_no_token_repeats(loaded):
-    analysis = panels.analyze(loaded, "Every effort moves you")
+    analysis = analyze(loaded, "Every effort moves you")
     assert story.induction_query(analysis, 0, 0) is None
     card = story.story_card(story.CARD_IDS.index("induction"), analysis, loaded)
     assert "No token of your prompt repeats" in card["markdown"]
@@ -107,7 +108,7 @@ def test_previous_token_card_outlines_the_row_where_the_head_looks_back_hardest(
 
 
 def test_surprise_card_says_when_a_model_has_not_learned(loaded):
-    analysis = panels.analyze(loaded, "The quick brown fox jumps over the lazy dog")
+    analysis = analyze(loaded, "The quick brown fox jumps over the lazy dog")
     card = story.story_card(story.CARD_IDS.index("surprise"), analysis, loaded)
     mean = story.token_surprise(analysis, loaded).mean()
     assert ("has not learned yet" in card["markdown"]) == (mean >= np.log(analysis.trace.config.n_vocab))
@@ -122,7 +123,7 @@ def test_attention_opens_on_the_strongest_previous_token_head_without_an_inducti
 
 
 def test_attention_opens_on_a_clear_induction_head_where_it_fires(loaded, monkeypatch):
-    analysis = panels.analyze(loaded, "a b c d a b c d")
+    analysis = analyze(loaded, "a b c d a b c d")
     planted = np.zeros_like(loaded.induction)
     planted[1, 2] = 0.9
     monkeypatch.setattr(analysis.scores, "induction", planted)

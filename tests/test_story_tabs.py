@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from explorer import panels, story
+from explorer.analysis import analyze
 from explorer.budget import AnalysisBudget
 from explorer.store import ModelStore
 from explorer.tabs import View
@@ -36,7 +37,7 @@ def page(store):
 
 @pytest.fixture(params=sorted(PROMPTS, key=str))
 def analysis(request, loaded):
-    return panels.analyze(loaded, PROMPTS[request.param])
+    return analyze(loaded, PROMPTS[request.param])
 
 
 def view_of(analysis, loaded, **values):
@@ -54,7 +55,7 @@ def plot_data(figure) -> list:
 
 
 def test_long_prompt_fixture_is_cut_to_the_context(loaded):
-    assert panels.analyze(loaded, PROMPTS["long"]).trace.n_tokens == loaded.model.config.n_ctx
+    assert analyze(loaded, PROMPTS["long"]).trace.n_tokens == loaded.model.config.n_ctx
 
 
 def test_block_tab_opens_the_last_position_with_its_layer_norm_and_gelu(page, loaded, analysis):

@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from explorer import panels, teaching
+from explorer.analysis import analyze
 from explorer.store import ModelStore
 
 
 @pytest.fixture(scope="module")
 def analyses(loaded):
     prompts = {"one": "Hi", "three": "Every effort moves", "long": "The quick brown fox jumps over the lazy dog. " * 5}
-    return {name: panels.analyze(loaded, prompt) for name, prompt in prompts.items()}
+    return {name: analyze(loaded, prompt) for name, prompt in prompts.items()}
 
 
 def test_sections_are_kept_or_dropped_by_their_flag():
@@ -45,7 +46,7 @@ def test_no_space_sentence_when_no_token_starts_with_a_space(analyses):
 
 
 def test_a_split_character_is_shown_from_the_prompt(loaded):
-    trace = panels.analyze(loaded, "東京").trace
+    trace = analyze(loaded, "東京").trace
     partial = [t for t in trace.tokens if "⟨" in t]
     text = panels.tokens_text(trace)
     assert partial and f"like **{partial[0]}**" in text

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import model_runs, panels
+from explorer import model_runs
+from explorer.analysis import analyze as analyze_prompt
 from explorer.budget import AnalysisBudget
 from explorer.store import SHIPPED, ModelStore
 
@@ -129,7 +130,7 @@ def test_analyze_runs_its_forward_pass_inside_spaces_gpu_and_its_result_travels_
     assert isinstance(seconds, int) and model_runs.BASE_SECONDS <= seconds <= model_runs.MAX_SECONDS
     handle = next(v for v in result.values() if type(v).__name__ == "AnalysisHandle")
     kept = app.explorer_budget.get(handle.key)
-    reference = panels.analyze(store.get(store.local_name), PROMPT)
+    reference = analyze_prompt(store.get(store.local_name), PROMPT)
     assert kept.label is not None and kept.trace.surprise_of is None  # labels remade here; surprise made there
     np.testing.assert_allclose(kept.trace.attention, reference.trace.attention, atol=1e-3)
     np.testing.assert_allclose(kept.trace.token_surprise, reference.trace.token_surprise, atol=1e-4)

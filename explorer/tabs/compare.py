@@ -12,6 +12,7 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import panels
+from ..analysis import analysis_bytes
 from .. import model_runs
 from .parts.controls import Dropdown
 from .parts.shared import Shared, Tab, user_errors
@@ -42,7 +43,7 @@ def build(shared: Shared) -> Tab:
         loaded_a, loaded_b = shared.load(name_a, progress), shared.load(name_b, progress)
         n_tokens = max(min(len(m.tokenizer.encode(prompt)), m.model.config.n_ctx) for m in (loaded_a, loaded_b))
         configs = (loaded_a.model.config, loaded_b.model.config)
-        shared.budget.make_room(max(panels.analysis_bytes(c, n_tokens) for c in configs))  # one trace at a time
+        shared.budget.make_room(max(analysis_bytes(c, n_tokens) for c in configs))  # one trace at a time
         comparison = shared.run(model_runs.comparison, loaded_a.name, loaded_b.name, prompt,
                                 seconds=model_runs.gpu_seconds(shared.store, (loaded_a.name, loaded_b.name), n_tokens,
                                                                passes=2))

@@ -9,6 +9,8 @@ import gradio as gr
 from gpt2.generate import slide_keep
 
 from .. import model_runs, panels, plots, validation
+from ..analysis import encode_prompt
+from ..stepping import next_step, start_steps, step_window
 from .parts.branches import build_branches
 from .parts.code_view import code_view
 from .parts.controls import Slider, checked, explanation, opened
@@ -44,7 +46,7 @@ def build(shared: Shared) -> Tab:
     def generate(prompt, model_name, max_new_tokens, temperature, top_k, top_p, seed, progress=gr.Progress()):
         loaded = shared.load(model_name, progress)
         n_ctx = loaded.model.config.n_ctx
-        ids, notice = panels.encode_prompt(loaded.tokenizer, prompt, n_ctx)
+        ids, notice = encode_prompt(loaded.tokenizer, prompt, n_ctx)
         t, k, p = panels.parse_sampling(temperature, top_k, top_p)
         if notice:
             gr.Warning(notice)
@@ -66,11 +68,11 @@ def build(shared: Shared) -> Tab:
     def step(prompt, model_name, state, tree, temperature, top_k, top_p, seed, progress=gr.Progress()):
         loaded = shared.load(model_name, progress)
         if state is None or state.model_name != loaded.name or state.prompt != prompt:
-            state = panels.start_steps(loaded, prompt, seed)
-        window = panels.step_window(loaded, state)
+            state = start_steps(loaded, prompt, seed)
+        window = step_window(loaded, state)
         logits = shared.run(model_runs.next_logits, loaded.name, window,
                             seconds=model_runs.gpu_seconds(shared.store, loaded.name, len(window)))
-        figure, anatomy = panels.next_step(loaded, state, temperature, top_k, top_p, logits=logits)
+        figure, anatomy = next_step(loaded, state, temperature, top_k, top_p, logits=logits)
         return {output: loaded.tokenizer.decode(state.ids), step_state: state, step_plot: figure} | \
             branches.after_step(loaded, state, anatomy, tree)
 

@@ -7,6 +7,7 @@ import dataclasses
 import gradio as gr
 
 from .. import panels
+from ..analysis import LENS_POSITIONS, MAX_LENS_POSITIONS
 from .parts.code_view import code_view
 from .parts.controls import Slider, explanation, opened
 from .parts.shared import Shared, Tab, View, user_errors
@@ -17,7 +18,7 @@ def build(shared: Shared) -> Tab:
         with gr.Row():
             residual = gr.Plot(label="Residual norms", show_label=False)
             contributions = gr.Plot(label="Block contributions", show_label=False)
-        lens_positions = Slider(1, panels.MAX_LENS_POSITIONS, value=panels.LENS_POSITIONS, step=1,
+        lens_positions = Slider(1, MAX_LENS_POSITIONS, value=LENS_POSITIONS, step=1,
                                 label="Logit lens: how many of the last positions to show")
         lens = gr.Plot(label="Logit lens", show_label=False, elem_id="logit-lens")
         text = explanation("Layers explained")

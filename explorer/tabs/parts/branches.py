@@ -17,6 +17,7 @@ import gradio as gr
 import numpy as np
 
 from ... import panels, plots
+from ...analysis import labels_for
 from ...branching import Alternative, BranchLimitError, BranchTree
 from .controls import Dropdown
 from .shared import Shared, user_errors
@@ -71,7 +72,7 @@ def build_branches(shared: Shared, step_state: gr.State, output: gr.Textbox, res
     def after_step(loaded, state, anatomy, tree) -> dict:
         if tree is None or state.steps_taken == 1 or tree.path_ids() != state.ids[:-1]:
             tree = BranchTree(state.ids[:state.prompt_length], state.prompt)  # a new start: a new tree
-        label = panels.labels_for(loaded.tokenizer)
+        label = labels_for(loaded.tokenizer)
         token = int(state.ids[-1])
         try:
             tree.extend(token, label(token), float(anatomy.probs[token]), _alternatives(label, anatomy.probs))

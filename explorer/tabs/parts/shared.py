@@ -15,7 +15,8 @@ import gradio as gr
 import gpt2
 from gpt2.download import DownloadError
 
-from ... import model_runs, panels
+from ... import model_runs
+from ...analysis import Analysis, analysis_bytes, lens_window, set_lens
 from ...budget import AnalysisBudget, AnalysisHandle, device_room
 from ...store import LoadedModel, ModelStore
 
@@ -40,7 +41,7 @@ def on_gpu(fn: Callable, duration: Callable) -> Callable:
 class View:
     """A fresh analysis as Analyze hands it to each tab's `show`."""
 
-    analysis: panels.Analysis
+    analysis: Analysis
     loaded: LoadedModel
     values: dict  # the checked values of every tab's inputs, by name
 
@@ -119,23 +120,23 @@ class Shared:
     def _stream_work(self, work: Callable, args: tuple, seconds: int):
         yield from work(self.store, *args)
 
-    def analyze(self, model_name: str, prompt: str, lens_positions: int) -> panels.Analysis:
+    def analyze(self, model_name: str, prompt: str, lens_positions: int) -> Analysis:
         """A new analysis of the prompt (one forward pass, where the models run), ready for the panels."""
         loaded = self.store.get(model_name)
         n_tokens = min(len(loaded.tokenizer.encode(prompt)), loaded.model.config.n_ctx)
         if not self.store.zero_gpu:  # on ZeroGPU each call gets a GPU share of its own
-            device_room(loaded.device, 2 * panels.analysis_bytes(loaded.model.config, n_tokens))
+            device_room(loaded.device, 2 * analysis_bytes(loaded.model.config, n_tokens))
         analysis = self.run(model_runs.analysis, loaded.name, prompt, lens_positions,
                             seconds=model_runs.gpu_seconds(self.store, loaded.name, n_tokens, passes=2))
         return analysis.with_labels(loaded.tokenizer)
 
-    def relens(self, analysis: panels.Analysis, n_positions) -> panels.Analysis:
+    def relens(self, analysis: Analysis, n_positions) -> Analysis:
         """The analysis with its logit lens over the last `n_positions` positions (one projection per row)."""
-        positions = panels.lens_window(analysis, n_positions)
+        positions = lens_window(analysis, n_positions)
         rows = analysis.trace.residual[:, positions]
         lens = self.run(model_runs.lens, analysis.model_name, rows, positions,
                         seconds=model_runs.gpu_seconds(self.store, analysis.model_name, rows.shape[0] * rows.shape[1]))
-        return panels.set_lens(analysis, lens)
+        return set_lens(analysis, lens)
 
     def load(self, name: str, progress=None) -> LoadedModel:
         """The model, downloading and loading it first if needed (outside the compute slot)."""
@@ -148,11 +149,11 @@ class Shared:
             return self.store.get(name, on_progress)
         return self.store.get(name)
 
-    def compute_analysis(self, handle: AnalysisHandle) -> panels.Analysis:
+    def compute_analysis(self, handle: AnalysisHandle) -> Analysis:
         self.load(handle.model_name)
         return self.analyze(handle.model_name, handle.prompt, handle.lens_positions)
 
-    def analysis_of(self, handle) -> tuple[panels.Analysis, LoadedModel]:
+    def analysis_of(self, handle) -> tuple[Analysis, LoadedModel]:
         """The visitor's analysis (recomputed with one capture if the budget dropped it) and its model."""
         if not isinstance(handle, AnalysisHandle):
             raise ValueError("Analyze a prompt first.")
