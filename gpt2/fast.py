@@ -151,7 +151,7 @@ def _no_bias(device: torch.device | str) -> torch.Tensor:
 class FastCausalSelfAttention(CausalSelfAttention):
     """The reference attention, computed by the cheapest path that still feeds every watched hook."""
 
-    def forward(self, x: torch.Tensor, kv_cache=None, layer: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv_cache=None, layer: int | None = None) -> torch.Tensor:
         B, T, C = x.shape
         # c_attn's output is [q | k | v]: one view and one permute give the three
         # (B, n_head, T, d_head) views that the reference's split, views and transposes give.

@@ -77,12 +77,16 @@ class KVCache:
     token through the model: its embeddings, projections and MLP, and its query against
     the keys and values kept here. Without the cache every step would redo all of that
     for every earlier position. Buffers are allocated once for `max_len` positions.
+
+    Each layer appends its new keys and values; when the last layer has, the new positions
+    count as filled (`length`), so the next forward pass starts after them.
     """
 
     def __init__(self, config: GPTConfig, batch_size: int = 1, max_len: int | None = None,
                  dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"):
         self.max_len = max_len or config.n_ctx
         shape = (batch_size, config.n_head, self.max_len, config.d_head)  # (B, n_head, T_max, d_head)
+        self.n_layer = config.n_layer
         self.keys = [torch.empty(shape, dtype=dtype, device=device) for _ in range(config.n_layer)]
         self.values = [torch.empty(shape, dtype=dtype, device=device) for _ in range(config.n_layer)]
         self.length = 0  # number of positions filled
@@ -92,12 +96,17 @@ class KVCache:
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store this step's k, v (B, n_head, T, d_head); return all keys and values so far (B, n_head, T_k, d_head)."""
+        if not isinstance(layer, int) or not 0 <= layer < self.n_layer:
+            raise ValueError(f"a KV cache append needs the block's layer, 0 to {self.n_layer - 1}; got {layer!r}")
         start, end = self.length, self.length + k.shape[2]
         if end > self.max_len:
             raise ValueError(f"KV cache holds {self.max_len} positions; this step would need {end}")
         self.keys[layer][:, :, start:end] = k
         self.values[layer][:, :, start:end] = v
-        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+        keys, values = self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+        if layer == self.n_layer - 1:  # every layer has these positions now
+            self.length = end
+        return keys, values
 
 
 class CausalSelfAttention(nn.Module):
@@ -123,7 +132,7 @@ class CausalSelfAttention(nn.Module):
         self.hook_pattern = HookPoint()  # (B, n_head, T, T_k)
         self.hook_z = HookPoint()  # (B, T, n_head, d_head)
 
-    def forward(self, x: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv_cache: KVCache | None = None, layer: int | None = None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, C) each
         # Head h owns features h*d_head .. (h+1)*d_head - 1 of each: (B, T, C) -> (B, n_head, T, d_head).
@@ -201,7 +210,7 @@ class Block(nn.Module):
         self.hook_mlp_out = HookPoint()  # (B, T, C)
         self.hook_resid_post = HookPoint()  # (B, T, C)
 
-    def forward(self, x: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv_cache: KVCache | None = None, layer: int | None = None) -> torch.Tensor:
         x = self.hook_resid_pre(x)
         attn_out = self.hook_attn_out(self.resid_dropout(self.attn(self.ln_1(x), kv_cache, layer)))
         x = self.hook_resid_mid(x + attn_out)
@@ -282,8 +291,6 @@ class GPT2(nn.Module):
         x = self.drop(tok + pos)  # x_0
         for layer, block in enumerate(self.h):
             x = block(x, kv_cache, layer)  # x_{layer + 1}
-        if kv_cache is not None:
-            kv_cache.length += T
         if last_only:
             x = x[:, -1:]  # (B, 1, C)
         x = self.hook_final(self.ln_f(x))

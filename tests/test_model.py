@@ -74,6 +74,25 @@ def test_kv_cache_decoding_equals_full_recomputation(tiny_model):
     assert cache.length == len(IDS)
 
 
+def test_a_block_given_a_cache_without_its_layer_fails_instead_of_sharing_slot_0(tiny_model):
+    cache = tiny_model.new_kv_cache()
+    x = torch.zeros(1, 2, tiny_model.config.n_embd)
+    with pytest.raises(ValueError, match="needs the block's layer"):
+        tiny_model.h[1](x, cache)
+    with pytest.raises(ValueError, match="needs the block's layer"):
+        tiny_model.h[1].attn(x, cache, layer=tiny_model.config.n_layer)
+
+
+def test_the_cache_counts_its_positions_once_every_layer_has_them(tiny_model):
+    cache = tiny_model.new_kv_cache()
+    x = torch.randn(1, 3, tiny_model.config.n_embd)
+    with torch.no_grad():
+        for layer, block in enumerate(tiny_model.h):
+            assert cache.length == 0  # the earlier layers' keys are in, the positions are not filled yet
+            x = block(x, cache, layer)
+    assert cache.length == 3
+
+
 def test_kv_cache_accepts_multi_token_chunks(tiny_model):
     full = tiny_model(torch.tensor([IDS]))
     cache = tiny_model.new_kv_cache()
