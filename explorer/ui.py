@@ -102,6 +102,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
             budget.remeasure(key)  # figures' caches (e.g. the overview tiles) were made by the tabs
             return result
 
+        check_unique_inputs(tabs)
         analyze_inputs = dict(
             inputs=[prompt, model_name, analysis_state, strip.state, open_tab],
             inputs_kwargs={name: c for tab in tabs.values() for name, c in tab.inputs.items()},
@@ -121,6 +122,17 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
     app.explorer_tabs, app.explorer_story = tabs, strip  # for tests that call the handlers directly
     app.explorer_budget = budget
     return app
+
+
+def check_unique_inputs(tabs: dict) -> None:
+    """Refuse two tabs publishing an input under one name: Analyze takes them by name, and the later one
+    would silently replace the earlier."""
+    owners = {}
+    for tab_id, tab in tabs.items():
+        for name in tab.inputs:
+            if name in owners:
+                raise ValueError(f"tabs {owners[name]!r} and {tab_id!r} both publish the input {name!r}: rename one")
+            owners[name] = tab_id
 
 
 def launch_options() -> dict:

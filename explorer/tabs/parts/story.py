@@ -54,6 +54,9 @@ class StoryStrip:
     def show_card(self, analysis, loaded, index: int, why: str | None = None) -> dict:
         """Card `index` for this analysis: its text, its tab selected, its controls set and panels redrawn."""
         card = cards.story_card(index, analysis, loaded)
+        unknown = set(card["controls"]) - set().union(*(tab.story_keys for tab in self.by_id.values()))
+        if unknown:  # a card whose controls no tab applies would silently leave them as they were
+            raise KeyError(f"story card {index} sets {', '.join(sorted(unknown))}, which no tab's story_keys lists")
         view = View(analysis, loaded, card["controls"])
         home = self.by_id[card["tab"]]
         result = {}
