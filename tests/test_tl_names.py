@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 import gpt2
 from explorer.capture import capture_hooks
+from gpt2.fast import make_fast
 from gpt2.tl_names import HOOK_NAMES, OURS_ONLY, TL_ONLY, name_table, to_ours, to_tl
 
 N_LAYER = 2
@@ -116,3 +119,11 @@ def test_capture_hooks_takes_one_name_and_leaves_no_hooks(model):
     arrays = capture_hooks(model, IDS, "hook_embed")
     assert list(arrays) == ["hook_embed"] and arrays["hook_embed"].shape == (len(IDS), model.config.n_embd)
     assert sum(len(m._forward_hooks) for m in model.modules()) == 0
+
+
+def test_the_fast_model_gives_the_same_tensors_by_either_name(model):
+    fast = make_fast(copy.deepcopy(model))
+    names = [name for pair in name_table(N_LAYER).items() for name in pair]
+    reference, fast_arrays = capture_hooks(model, IDS, names), capture_hooks(fast, IDS, names)
+    for name in names:
+        np.testing.assert_allclose(fast_arrays[name], reference[name], rtol=1e-5, atol=1e-5, err_msg=name)
