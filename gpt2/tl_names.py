@@ -10,9 +10,9 @@ removed it for `TransformerBridge`, which is not described here), read in its so
 
     ours                     TransformerLens                     shape here / there
     hook_tok_embed           hook_embed                          (B, T, C) both
-    hook_pos_embed           hook_pos_embed                      (1, T, C) / [batch, pos, d_model]: TL repeats it per sequence
+    hook_pos_embed           hook_pos_embed                      (1, T, C) / [batch, pos, d_model], one copy per sequence
     h.{l}.hook_resid_pre     blocks.{l}.hook_resid_pre           (B, T, C) both
-    h.{l}.attn.hook_q/k/v    blocks.{l}.attn.hook_q/k/v          (B, n_head, T, d_head) / [batch, pos, head_index, d_head]
+    h.{l}.attn.hook_q/k/v    blocks.{l}.attn.hook_q/k/v          (B, n_head, T, d_head) / [batch, pos, head, d_head]
     h.{l}.attn.hook_scores   blocks.{l}.attn.hook_attn_scores    (B, n_head, T, T_k) both
     h.{l}.attn.hook_pattern  blocks.{l}.attn.hook_pattern        (B, n_head, T, T_k) both
     h.{l}.attn.hook_z        blocks.{l}.attn.hook_z              (B, T, n_head, d_head) both
