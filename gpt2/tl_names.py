@@ -10,7 +10,7 @@ removed it for `TransformerBridge`, which is not described here), read in its so
 
     ours                     TransformerLens                     shape here / there
     hook_tok_embed           hook_embed                          (B, T, C) both
-    hook_pos_embed           hook_pos_embed                      (1, T, C) / [batch, pos, d_model], one copy per sequence
+    hook_pos_embed           hook_pos_embed                      (1, T, C) / [batch, pos, d_model], a copy per sequence
     h.{l}.hook_resid_pre     blocks.{l}.hook_resid_pre           (B, T, C) both
     h.{l}.attn.hook_q/k/v    blocks.{l}.attn.hook_q/k/v          (B, n_head, T, d_head) / [batch, pos, head, d_head]
     h.{l}.attn.hook_scores   blocks.{l}.attn.hook_attn_scores    (B, n_head, T, T_k) both
