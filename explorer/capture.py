@@ -37,6 +37,10 @@ needs every position's full row of logits, so `token_surprise` projects the fina
 stream x_L a block of positions at a time and keeps one number per position, the first
 time a panel asks for it (for a long prompt that product costs as much as the capture).
 
+`capture_hooks(model, ids, names)` is the other way in, for a learner who knows the tensor
+they want by name: it records just those hook points, named as in model.py or as in
+TransformerLens (gpt2/tl_names.py), and returns each under the name it was asked for.
+
 Hooks are global to the model object, so whatever attaches them (a capture here,
 heads.head_z) holds `hooks_lock`, and each hook records only the forward pass of the
 thread that attached it: a generation running in another thread at the same time is
@@ -55,7 +59,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from gpt2 import GPT2, GPTConfig, get_tokenizer
+from gpt2 import GPT2, GPTConfig, get_tokenizer, tl_names
 from gpt2.device import to_host, to_model
 from gpt2.generate import check_prompt
 
@@ -271,3 +275,30 @@ def capture(model: GPT2, token_ids, tokenizer=None,
         token_bytes=pieces,
         pattern_scores=scores,
     )
+
+
+def capture_hooks(model: GPT2, token_ids, names) -> dict[str, np.ndarray]:
+    """Run `token_ids` through `model` once and return the tensors at the hook points `names`.
+
+    A name is ours (`h.3.attn.hook_pattern`) or TransformerLens's (`blocks.3.attn.hook_pattern`);
+    each array comes back under the name asked for, for the one sequence (no batch axis), in
+    float32, and laid out as that naming lays it out: q, k and v asked by TransformerLens's name
+    are [pos, head, d_head], by ours [head, pos, d_head] (see gpt2/tl_names.py for where else the
+    two differ: this is our model's tensor, so it matches TL's unprocessed weights). Every
+    position is projected onto the vocabulary, so hook_logits is [pos, n_vocab].
+    """
+    ids = check_prompt(model, token_ids)
+    names = [names] if isinstance(names, str) else list(names)  # one name, not its characters
+    ours = {name: tl_names.to_ours(name, model.config.n_layer) for name in names}  # unknown names fail here
+    points = model.hook_points()
+    recorder = Recorder()
+    hooks = [(points[point], recorder.hook(point, 1)) for point in dict.fromkeys(ours.values())]
+    with hooks_lock, hooks_attached(hooks), torch.inference_mode():
+        model(torch.tensor([ids], device=model.wte.weight.device))
+    recorded = recorder.result()
+    return {name: _in_layout_of(name, recorded[point][0]) for name, point in ours.items()}
+
+
+def _in_layout_of(name: str, array: np.ndarray) -> np.ndarray:
+    """The array in the layout of the naming `name` belongs to (a contiguous copy when axes move)."""
+    return np.ascontiguousarray(tl_names.in_tl_layout(name, array)) if tl_names.is_tl_name(name) else array

@@ -6,6 +6,7 @@
     enc = gpt2.get_tokenizer()                       # or gpt2.get_tokenizer(directory) for a trained model
     ids = enc.encode("Every effort moves you")
     print(enc.decode(list(gpt2.generate(model, ids, max_new_tokens=20, temperature=0))))
+    gpt2.tl_names.to_ours("blocks.3.attn.hook_pattern")  # 'h.3.attn.hook_pattern': TransformerLens's names
 
 This package knows nothing of the explorer built on top of it.
 """
@@ -16,10 +17,11 @@ from .generate import generate
 from .hub import load_pretrained
 from .model import GPT2, HookPoint, KVCache
 from .sampling import filter_logits, sample_token
+from . import tl_names
 from .tokenizer import EOT_ID, get_tokenizer
 
 __all__ = [
     "GPT2", "GPTConfig", "HookPoint", "KVCache", "PRESETS", "SIZES", "SHIPPED_MODELS", "EOT_ID", "CheckpointError",
     "filter_logits", "generate", "get_tokenizer", "load_checkpoint", "load_openai_checkpoint", "load_pretrained",
-    "sample_token", "save_checkpoint",
+    "sample_token", "save_checkpoint", "tl_names",
 ]
