@@ -172,7 +172,9 @@ class Recorder:
         self.filled: dict[str, int] = {}
         self.expected: dict[str, int] = {}
 
-    def hook(self, key: str, count: int, dtype=torch.float32):
+    def hook(self, key: str, count: int, dtype=torch.float32, slot: int | None = None):
+        """A forward hook copying its tensor into `key`'s array of `count`: into row `slot` when given,
+        else into the next free row in the order the hooks fire."""
         self.expected[key] = count
 
         def record(module, inputs, output):
@@ -182,7 +184,7 @@ class Recorder:
             if key not in self.arrays:  # on the model's device: nothing crosses to the host mid-pass
                 self.arrays[key] = torch.empty((count, *x.shape), dtype=dtype, device=x.device)
                 self.filled[key] = 0
-            self.arrays[key][self.filled[key]].copy_(x)
+            self.arrays[key][self.filled[key] if slot is None else slot].copy_(x)
             self.filled[key] += 1
         return record
 
@@ -192,19 +194,27 @@ class Recorder:
         return to_host(self.arrays)
 
 
+def trace_hooks(n_layer: int) -> dict[str, tuple[torch.dtype, list[str]]]:
+    """What a Trace records, declared once: each array's dtype and the hook point filling each of its rows.
+
+    `residual` is x_0 (what block 0 reads) and then each block's output x_{l+1}: row l + 1 is
+    h.{l}.hook_resid_post, whatever order the hooks fire in.
+    """
+    layers = range(n_layer)
+    return {
+        "tok_embed": (torch.float32, ["hook_tok_embed"]),
+        "pos_embed": (torch.float32, ["hook_pos_embed"]),
+        "residual": (torch.float32, ["h.0.hook_resid_pre"] + [f"h.{l}.hook_resid_post" for l in layers]),
+        "resid_mid": (torch.float32, [f"h.{l}.hook_resid_mid" for l in layers]),
+        "attention": (torch.float16, [f"h.{l}.attn.hook_pattern" for l in layers]),  # see the module docstring
+        "logits": (torch.float32, ["hook_logits"]),
+    }
+
+
 def _hooks_to_attach(model: GPT2, recorder: Recorder) -> list[tuple[torch.nn.Module, object]]:
-    L = model.config.n_layer
-    hooks = [(model.hook_tok_embed, recorder.hook("tok_embed", 1)),
-             (model.hook_pos_embed, recorder.hook("pos_embed", 1)),
-             (model.h[0].hook_resid_pre, recorder.hook("residual", L + 1))]  # x_0, then x_l after each block
-    for block in model.h:
-        hooks += [
-            (block.attn.hook_pattern, recorder.hook("attention", L, torch.float16)),
-            (block.hook_resid_mid, recorder.hook("resid_mid", L)),
-            (block.hook_resid_post, recorder.hook("residual", L + 1)),
-        ]
-    hooks.append((model.hook_logits, recorder.hook("logits", 1)))
-    return hooks
+    points = model.hook_points()
+    return [(points[name], recorder.hook(key, len(names), dtype, slot=row))
+            for key, (dtype, names) in trace_hooks(model.config.n_layer).items() for row, name in enumerate(names)]
 
 
 @contextmanager

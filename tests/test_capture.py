@@ -171,3 +171,18 @@ def test_a_1024_token_trace_of_124m_fits_the_memory_budget():
     peak_extra, trace_bytes = map(int, out.stdout.split())
     assert trace_bytes < 0.8e9
     assert peak_extra < 1.5e9
+
+
+def test_the_trace_rows_come_from_the_hook_points_its_table_names(tiny_model):
+    """Each row of each array is the tensor of the hook point trace_hooks names for it, by name, not by firing order."""
+    from explorer.capture import capture, capture_hooks, trace_hooks
+
+    ids = [464, 3290, 318, 257, 1049]
+    trace = capture(tiny_model, ids)
+    table = trace_hooks(tiny_model.config.n_layer)
+    assert table["residual"][1][0] == "h.0.hook_resid_pre" and len(table["residual"][1]) == tiny_model.config.n_layer + 1
+    names = [name for key in ("residual", "resid_mid") for name in table[key][1]]
+    direct = capture_hooks(tiny_model, ids, names)
+    for key in ("residual", "resid_mid"):
+        for row, name in enumerate(table[key][1]):
+            np.testing.assert_allclose(getattr(trace, key)[row], direct[name], atol=1e-6)
