@@ -39,7 +39,9 @@ TABS = (tokens, embeddings, attention, block, layers, next_token, surprise, gene
 STATE_SECONDS = 1800  # an abandoned session's handle (and with it its analysis) is dropped after this
 
 
-def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBudget | None = None) -> gr.Blocks:
+def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBudget | None = None,
+              tabs_in_order=TABS) -> gr.Blocks:
+    """The whole page. `tabs_in_order` are the tab modules (each with `build(shared) -> Tab`), TABS by default."""
     budget = budget or AnalysisBudget(2**30)
     with gr.Blocks(title="GPT-2 Explorer", analytics_enabled=False) as app:
         gr.Markdown("# GPT-2 Explorer\nGPT-2 does one thing: it predicts the next token. Follow the story below, "
@@ -60,10 +62,10 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
         shared = Shared(store, budget, prompt, model_name, analysis_state)
         build_handout(shared)  # take this run home: one click, a self-contained page
         strip = story.build(shared)  # the story's cards, above the tabs
-        open_tab = gr.State(TABS[0].__name__.rsplit(".", 1)[-1], time_to_live=STATE_SECONDS)
+        open_tab = gr.State(tabs_in_order[0].__name__.rsplit(".", 1)[-1], time_to_live=STATE_SECONDS)
         with gr.Tabs(elem_id="tabs") as tab_strip:
             tabs = {}
-            for module in TABS:
+            for module in tabs_in_order:
                 tab = module.build(shared)
                 shared.controls.update(tab.controls)
                 tabs[module.__name__.rsplit(".", 1)[-1]] = tab
