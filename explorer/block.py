@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from gpt2 import GPT2
 from gpt2.device import to_model
 
-from . import teaching
+from . import teaching, validation
 from .capture import Trace
 
 TOP_NEURONS = 10
@@ -63,16 +63,8 @@ class BlockView:
 
 
 def check_position(trace: Trace, layer, position) -> tuple[int, int]:
-    """Layer and position as valid indices, or a ValueError naming the allowed range."""
-    try:
-        layer, position = int(layer), int(position)
-    except (TypeError, ValueError):
-        raise ValueError("layer and position must be whole numbers") from None
-    if not 0 <= layer < trace.config.n_layer:
-        raise ValueError(f"layer must be 0–{trace.config.n_layer - 1}")
-    if not 0 <= position < trace.n_tokens:
-        raise ValueError(f"position must be 0–{trace.n_tokens - 1}")
-    return layer, position
+    """Layer and position as valid indices, or a ValueError naming the field and the allowed range."""
+    return validation.index("Layer", layer, trace.config.n_layer), validation.index("Position", position, trace.n_tokens)
 
 
 def layer_norm_view(ln: torch.nn.LayerNorm, x: np.ndarray) -> LayerNormView:

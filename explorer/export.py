@@ -90,7 +90,7 @@ def render_html(loaded: LoadedModel, analysis: Analysis, layer: int | None = Non
     """The whole page as one string: plotly.js once, then each section with its figures."""
     if layer is None or head is None:
         layer, head = default_head(loaded)
-    layer, head = panels.clamp_head(analysis, layer, head)
+    layer, head = panels.check_head(analysis, layer, head)
     markdown = MarkdownIt("commonmark").enable("table")
     body, scripts, count = [], [], 0
     for section in sections(loaded, analysis, layer, head):
@@ -172,7 +172,7 @@ def write_export(loaded: LoadedModel, analysis: Analysis, out: str | Path, layer
         raise ValueError(f"the output file must end in .html, got {out.name!r}")
     if layer is None or head is None:
         layer, head = default_head(loaded)
-    layer, head = panels.clamp_head(analysis, layer, head)
+    layer, head = panels.check_head(analysis, layer, head)
     numbers_path = out.with_suffix(".json")
     out.write_text(render_html(loaded, analysis, layer, head), encoding="utf-8")
     numbers_path.write_text(json.dumps(numbers(loaded, analysis, layer, head), ensure_ascii=False), encoding="utf-8")

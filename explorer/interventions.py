@@ -40,6 +40,7 @@ import torch
 from gpt2 import GPT2, GPTConfig
 from gpt2.generate import check_prompt
 
+from . import validation
 from .capture import hooks_attached, hooks_lock, token_surprise
 
 MODES = ("zero", "mean")
@@ -188,8 +189,7 @@ def heads_in_scope(labels: list[list[str]], scope: str, layer: int, head: int) -
     """
     if scope not in SCOPES:
         raise ValueError(f"Turn off must be one of: {', '.join(SCOPES)}; got {scope!r}")
-    if not (0 <= layer < len(labels) and 0 <= head < len(labels[layer])):
-        raise ValueError(f"this model has layers 0–{len(labels) - 1} and heads 0–{len(labels[0]) - 1}")
+    layer, head = validation.layer_and_head(layer, head, len(labels), len(labels[0]))
     if scope == "this head":
         return [(layer, head)]
     if scope == "this layer's heads":

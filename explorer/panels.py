@@ -166,16 +166,10 @@ def embeddings_text(analysis: Analysis, loaded: LoadedModel | None = None) -> st
 
 # ---- attention ----
 
-def clamp_head(analysis: Analysis, layer, head) -> tuple[int, int]:
-    """Layer and head as valid indices (values from a browser or API client may be anything)."""
+def check_head(analysis: Analysis, layer, head) -> tuple[int, int]:
+    """Layer and head of this analysis' model as indices, or a ValueError naming the field and its range."""
     c = analysis.trace.config
-    try:
-        layer, head = int(layer), int(head)
-    except (TypeError, ValueError):
-        raise ValueError("layer and head must be whole numbers") from None
-    if not (0 <= layer < c.n_layer and 0 <= head < c.n_head):
-        raise ValueError(f"this model has layers 0–{c.n_layer - 1} and heads 0–{c.n_head - 1}")
-    return layer, head
+    return validation.layer_and_head(layer, head, c.n_layer, c.n_head)
 
 
 def head_pattern(analysis: Analysis, layer: int, head: int, mean_over_heads: bool) -> np.ndarray:

@@ -47,6 +47,16 @@ def number(field: str, value, minimum: float, maximum: float, whole: bool = Fals
     return value
 
 
+def layer_and_head(layer, head, n_layer: int, n_head: int) -> tuple[int, int]:
+    """A layer and a head of a model with `n_layer` layers of `n_head` heads, as whole numbers."""
+    return number("Layer", layer, 0, n_layer - 1, whole=True), number("Head", head, 0, n_head - 1, whole=True)
+
+
+def index(field: str, value, count: int) -> int:
+    """A position among `count` (a token of the prompt, a layer): a whole number from 0 to count - 1."""
+    return number(field, value, 0, count - 1, whole=True)
+
+
 def flag(field: str, value) -> bool:
     if not isinstance(value, bool):
         raise BadInput(f"{field} must be true or false; got {_describe(value)}")

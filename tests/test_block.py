@@ -43,8 +43,8 @@ def test_most_active_neurons_come_first(loaded, analysis):
     assert len(active) == 5 and np.all(np.diff(active) <= 0) and active[0] == view.mlp_post.max()
 
 
-@pytest.mark.parametrize("layer,position,field", [(2, 0, "layer"), (-1, 0, "layer"), (0, 99, "position"),
-                                                  ("x", 0, "whole numbers")])
+@pytest.mark.parametrize("layer,position,field", [(2, 0, "Layer must be a whole number from 0 to 1"),
+                                                  (-1, 0, "Layer"), (0, 99, "Position"), ("x", 0, "whole number")])
 def test_out_of_range_selection_names_the_field(loaded, analysis, layer, position, field):
     with pytest.raises(ValueError, match=field):
         block.open_block(loaded.model, analysis.trace, layer, position)

@@ -71,7 +71,7 @@ def test_without_a_head_the_strongest_induction_head_is_shown(loaded, analysis, 
 
 
 def test_export_refuses_a_head_that_does_not_exist_and_a_non_html_name(loaded, analysis, tmp_path):
-    with pytest.raises(ValueError, match="heads 0–3"):
+    with pytest.raises(ValueError, match="Head must be a whole number from 0 to 3"):
         export.write_export(loaded, analysis, tmp_path / "run.html", layer=0, head=9)
     with pytest.raises(ValueError, match="end in .html"):
         export.write_export(loaded, analysis, tmp_path / "run.json")

@@ -64,7 +64,7 @@ def build(shared: Shared) -> Tab:
     @user_errors
     def select_head(handle, layer_index, head_index, mean, query_index) -> dict:
         analysis, loaded = shared.analysis_of(handle)
-        layer_index, head_index = panels.clamp_head(analysis, layer_index, head_index)
+        layer_index, head_index = panels.check_head(analysis, layer_index, head_index)
         query_index = panels.clamp_query(analysis, query_index)
         result = figures(analysis, loaded, layer_index, head_index, mean, query_index)
         shared.remember(handle)
@@ -76,7 +76,7 @@ def build(shared: Shared) -> Tab:
     gr.on([layer.input, head.input], None, inputs=[layer, head], js=FRAME_SELECTED_HEAD, api_visibility="private")
     def story(view: View, explanation_name: str) -> dict:  # a story card's head and query
         analysis, controls = view.analysis, view.values
-        layer_index, head_index = panels.clamp_head(analysis, controls.get("layer", 0), controls.get("head", 0))
+        layer_index, head_index = panels.check_head(analysis, controls.get("layer", 0), controls.get("head", 0))
         query_index = panels.clamp_query(analysis, controls.get("query"))
         mean = bool(controls.get("mean_heads", False))
         c = analysis.trace.config

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import plots, training
+from .. import plots, training, validation
 from .parts.controls import Slider, index_slider_update
 from .parts.shared import Shared, Tab, View, user_errors
 
@@ -70,8 +70,7 @@ def build(shared: Shared) -> Tab:
         if not training.has_snapshots(run):
             raise ValueError(f"Snapshot: {loaded.name} has no training snapshots")
         config = loaded.model.config
-        if not (0 <= layer_index < config.n_layer and 0 <= head_index < config.n_head):
-            raise ValueError(f"this model has layers 0–{config.n_layer - 1} and heads 0–{config.n_head - 1}")
+        layer_index, head_index = validation.layer_and_head(layer_index, head_index, config.n_layer, config.n_head)
         return figures(loaded, run, analysis.prompt, index, layer_index, head_index)
 
     gr.on([snapshot.input, layer.input, head.input], select, inputs=[shared.analysis, snapshot, layer, head],

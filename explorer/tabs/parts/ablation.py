@@ -60,7 +60,7 @@ def build_ablation(shared: Shared, layer, head) -> None:
     @user_errors
     def add(handle, layer_index, head_index, scope_name, mode_name, ablation) -> dict:
         analysis, loaded = shared.analysis_of(handle)
-        layer_index, head_index = panels.clamp_head(analysis, layer_index, head_index)
+        layer_index, head_index = panels.check_head(analysis, layer_index, head_index)
         heads = interventions.heads_in_scope(analysis.scores.labels(), scope_name, layer_index, head_index)
         kept = _fitting(ablation, analysis.trace.config)
         heads = list(kept.heads if kept else ()) + heads
