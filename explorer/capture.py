@@ -26,8 +26,8 @@ rounding of the stream, ~6e-8 |x| per number.
 Not kept: each head's output before W_O (z_h) would add another T x d_model floats per
 layer to every capture, for a view no panel draws by default; heads.head_z recomputes a
 layer's from residual[layer] when asked. Every array kept is fresh memory the operating
-system has to hand over page by page, so at T = 256 each float32 [layer, pos, d_model]
-array costs ~2 ms of a capture in page faults and copying alone.
+system has to hand over page by page: each float32 [layer, pos, d_model] array costs a
+capture its page faults and copying, whether a panel reads it or not.
 
 The model only projects the last position onto the vocabulary inside the forward pass:
 the head is the single largest matrix (n_vocab x d_model), and the logit lens (lens.py)
@@ -163,7 +163,7 @@ class Recorder:
     Each key's array is allocated once, [count, ...] in its final dtype, when its first
     tensor arrives, and every hook call copies (and converts) straight into its slot. At
     T = 1024 the attention alone is 300 MB: converting it to float16 in one pass into its
-    final place, rather than converting and then stacking, saves ~0.4 s.
+    final place, rather than converting and then stacking, saves a second pass over it.
     """
 
     def __init__(self):

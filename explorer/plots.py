@@ -9,9 +9,9 @@ to show less than it was given (a window of the last tokens), its subtitle says 
 Figures are written as plain dicts in Plotly's JSON form ({"data": [{"type": "heatmap",
 ...}], "layout": {...}}) and wrapped once, without validation, by `_figure`. Plotly's
 Python objects (`go.Heatmap(...)`, `update_layout`, `add_shape`, `make_subplots`, a
-`template=`) check and deep-copy every property at every step: 20-80 ms per figure,
-a third of a second or more for the ~14 figures of one request. As dicts the same
-figures take 0.4-5 ms, most of it our own numpy and string work. No safety is lost:
+`template=`) check and deep-copy every property at every step, which cost many times
+what building the same figures as dicts costs (benchmarks/README.md, "Timings behind
+design choices"). No safety is lost:
 the tests rebuild every builder's figure with full validation, so a misspelt or
 invalid property still fails, just there instead of at runtime. What validation used
 to do is done here by hand: colour scales are spelled out as [position, colour] lists,
@@ -296,8 +296,8 @@ def overview_tiles(attention: np.ndarray, tile: int = 24) -> np.ndarray:
 
     The max, not the mean: a sharp pattern such as a previous-token diagonal is one
     cell per row, and averaging it with its zero neighbours would make it invisible.
-    For a 1024-token prompt on 124M this reads 150 M weights (~0.8 s), and the result
-    does not depend on which head is selected, so callers may keep it (`tiles=` below).
+    For a 1024-token prompt on 124M this reads 150 M weights, and the result does not
+    depend on which head is selected, so callers may keep it (`tiles=` below).
     """
     first, last = _tile_index(attention.shape[-1], tile)
     if attention.shape[-1] <= tile:

@@ -30,7 +30,7 @@ class Pick:
     target: str
     required: tuple[str, ...]  # each must match at least one statement
     optional: tuple[str, ...] = ()
-    skip: tuple[str, ...] = ()  # methods left out: faster paths that compute the same thing
+    skip: tuple[str, ...] = ()  # methods left out (the speed-ups live in gpt2/fast.py, never shown here)
 
 
 SNIPPETS: dict[str, tuple[Pick, ...]] = {
@@ -39,7 +39,7 @@ SNIPPETS: dict[str, tuple[Pick, ...]] = {
     "attention": (Pick("gpt2.model:CausalSelfAttention", (r"\bc_attn\(", r"\bsoftmax\(", r"\bc_proj\("),
                        (r"^\s*q, k, v =", r"transpose\(-2, ?-1\)", r"\bscale\b", r"causal_bias\(|masked_fill",
                         r"@ ?v\b"),
-                       skip=("__init__", "_fused_attention", "_blocked_attention")),),
+                       skip=("__init__",)),),
     "block": (Pick("gpt2.model:Block.forward", (r"\bln_1\(", r"\bln_2\(")),
               Pick("gpt2.model:MLP.forward", (r"\bc_fc\(", r"gelu", r"\bc_proj\("))),
     "layers": (Pick("gpt2.model:Block.forward", (r"x \+ ",)),

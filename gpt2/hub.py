@@ -99,7 +99,8 @@ def _from_hub(size, cache_dir, *, on_progress=None, hub_endpoint=None, **_) -> P
     if constants.is_offline_mode():
         raise DownloadError("HF_HUB_OFFLINE is set")
     endpoint = hub_endpoint or constants.ENDPOINT
-    # huggingface_hub retries a refused connection for about 25 s; one quick look saves that offline.
+    # huggingface_hub retries a refused connection several times with waits between; one quick look saves
+    # that wait offline.
     _probe(f"{endpoint.rstrip('/')}/{HUB_REPOS[size]}/resolve/main/{HUB_FILES[0]}")
     try:
         paths = [hf_hub_download(HUB_REPOS[size], name, endpoint=hub_endpoint,

@@ -54,3 +54,19 @@ def test_the_walls_are_checked_on_real_modules():
 def test_plots_builds_figures_from_data_only():
     assert imported_packages(ROOT / "explorer" / "plots.py") <= {"__future__", "numpy", "plotly", "html", "math",
                                                                  "textwrap", "dataclasses", "collections"}
+
+
+def test_the_package_index_names_every_module():
+    index = (ROOT / "explorer" / "__init__.py").read_text(encoding="utf-8")
+    for path in modules("explorer"):
+        relative = path.relative_to(ROOT / "explorer")
+        if relative.parts[0] == "tabs" or path.name in ("__init__.py", "__main__.py"):
+            continue
+        assert f"    {path.name} " in index, f"explorer/__init__.py does not say what {path.name} holds"
+
+
+def test_tabs_holds_tab_modules_only():
+    from explorer import ui
+
+    tab_files = {p.stem for p in (ROOT / "explorer" / "tabs").glob("*.py")} - {"__init__"}
+    assert tab_files == {module.__name__.rsplit(".", 1)[-1] for module in ui.TABS}

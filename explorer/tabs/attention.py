@@ -12,8 +12,8 @@ from .parts.head_walk_view import head_walk_view
 from .parts.shared import Shared, Tab, View, user_errors
 
 # Moving the frame around the selected head in the overview happens in the page: sending and
-# redrawing the whole overview (144 tiles and their labels) for it took ~0.3 s of drawing in
-# the browser. The geometry comes from the figure's layout.meta (plots.attention_overview).
+# redrawing the whole overview (144 tiles and their labels) for it is a visible wait in the
+# browser (benchmarks/README.md, "Timings behind design choices"). The geometry comes from the figure's layout.meta (plots.attention_overview).
 FRAME_SELECTED_HEAD = """(layer, head) => {
     const plot = document.querySelector('#attention-overview .js-plotly-plot');
     const meta = plot && plot.layout && plot.layout.meta;
