@@ -403,6 +403,7 @@ def test_download_source_openai_calls_only_openais_download(monkeypatch, capsys,
 
     monkeypatch.setattr(download, "download_model", lambda size, cache_dir: Path(f"/openai/{size}"))
     monkeypatch.setattr(hub, "locate", lambda *a, **k: pytest.fail("looked beyond OpenAI"))
+    monkeypatch.setattr(hub, "check_obtainable", lambda *a, **k: None)  # as if OpenAI's storage answered
     assert cli.main(["download", "355M", "--source", "openai"]) == 0
     assert capsys.readouterr().out.strip() == "/openai/355M"
 
