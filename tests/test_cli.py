@@ -211,3 +211,20 @@ def test_generate_reads_a_hugging_face_folder(tmp_path, tiny_checkpoint_dir):
     from_openai = run_cli(*args[:1], "--model-dir", str(tiny_checkpoint_dir), *args[1:])
     assert from_hf.returncode == 0, from_hf.stderr
     assert from_hf.stdout == from_openai.stdout
+
+
+def test_the_app_serves_a_folder_train_wrote(trained_dir, tmp_path):
+    from gradio_client import Client
+
+    from app_server import AppServer
+    from test_app import analyze, model_name
+
+    server = AppServer(trained_dir, tmp_path / "app.log", "--sizes", "")
+    try:
+        server.wait_until_ready()
+        client = Client(server.url, verbose=False)
+        assert model_name(client) == f"local: {trained_dir.name}"
+        status = analyze(client, "def main(")["Status"]
+        assert "× 2 heads" in status and "d_model 32" in status  # its shape, read from its folder
+    finally:
+        server.stop()
