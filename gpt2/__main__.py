@@ -120,8 +120,9 @@ def _download(args) -> None:
     from .download import download_model
     from .hub import check_obtainable, locate
 
-    if args.size in SHIPPED_MODELS:  # exit 0, printing its folder as for a size already cached: so a script that
-        # downloads, then runs, --size works for every name
+    if args.size in SHIPPED_MODELS:
+        # Not an error: like a size already cached it prints its folder, so `download NAME` then
+        # `generate --size NAME` works for every name a --size takes.
         print(f"{args.size} ships with the project and needs no download; it is in:", file=sys.stderr)
         print(SHIPPED_MODELS[args.size])
         return
