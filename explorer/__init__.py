@@ -36,6 +36,7 @@ Teaching and pages:
 
 The app (the only modules that import Gradio):
 
+    app.py           starts the app: settings, the store, the first model, launch (root app.py runs it)
     ui.py            assembles the page: the tabs in TABS, the shared state, Analyze
     tabs/            one module per tab; tabs/parts/ holds what they are built from
 """

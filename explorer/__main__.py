@@ -1,4 +1,4 @@
-"""Command line: `python -m explorer export "prompt" --out run.html [--model-dir DIR | --size 124M]`.
+"""Command line: `python -m explorer export "prompt" --out run.html [--model-dir DIR | --size 124M|tiny|...]`.
 
 Writes the analysis of the prompt as a self-contained page (run.html) and its numbers
 next to it (run.json); see explorer/export.py. Errors exit with status 1 and a message,
@@ -13,6 +13,7 @@ import sys
 
 from gpt2 import SIZES
 from gpt2.device import add_device_arguments
+from gpt2.model_args import add_model_arguments
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,10 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="one analysis as a self-contained HTML page plus its numbers (JSON)")
     export.add_argument("prompt")
     export.add_argument("--out", required=True, help="the page to write, e.g. run.html (run.json is written beside it)")
-    source = export.add_mutually_exclusive_group()
-    source.add_argument("--size", choices=SIZES, default="124M", help="released model to use (downloaded if needed)")
-    source.add_argument("--model-dir", help="a checkpoint folder: OpenAI's layout, a Hugging Face GPT-2 folder "
-                                            "(config.json + model.safetensors) or one `python -m gpt2 train` wrote")
+    add_model_arguments(export)
     export.add_argument("--cache-dir", help="where downloaded models are kept")
     export.add_argument("--layer", type=int, help="layer of the head to show (default: the strongest induction head)")
     export.add_argument("--head", type=int, help="head to show, with --layer")
@@ -41,11 +39,15 @@ def _export(args) -> None:
     from .analysis import analyze
 
     from gpt2.device import resolve_device, resolve_dtype
+    from gpt2.model_args import find_model
 
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
+    if args.size in SIZES and not args.model_dir:
+        find_model(args.size, args.cache_dir)  # fetched here, with a command line's messages; the store finds it cached
     store = ModelStore(args.model_dir, cache_dir=args.cache_dir, device=device, dtype=dtype)
-    loaded = store.get(store.local_name if args.model_dir else args.size)
+    # The app's own rule from a --size to a menu name ("tiny" is "tiny (trained here)").
+    loaded = store.get(store.local_name if args.model_dir else store.starting_model(args.size))
     page, numbers = write_export(loaded, analyze(loaded, args.prompt), args.out, args.layer, args.head)
     print(f"wrote {page} and {numbers}")
 

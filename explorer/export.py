@@ -30,12 +30,14 @@ import numpy as np
 from markdown_it import MarkdownIt
 from plotly.offline import get_plotlyjs
 
+from gpt2.resources import ASSETS
+
 from . import panels, plots
 from .analysis import Analysis
 from .store import LoadedModel
 
 FORMAT = "gpt2-explorer export, version 1"
-STYLE_FILE = Path(__file__).resolve().parent.parent / "assets" / "style.css"
+STYLE_FILE = ASSETS / "style.css"
 TOP_TOKENS = 25
 DIGITS = 6  # decimals kept in the JSON: below float32's own precision for values in [0, 1]
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gpt2.resources import ASSETS
 
 from .block import open_block
 from .heads import LABEL_RULES
@@ -35,7 +36,7 @@ from .analysis import LENS_POSITIONS, MAX_LENS_POSITIONS, Analysis
 from .panels import most_likely, norm_change, percent
 from .sampling import sampling_anatomy
 
-EXAMPLES_FILE = Path(__file__).resolve().parent.parent / "assets" / "examples.json"
+EXAMPLES_FILE = ASSETS / "examples.json"
 INDUCTION_THRESHOLD = dict((field, t) for _, field, t in LABEL_RULES)["induction"]
 STORY_SAMPLING = dict(temperature=0.8, top_k=40, top_p=0.95, seed=0)  # the sampling card's settings
 TOP_TOKENS = 5

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import functools
 import re
-from pathlib import Path
 
-TEACHING_DIR = Path(__file__).resolve().parent.parent / "assets" / "teaching"
+from gpt2.resources import ASSETS
+
+TEACHING_DIR = ASSETS / "teaching"
 PANELS = ("tokens", "embeddings", "attention", "head_walk", "block", "layers", "next_token", "surprise", "generate")
 _SECTION = re.compile(r"<!-- if (not )?(\w+) -->\n?(.*?)<!-- end -->\n?", re.DOTALL)
 

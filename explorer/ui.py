@@ -16,9 +16,10 @@ Slider redraws and step mode are `undocumented`: callable by the page, not liste
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import gradio as gr
+
+from gpt2.resources import ASSETS
 
 from . import panels, validation
 from .analysis import analysis_bytes
@@ -30,7 +31,6 @@ from .tabs.parts import story
 from .tabs.parts.controls import Dropdown, Textbox, checked
 from .tabs.parts.handout import build_handout
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 EXAMPLES = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))
 CSS = (ASSETS / "style.css").read_text(encoding="utf-8")
 # The tabs in page order, the order data flows through the model. A tab may read controls published by

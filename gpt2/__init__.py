@@ -14,14 +14,14 @@ This package knows nothing of the explorer built on top of it.
 from .checkpoint import SHIPPED_MODELS, CheckpointError, load_checkpoint, load_openai_checkpoint, save_checkpoint
 from .config import PRESETS, SIZES, GPTConfig
 from .generate import generate
-from .hub import load_pretrained
+from .hub import MODEL_NAMES, check_obtainable, load_pretrained
 from .model import GPT2, HookPoint, KVCache
 from .sampling import filter_logits, sample_token
 from . import tl_names
 from .tokenizer import EOT_ID, get_tokenizer
 
 __all__ = [
-    "GPT2", "GPTConfig", "HookPoint", "KVCache", "PRESETS", "SIZES", "SHIPPED_MODELS", "EOT_ID", "CheckpointError",
-    "filter_logits", "generate", "get_tokenizer", "load_checkpoint", "load_openai_checkpoint", "load_pretrained",
-    "sample_token", "save_checkpoint", "tl_names",
+    "GPT2", "GPTConfig", "HookPoint", "KVCache", "MODEL_NAMES", "PRESETS", "SIZES", "SHIPPED_MODELS", "EOT_ID",
+    "CheckpointError", "check_obtainable", "filter_logits", "generate", "get_tokenizer", "load_checkpoint",
+    "load_openai_checkpoint", "load_pretrained", "sample_token", "save_checkpoint", "tl_names",
 ]

@@ -1,5 +1,5 @@
 """Command line: `python -m gpt2 download 124M [--source auto|hub|openai]`, `generate "prompt" ...`,
-`train ...` and `corpus --out FILE`.
+`train ...` and `corpus --out FILE`. Models are named as in every command line of the project (model_args.py).
 
 Exit status: 0 done, 1 the command could not be carried out (the message says why),
 2 the command line itself is wrong (argparse's usage errors), 130 interrupted.
@@ -14,9 +14,10 @@ import sys
 
 from dataclasses import fields
 
-from .config import SIZES, GPTConfig
+from .config import GPTConfig
 from .device import add_device_arguments
-from .hub import SOURCES
+from .hub import MODEL_NAMES, SOURCES
+from .model_args import add_model_arguments
 
 
 def available_cpus() -> int:
@@ -89,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     download = commands.add_parser("download", help="fetch a released model's weights (unless a cache has them)")
-    download.add_argument("size", choices=SIZES)
+    download.add_argument("size", choices=MODEL_NAMES, help="a released size; a shipped model needs no download")
     download.add_argument("--cache-dir", help="where models are kept (default: $GPT2_EXPLORER_CACHE or the user cache)")
     download.add_argument("--source", choices=SOURCES, default="auto",
                           help="auto (default): the caches, then the Hugging Face Hub, then OpenAI; hub: the "
@@ -97,10 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="continue a prompt, printing tokens as they come")
     generate.add_argument("prompt")
-    source = generate.add_mutually_exclusive_group()
-    source.add_argument("--size", choices=SIZES, default="124M", help="released model to use (downloaded if needed)")
-    source.add_argument("--model-dir", help="a checkpoint folder: OpenAI's layout, a Hugging Face GPT-2 folder "
-                                            "(config.json + model.safetensors) or one `train` wrote")
+    add_model_arguments(generate)
     generate.add_argument("--cache-dir", help="where downloaded models are kept")
     generate.add_argument("--max-new-tokens", type=_bounded(int, 0), default=50)
     generate.add_argument("--temperature", type=_bounded(float, 0), default=1.0, help="0 means greedy")
@@ -118,9 +116,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _download(args) -> None:
+    from .checkpoint import SHIPPED_MODELS
     from .download import download_model
-    from .hub import locate
+    from .hub import check_obtainable, locate
 
+    if args.size in SHIPPED_MODELS:
+        # Not an error: like a size already cached it prints its folder, so `download NAME` then
+        # `generate --size NAME` works for every name a --size takes.
+        print(f"{args.size} ships with the project and needs no download; it is in:", file=sys.stderr)
+        print(SHIPPED_MODELS[args.size])
+        return
+    check_obtainable(args.size, args.cache_dir, source=args.source)  # offline: at once, not after the retries
     if args.source == "openai":
         print(download_model(args.size, args.cache_dir))
     else:
@@ -133,14 +139,15 @@ def _generate(args) -> None:
     from .checkpoint import load_checkpoint
     from .device import place, resolve_device, resolve_dtype
     from .generate import generate
-    from .hub import load_pretrained
+    from .model_args import find_model
     from .tokenizer import get_tokenizer
 
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)  # a bad name fails before any load
     torch.set_num_threads(args.threads or available_cpus())
-    model = load_checkpoint(args.model_dir) if args.model_dir else load_pretrained(args.size, args.cache_dir)
+    folder = args.model_dir or find_model(args.size, args.cache_dir)
+    model = load_checkpoint(folder)
     place(model, device, dtype)  # on the CPU also the fast GPT-2 (gpt2/fast.py): same outputs, faster
-    enc = get_tokenizer(args.model_dir) if args.model_dir else get_tokenizer()  # a trained model's own BPE
+    enc = get_tokenizer(folder)  # the folder's own BPE (a model trained here), else GPT-2's
     prompt_ids = enc.encode(args.prompt)
     tokens = generate(model, prompt_ids, args.max_new_tokens, temperature=args.temperature,
                       top_k=args.top_k, top_p=args.top_p, seed=args.seed)

@@ -58,6 +58,7 @@ import torch
 
 from .config import GPTConfig
 from .model import GPT2
+from .resources import ASSETS
 from .hf_format import is_hf_folder, load_hf_folder
 from .tokenizer import TOKENIZER_NAME
 from .weights import (HPARAMS_NAME, SAFETENSORS_NAME, CheckpointError, _copy_each, check_fits, empty_model,
@@ -73,7 +74,7 @@ _LEAF_NAMES = {"w": "weight", "g": "weight", "b": "bias"}
 
 
 # Small models trained by this project (`python -m gpt2 train`, see README) and shipped in assets/.
-SHIPPED_MODELS = {"tiny": Path(__file__).resolve().parent.parent / "assets" / "models" / "tiny"}
+SHIPPED_MODELS = {"tiny": ASSETS / "models" / "tiny"}
 
 
 def torch_name(openai_name: str) -> str:

@@ -27,15 +27,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .checkpoint import SAFETENSORS_NAME, SHIPPED_MODELS, has_current_safetensors, load_checkpoint
-from .download import DownloadError, ProgressCallback, download_model, is_downloaded, model_dir
+from .config import SIZES
+from .download import DownloadError, ProgressCallback, default_base_url, download_model, is_downloaded, model_dir
 from .model import GPT2
 
+# Every name `load_pretrained` takes: OpenAI's released sizes, then the models this project trained and ships.
+# Each command line's --size offers exactly these.
+MODEL_NAMES = (*SIZES, *SHIPPED_MODELS)
 SOURCES = ("auto", "hub", "openai")
 # The Hub's copies of OpenAI's four sizes (converted by Hugging Face from the same TensorFlow files).
 HUB_REPOS = {"124M": "openai-community/gpt2", "355M": "openai-community/gpt2-medium",
              "774M": "openai-community/gpt2-large", "1558M": "openai-community/gpt2-xl"}
 HUB_FILES = ("config.json", SAFETENSORS_NAME)  # the small file first: a failure shows in a second
 PROBE_TIMEOUT = 5.0
+QUICK_TIMEOUT = 3.0  # check_obtainable's limit per server: a command line should not wait longer to learn it is offline
 
 
 def locate(size: str, cache_dir: str | Path | None = None, *, source: str = "auto",
@@ -66,6 +71,33 @@ def locate(size: str, cache_dir: str | Path | None = None, *, source: str = "aut
 def available_offline(size: str, cache_dir: str | Path | None = None) -> bool:
     """Whether `size` loads without the network: in the project's cache or the Hugging Face cache."""
     return _in_project_cache(size, cache_dir) or _in_hf_cache(size) is not None
+
+
+def check_obtainable(size: str, cache_dir: str | Path | None = None, *, source: str = "auto",
+                     timeout: float = QUICK_TIMEOUT) -> None:
+    """Return when `size` is cached or a server that could send it answers one quick request; else raise
+    DownloadError at once, saying what is missing and the command that gets it.
+
+    For command lines: without it an offline `locate` spends its download's retries and their waits
+    (about 18 s) finding out that nothing answers. Retries stay for what they are for: a server that
+    answered once and then failed.
+    """
+    if _cached(size, cache_dir, source):
+        return
+    tried = []
+    for where, url in _servers(size, source):
+        if url is None:
+            tried.append((where, "HF_HUB_OFFLINE is set"))
+            continue
+        try:
+            _probe(url, timeout)
+            return
+        except DownloadError as err:
+            tried.append((where, str(err)))
+    cache = model_dir(size, cache_dir).parent
+    reasons = "; ".join(f"{where}: {why}" for where, why in tried)
+    raise DownloadError(f"GPT-2 {size} is not downloaded and no server answered ({reasons}). On a machine with "
+                        f"internet run `python -m gpt2 download {size}` and copy its cache folder ({cache}) here.")
 
 
 def load_pretrained(size: str = "124M", cache_dir: str | Path | None = None, *, source: str = "auto",
@@ -124,6 +156,25 @@ def _steps(source: str) -> list[tuple[str, Callable[..., Path | None]]]:
     return [("the project's cache", _from_project_cache), *hub, *openai]
 
 
+def _cached(size: str, cache_dir: str | Path | None, source: str) -> bool:
+    """Whether `source`'s own lookups find `size` without the network (the same places `locate` looks first)."""
+    if source == "openai":
+        return is_downloaded(size, cache_dir)
+    if source == "hub":
+        return _in_hf_cache(size) is not None
+    return available_offline(size, cache_dir)
+
+
+def _servers(size: str, source: str) -> list[tuple[str, str | None]]:
+    """(where, a small file's URL) for each server `source` downloads from; None where it may not be asked."""
+    from huggingface_hub import constants
+
+    hub = f"{constants.ENDPOINT.rstrip('/')}/{HUB_REPOS[size]}/resolve/main/{HUB_FILES[0]}"
+    servers = {"hub": ("the Hugging Face Hub", None if constants.is_offline_mode() else hub),
+               "openai": ("OpenAI's storage", f"{default_base_url().rstrip('/')}/{size}/hparams.json")}
+    return [servers[name] for name in ("hub", "openai") if source in ("auto", name)]
+
+
 def _in_project_cache(size: str, cache_dir: str | Path | None) -> bool:
     """OpenAI's files complete, or a safetensors copy made from them (still current) with their hparams.json."""
     return is_downloaded(size, cache_dir) or has_current_safetensors(model_dir(size, cache_dir))
@@ -139,10 +190,10 @@ def _in_hf_cache(size: str) -> Path | None:
     return None
 
 
-def _probe(url: str) -> None:
-    """One request, no retries: any HTTP answer means the Hub is reachable; no answer is a DownloadError."""
+def _probe(url: str, timeout: float = PROBE_TIMEOUT) -> None:
+    """One request, no retries: any HTTP answer means the server is reachable; no answer is a DownloadError."""
     try:
-        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=PROBE_TIMEOUT).close()
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
     except urllib.error.HTTPError:
         pass  # it answered; hf_hub_download will say what the answer means
     except (OSError, ValueError) as err:

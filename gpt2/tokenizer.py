@@ -30,7 +30,8 @@ from pathlib import Path
 
 import tiktoken
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+from .resources import ASSETS
+
 BPE_FILE = ASSETS / "gpt2.tiktoken"
 BPE_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
 EOT_TOKEN = "<|endoftext|>"

@@ -1,9 +1,137 @@
+"""The command lines: `python -m gpt2 generate | download`, `python -m explorer export` and the app's flags,
+which name models the same way (gpt2/model_args.py)."""
+
+import json
 import subprocess
 import sys
+import time
+
+import pytest
+
+import gpt2
+from gpt2.corpus import pydoc_topics
 
 
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "gpt2", *args], capture_output=True, text=True, timeout=120)
+
+
+def run_explorer(*args):
+    return subprocess.run([sys.executable, "-m", "explorer", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory):
+    """A folder `python -m gpt2 train` wrote: a throwaway model of 3 steps, with its own 300-token BPE."""
+    folder = tmp_path_factory.mktemp("trained")
+    text = folder / "text.txt"
+    text.write_text("\n".join(list(pydoc_topics())[:5]), encoding="utf-8")
+    result = run_cli("train", "--data", str(text), "--out", str(folder / "model"), "--n-layer", "1", "--n-head", "2",
+                     "--n-embd", "32", "--n-ctx", "32", "--n-vocab", "300", "--max-steps", "3", "--batch-size", "2",
+                     "--eval-every", "3", "--eval-windows", "2", "--warmup-steps", "1", "--threads", "2", "--quiet")
+    assert result.returncode == 0, result.stderr
+    return folder / "model"
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """No cached weights and no server answering (conftest sets HF_HUB_OFFLINE); any wait before a retry fails."""
+    from test_store import closed_port_url
+
+    monkeypatch.setenv("GPT2_EXPLORER_DOWNLOAD_URL", closed_port_url())
+    monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail(f"waited {seconds} s to retry a download"))
+    return str(tmp_path / "empty-cache")
+
+
+# ---- one set of model names for every command line
+
+def command_lines():
+    """Each command line's parser, as a function from the arguments that name a model to what it parsed."""
+    from explorer.app import parse_args as app_args
+    from explorer.__main__ import _parser as explorer_parser
+    from gpt2.__main__ import _parser as gpt2_parser
+
+    return {
+        "gpt2 generate": lambda *a: gpt2_parser().parse_args(["generate", "Hi", *a]),
+        "explorer export": lambda *a: explorer_parser().parse_args(["export", "Hi", "--out", "r.html", *a]),
+        "app": lambda *a: app_args(list(a)),
+    }
+
+
+@pytest.mark.parametrize("name", gpt2.MODEL_NAMES)
+def test_every_command_line_takes_every_model_name(name):
+    assert gpt2.MODEL_NAMES == (*gpt2.SIZES, *gpt2.SHIPPED_MODELS)
+    from gpt2.__main__ import _parser
+
+    assert _parser().parse_args(["download", name]).size == name
+    for parse in command_lines().values():
+        assert parse("--size", name).size == name
+
+
+def test_every_command_line_says_the_three_layouts_of_model_dir(capsys):
+    for parse in command_lines().values():
+        with pytest.raises(SystemExit):
+            parse("--help")
+        help_text = " ".join(capsys.readouterr().out.split())
+        assert "OpenAI's layout" in help_text and "config.json + model.safetensors" in help_text
+        assert "`python -m gpt2 train` wrote" in help_text
+
+
+# ---- the shipped model and a folder `train` wrote, in each command
+
+def test_generate_runs_the_shipped_model_by_its_size_name():
+    result = run_cli("generate", "--size", "tiny", "--max-new-tokens", "12", "--temperature", "0", "def main(")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("def main(") and len(result.stdout.strip()) > len("def main(")
+
+
+def test_generate_runs_a_folder_train_wrote_with_its_own_tokenizer(trained_dir):
+    result = run_cli("generate", "--model-dir", str(trained_dir), "--max-new-tokens", "8", "--temperature", "0", "def")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("def")
+
+
+def test_download_of_a_shipped_model_prints_its_folder_and_says_it_needs_none():
+    result = run_cli("download", "tiny")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(gpt2.SHIPPED_MODELS["tiny"]) and "needs no download" in result.stderr
+
+
+@pytest.mark.parametrize("source", [("--size", "tiny"), ("--model-dir", "TRAINED")], ids=["shipped", "trained"])
+def test_export_runs_the_shipped_model_and_a_folder_train_wrote(source, trained_dir, tmp_path):
+    flag, value = source
+    value = str(trained_dir) if value == "TRAINED" else value
+    result = run_explorer("export", "def main(", "--out", str(tmp_path / "run.html"), flag, value)
+    assert result.returncode == 0, result.stderr
+    numbers = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    assert numbers["prompt"] == "def main(" and numbers["tokens"]
+
+
+# ---- offline, with nothing cached: at once, with what to run
+
+def test_offline_generate_fails_at_once_with_the_command_that_gets_the_model(offline, capsys):
+    from gpt2.__main__ import main
+
+    assert main(["generate", "--cache-dir", offline, "Hi"]) == 1
+    error = capsys.readouterr().err
+    assert "GPT-2 124M is not downloaded and no server answered" in error
+    assert "`python -m gpt2 download 124M`" in error and "--size tiny" in error and "Traceback" not in error
+
+
+def test_offline_download_fails_at_once_saying_no_server_answered(offline, capsys):
+    from gpt2.__main__ import main
+
+    assert main(["download", "355M", "--cache-dir", offline]) == 1
+    assert "GPT-2 355M is not downloaded and no server answered" in capsys.readouterr().err
+
+
+def test_offline_export_fails_at_once_with_a_command_lines_message(offline, capsys, tmp_path):
+    from explorer.__main__ import main
+
+    assert main(["export", "Hi", "--out", str(tmp_path / "run.html"), "--cache-dir", offline]) == 1
+    error = capsys.readouterr().err
+    assert "`python -m gpt2 download 124M`" in error and "--size tiny" in error
+    assert "keep working" not in error  # the web app's words, which mean nothing on a command line
 
 
 def test_generate_from_a_model_directory_prints_text(tiny_checkpoint_dir):
@@ -83,3 +211,20 @@ def test_generate_reads_a_hugging_face_folder(tmp_path, tiny_checkpoint_dir):
     from_openai = run_cli(*args[:1], "--model-dir", str(tiny_checkpoint_dir), *args[1:])
     assert from_hf.returncode == 0, from_hf.stderr
     assert from_hf.stdout == from_openai.stdout
+
+
+def test_the_app_serves_a_folder_train_wrote(trained_dir, tmp_path):
+    from gradio_client import Client
+
+    from app_server import AppServer
+    from test_app import analyze, model_name
+
+    server = AppServer(trained_dir, tmp_path / "app.log", "--sizes", "")
+    try:
+        server.wait_until_ready()
+        client = Client(server.url, verbose=False)
+        assert model_name(client) == f"local: {trained_dir.name}"
+        status = analyze(client, "def main(")["Status"]
+        assert "× 2 heads" in status and "d_model 32" in status  # its shape, read from its folder
+    finally:
+        server.stop()

@@ -362,6 +362,30 @@ def test_when_every_source_fails_the_error_names_each_and_the_fix(hf_cache, proj
         assert part in message
 
 
+# ---- the command lines' quick check (hub.check_obtainable)
+
+def test_a_cached_size_is_obtainable_without_asking_any_server(saved, hf_cache, project_cache, monkeypatch):
+    put_in_hf_cache(hf_cache, "124M", saved)
+    monkeypatch.setattr(hub, "_probe", lambda *a: pytest.fail("asked a server"))
+    hub.check_obtainable("124M", project_cache)
+
+
+def test_any_answer_from_a_server_makes_a_size_obtainable(hf_cache, project_cache, openai_server, monkeypatch):
+    monkeypatch.setenv(download.BASE_URL_ENV_VAR, openai_server)
+    hub.check_obtainable("124M", project_cache)  # hparams.json is there
+    hub.check_obtainable("355M", project_cache)  # a 404 is an answer too: the download will say what it means
+
+
+def test_with_no_server_answering_the_check_fails_once_naming_each(hf_cache, project_cache, monkeypatch):
+    monkeypatch.setenv(download.BASE_URL_ENV_VAR, closed_port_url())
+    with pytest.raises(DownloadError) as raised:
+        hub.check_obtainable("124M", project_cache)
+    message = str(raised.value)
+    for part in ("not downloaded and no server answered", "the Hugging Face Hub: HF_HUB_OFFLINE is set",
+                 "OpenAI's storage: could not connect to 127.0.0.1", "python -m gpt2 download 124M", str(project_cache)):
+        assert part in message
+
+
 def test_hub_download_progress_reaches_the_callback_even_with_the_bar_hidden():
     seen = []
     bar = hub._progress_class("model.safetensors", lambda *report: seen.append(report))(total=10, disable=True)
@@ -403,6 +427,7 @@ def test_download_source_openai_calls_only_openais_download(monkeypatch, capsys,
 
     monkeypatch.setattr(download, "download_model", lambda size, cache_dir: Path(f"/openai/{size}"))
     monkeypatch.setattr(hub, "locate", lambda *a, **k: pytest.fail("looked beyond OpenAI"))
+    monkeypatch.setattr(hub, "check_obtainable", lambda *a, **k: None)  # as if OpenAI's storage answered
     assert cli.main(["download", "355M", "--source", "openai"]) == 0
     assert capsys.readouterr().out.strip() == "/openai/355M"
 

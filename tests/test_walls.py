@@ -1,7 +1,8 @@
 """The walls between the project's layers, read from every module's imports (as text: nothing is run).
 
 - gpt2/ is the model library: it knows nothing of the explorer, of Gradio or of ZeroGPU's `spaces`.
-- explorer/'s analysis modules know nothing of Gradio or `spaces`: only ui.py and tabs/ import them,
+- explorer/'s analysis modules know nothing of Gradio or `spaces`: only ui.py, tabs/ and app.py (which starts
+  the web server, after importing `spaces` first as ZeroGPU requires) import them,
   so every forward pass the app makes is a plain function that could run anywhere (model_runs.py).
 - plots.py builds Plotly figures and nothing else of the UI.
 """
@@ -37,7 +38,8 @@ def test_the_model_library_imports_neither_the_explorer_nor_the_ui(path):
     assert not imported_packages(path) & ({"explorer"} | UI_PACKAGES)
 
 
-ANALYSIS = [p for p in modules("explorer") if "tabs" not in p.relative_to(ROOT / "explorer").parts and p.name != "ui.py"]
+ANALYSIS = [p for p in modules("explorer")
+            if "tabs" not in p.relative_to(ROOT / "explorer").parts and p.name not in ("ui.py", "app.py")]
 
 
 @pytest.mark.parametrize("path", ANALYSIS, ids=lambda p: p.name)
