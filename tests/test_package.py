@@ -90,3 +90,15 @@ def test_the_installed_packages_read_their_files_from_the_wheel(installed, tmp_p
 def test_the_gpt2_explorer_command_starts_the_app(installed, tmp_path):
     usage = run(str(installed / "gpt2-explorer"), "--help", cwd=tmp_path).stdout
     assert usage.startswith("usage: gpt2-explorer") and "--size" in usage and "--memory-budget" in usage
+
+
+def test_every_module_of_the_installed_packages_imports_and_the_page_builds(installed, tmp_path):
+    check = ("import importlib, pkgutil, gpt2, explorer\n"
+             "names = [m.name for p in (gpt2, explorer) for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.')]\n"
+             "for name in names: importlib.import_module(name)\n"
+             "from explorer.store import ModelStore\n"
+             "from explorer.ui import build_app\n"
+             "app = build_app(ModelStore(sizes=[]))\n"
+             "print('explorer.tabs.parts.shared' in names, len(app.explorer_tabs))")
+    out = run(str(installed / "python"), "-c", check, cwd=tmp_path).stdout.split()
+    assert out[-2:] == ["True", "11"]
