@@ -56,10 +56,13 @@ def _parameters(store: ModelStore, name: str) -> int:
 
 
 def analysis(store: ModelStore, model_name: str, prompt: str, lens_positions: int) -> Analysis:
-    """One forward pass with hooks, the head statistics, the logit lens and each token's surprise."""
-    result = analyze(store.get(model_name), prompt, lens_positions)
-    result.trace.token_surprise  # noqa: B018 (computed here, where the model is; the Surprise tab reads it)
-    return result
+    """One forward pass with hooks, the head statistics and the logit lens.
+
+    Each token's surprise stays lazy where the model is at hand (it costs a T x n_vocab product
+    that only the Surprise tab and some story cards read); an analysis pickled back from a ZeroGPU
+    worker computes it there first (capture.Trace.__getstate__).
+    """
+    return analyze(store.get(model_name), prompt, lens_positions)
 
 
 def lens(store: ModelStore, model_name: str, rows: np.ndarray, positions: np.ndarray) -> LensResult:
