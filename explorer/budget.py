@@ -42,6 +42,7 @@ class AnalysisHandle:
     model_name: str
     prompt: str
     lens_positions: int
+    serial: int = 0  # which Analyze made it: the page's panels are up to date for one serial (tabs/parts/open_tabs.py)
 
 
 def parse_bytes(text: str) -> int:

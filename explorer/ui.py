@@ -2,19 +2,21 @@
 
 Each tab's module lays out its own components and wires its own events (see tabs/__init__.py
 for the pattern). This module holds what they share: the prompt and model controls, the
-visitor's analysis handle, and Analyze, which runs the prompt once and hands the fresh
-analysis to every tab's `show`.
+visitor's analysis handle, and Analyze, which runs the prompt once, keeps the analysis and builds
+the open tab's panels only; another tab is built when it is opened (tabs/parts/open_tabs.py).
 
 Memory: every visitor's analysis lives in one byte budget (explorer/budget.py); the visitor's
 gr.State holds only a handle. The handle is dropped from the budget when its session ends
 (`unload`, when the page is closed) or its state expires.
 
-Public API endpoints: `analyze` (prompt -> every panel) and `generate` (streams text).
-Slider redraws and step mode are `undocumented`: callable by the page, not listed.
+Public API endpoints: `analyze` (prompt -> the status and the open tab's panels, Tokens for a new
+visitor) and `generate` (streams text). Opening a tab (`open_tab_<tab id>`, e.g. `open_tab_attention`), slider
+redraws and step mode are `undocumented`: callable by the page and by scripts, not listed.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import gradio as gr
@@ -30,12 +32,14 @@ from .tabs import (Shared, View, about, attention, block, compare, embeddings, g
 from .tabs.parts import story
 from .tabs.parts.controls import Dropdown, Textbox, checked
 from .tabs.parts.handout import build_handout
+from .tabs.parts.open_tabs import NOTHING_SHOWN, OpenTabs, marked
 
 EXAMPLES = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))
 CSS = (ASSETS / "style.css").read_text(encoding="utf-8")
 # The tabs in page order, the order data flows through the model. A tab may read controls published by
 # a tab before it (Generate uses Next token's). A tab's id (gr.Tab(id=...), used by the story) is its module's name.
 TABS = (tokens, embeddings, attention, block, layers, next_token, surprise, generate, training, compare, about)
+_serials = itertools.count(1)  # each Analyze's handle gets the next (tabs/parts/open_tabs.py)
 STATE_SECONDS = 1800  # an abandoned session's handle (and with it its analysis) is dropped after this
 
 
@@ -63,22 +67,23 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
         build_handout(shared)  # take this run home: one click, a self-contained page
         strip = story.build(shared)  # the story's cards, above the tabs
         open_tab = gr.State(tabs_in_order[0].__name__.rsplit(".", 1)[-1], time_to_live=STATE_SECONDS)
+        shown = gr.State(dict(NOTHING_SHOWN), time_to_live=STATE_SECONDS)
         with gr.Tabs(elem_id="tabs") as tab_strip:
             tabs = {}
             for module in tabs_in_order:
                 tab = module.build(shared)
                 shared.controls.update(tab.controls)
                 tabs[module.__name__.rsplit(".", 1)[-1]] = tab
-        strip.connect(tab_strip, tabs, open_tab)
-        label_to_id = {child.label: child.id for child in tab_strip.children if isinstance(child, gr.Tab)}
-
-        def remember_open_tab(evt: gr.SelectData) -> str:  # the Surprise tab measures only when it is open
-            return label_to_id.get(evt.value, evt.value)
-        tab_strip.select(remember_open_tab, inputs=None, outputs=[open_tab], api_visibility="private", queue=False)
+        check_unique_inputs(tabs)
+        values = {name: c for tab in tabs.values() for name, c in tab.inputs.items()}
+        open_tabs = OpenTabs(shared, tabs, open_tab, shown, values)
+        open_tabs.connect(tab_strip)
+        strip.connect(tab_strip, open_tabs)
 
         @user_errors
         def analyze(prompt, model_name, handle, story_state, tab_open, request: gr.Request, progress=gr.Progress(),
                     **values):
+            """One forward pass, kept in the budget; then only the open tab's panels and the story card."""
             loaded = shared.load(model_name, progress)
             # The visitor's key is reused, so a new prompt replaces their old analysis in the budget.
             key = handle.key if isinstance(handle, AnalysisHandle) else budget.new_key(request.session_hash)
@@ -87,41 +92,42 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
             budget.make_room(analysis_bytes(loaded.model.config, n_tokens))
             analysis = shared.analyze(loaded.name, prompt, values["lens_positions"])
             budget.put(key, analysis)
-            handle = AnalysisHandle(key, loaded.name, prompt, values["lens_positions"])
-            on = bool((story_state or story.START)["on"])
-            card, why = strip.for_prompt(prompt, story_state)
-            if on:
-                tab_open = story.cards.CARDS[card].tab
-            view = View(analysis, loaded, {**values, "open_tab": tab_open})
+            handle = AnalysisHandle(key, loaded.name, prompt, values["lens_positions"], next(_serials))
             result = {status: panels.status_line(loaded, analysis) + store.status_notice(loaded.name),
                       analysis_state: handle}
-            for tab in tabs.values():
-                if tab.show is not None:
-                    result |= tab.show(view)
-                if tab.code is not None:
-                    result |= tab.code.show(view)
-            result |= strip.show_card(analysis, loaded, card, why) if on else strip.place(story_state)
-            budget.remeasure(key)  # figures' caches (e.g. the overview tiles) were made by the tabs
+            if (story_state or story.START)["on"]:  # the story's card opens its own tab
+                card, why = strip.for_prompt(prompt, story_state)
+                result |= strip.show_card(analysis, loaded, card, why, handle=handle, values=values)
+            else:
+                view = View(analysis, loaded, values)
+                result |= open_tabs.panels(tab_open, view) | strip.place(story_state)
+                result |= {open_tab: tab_open, shown: marked(handle, None, tab_open)}
+            budget.remeasure(key)  # what the views cached on the analysis (e.g. the overview tiles)
             return result
 
-        check_unique_inputs(tabs)
-        analyze_inputs = dict(
-            inputs=[prompt, model_name, analysis_state, strip.state, open_tab],
-            inputs_kwargs={name: c for tab in tabs.values() for name, c in tab.inputs.items()},
-            outputs=list(dict.fromkeys([status, analysis_state, *(c for tab in tabs.values() for c in tab.outputs),
-                                        *(tab.code.markdown for tab in tabs.values() if tab.code is not None),
-                                        *strip.outputs])))
+        @user_errors
+        def catch_up(handle, shown_now, tab_open, **values) -> dict:
+            return open_tabs.catch_up(handle, shown_now, tab_open, values)
+
+        analyze_inputs = dict(inputs=[prompt, model_name, analysis_state, strip.state, open_tab], inputs_kwargs=values,
+                              outputs=list(dict.fromkeys([status, analysis_state, open_tab, shown, *open_tabs.outputs,
+                                                          *strip.outputs])))
+        # If the visitor opened another tab while Analyze ran, it was built for the old analysis: build it again.
+        catch_up_inputs = dict(inputs=[analysis_state, shown, open_tab], inputs_kwargs=values,
+                               outputs=[open_tab, shown, *open_tabs.outputs], api_visibility="private", queue=shared.queue_views,
+                               show_progress="hidden")
         # The page analyses the prompt it opens with, so the story starts with numbers, not empty panels.
-        gr.on([app.load, analyze_button.click, prompt.submit], analyze, api_name="analyze", **analyze_inputs)
+        gr.on([app.load, analyze_button.click, prompt.submit], analyze, api_name="analyze",
+              **analyze_inputs).success(catch_up, **catch_up_inputs)
         examples.click(story.pick, inputs=[examples, strip.state], outputs=[prompt, strip.state],
                        api_visibility="private", queue=False).then(
-            analyze, api_visibility="private", **analyze_inputs)
+            analyze, api_visibility="private", **analyze_inputs).success(catch_up, **catch_up_inputs)
 
         def forget(request: gr.Request):  # the page was closed: its analyses go now, not when the state expires
             if request.session_hash:
                 budget.drop_session(request.session_hash)
         app.unload(forget)
-    app.explorer_tabs, app.explorer_story = tabs, strip  # for tests that call the handlers directly
+    app.explorer_tabs, app.explorer_story, app.explorer_open_tabs = tabs, strip, open_tabs  # for tests that call the handlers directly
     app.explorer_budget = budget
     return app
 

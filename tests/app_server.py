@@ -66,3 +66,59 @@ def serving(model_dir: Path | None, log_path: Path, *extra_args: str, env: dict 
         yield server
     finally:
         server.stop()
+
+
+# ---- what the page's events send, read through gradio_client ----
+
+TAB_IDS = ("tokens", "embeddings", "attention", "block", "layers", "next_token", "surprise", "generate", "training",
+           "compare", "about")
+UNCHANGED = {"__type__": "update"}  # what Gradio sends for an output the handler left as it was
+
+
+def unchanged(value) -> bool:
+    """Whether an output value says "left as it was" (gr.HTML wraps that in its props)."""
+    return value == UNCHANGED or value == {"props": UNCHANGED, **UNCHANGED}
+
+
+def _event(client, api_name: str) -> tuple[dict, dict]:
+    components = {c["id"]: c for c in client.config["components"]}
+    return components, next(d for d in client.config["dependencies"] if d.get("api_name") == api_name.lstrip("/"))
+
+
+def event_labels(client, api_name: str) -> list[str]:
+    """An event's outputs by their components' labels, from the app's config (undocumented events too).
+    gradio_client returns no value for what the API skips (states, layout blocks, buttons): they are left out."""
+    components, event = _event(client, api_name)
+    return [components[i].get("props", {}).get("label") for i in event["outputs"] if not components[i]["skip_api"]]
+
+
+def sent(client, api_name: str, values) -> dict:
+    """The outputs an event actually sent, by label (outputs it left unchanged are not listed)."""
+    values = values if isinstance(values, (list, tuple)) else [values]
+    return {label: value for label, value in zip(event_labels(client, api_name), values) if not unchanged(value)}
+
+
+def page_call(client, api_name: str, **by_label):
+    """Call an event with every control's value as the page would send it: the control's value in the
+    app's config unless `by_label` gives another (`Layer=2`)."""
+    components, event = _event(client, api_name)
+    args = []
+    for i in event["inputs"]:
+        props = components[i].get("props", {})
+        if not components[i]["skip_api"]:
+            args.append(by_label.get(props.get("label"), props.get("value")))
+    return client.predict(*args, api_name=api_name)
+
+
+def open_tab(client, tab_id: str, **by_label) -> dict:
+    """Open one tab as the page does (its panels for the visitor's analysis, or nothing if already shown)."""
+    api_name = f"/open_tab_{tab_id}"
+    return sent(client, api_name, page_call(client, api_name, **by_label))
+
+
+def analyze_every_tab(client, prompt: str, **values) -> dict:
+    """Analyze, then open every tab: every panel of the page for this prompt, by label."""
+    out = sent(client, "/analyze", client.predict(prompt, api_name="/analyze", **values))
+    for tab_id in TAB_IDS:
+        out |= open_tab(client, tab_id)
+    return out

@@ -4,6 +4,7 @@ import json
 import threading
 
 import pytest
+from app_server import analyze_every_tab, event_labels, open_tab, sent
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
@@ -15,15 +16,9 @@ def client(app_server):
     return Client(app_server.url, verbose=False)
 
 
-def output_labels(client, endpoint: str = "/analyze") -> list[str]:
-    """An endpoint's outputs by their components' labels, in the order the API lists them."""
-    returns = client.view_api(print_info=False, return_format="dict")["named_endpoints"][endpoint]["returns"]
-    return [r["label"] for r in returns]
-
-
 def analyze(client, prompt=PROMPT, **kwargs) -> dict:
-    """analyze's outputs by label: no copy of their order here."""
-    return dict(zip(output_labels(client), client.predict(prompt, api_name="/analyze", **kwargs)))
+    """Every panel by label after Analyze, each tab opened as the page does: no copy of their order here."""
+    return analyze_every_tab(client, prompt, **kwargs)
 
 
 def text_of(value) -> str:
@@ -44,7 +39,24 @@ def test_only_analyze_and_generate_are_listed_in_the_api(client):
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/analyze", "/generate"}
 
 
-def test_analyze_returns_every_panel(client):
+def test_analyze_sends_only_the_open_tab_and_each_tab_is_built_when_opened(app_server):
+    client = Client(app_server.url, verbose=False)  # a new visitor: the story opens on its first card
+    out = sent(client, "/analyze", client.predict(PROMPT, api_name="/analyze"))
+    next_token = set(event_labels(client, "/open_tab_next_token"))
+    # The first card shows the next-token bars (and sets the sampling sliders); no other tab's panel is sent.
+    sampling = {"Temperature (0 = greedy)", "Top-k (0 = off)", "Top-p (1 = off)", "Seed"}  # the card sets them
+    assert {"Status", "Story card"} <= set(out) <= next_token | sampling | {"Status", "Story card"}
+    assert "Next-token bars" in out and "Code: next_token" in out
+    attention = open_tab(client, "attention")
+    assert {"Attention heatmap", "All heads", "Head scores", "Code: attention"} <= set(attention)
+    assert set(attention) <= set(event_labels(client, "/open_tab_attention"))
+    assert open_tab(client, "attention") == {}  # the page already shows it: nothing is built or sent
+    assert open_tab(client, "next_token") == {}  # shown by Analyze
+    sent(client, "/analyze", client.predict("A different prompt", api_name="/analyze"))
+    assert "Attention heatmap" in open_tab(client, "attention")  # a new analysis: built again when opened
+
+
+def test_every_tab_opened_after_analyze_shows_this_prompt(client):
     out = analyze(client)
     assert "4 tokens" in out["Status"]
     assert out["Token chips"].count("class=\"token-chip ") == 4 and "6109" in out["Token chips"]

@@ -9,6 +9,7 @@ import pytest
 from gradio_client import Client
 
 import gpt2
+from app_server import analyze_every_tab
 
 N_CTX = 64
 PROMPTS = {1: "Hello", 2: "Hello world", 3: "Hello world!", 10: "The quick brown fox jumps over the lazy dog again",
@@ -21,9 +22,8 @@ def client(app_server):
 
 
 def analyze(client, prompt) -> dict:
-    labels = [r["label"] for r in client.view_api(print_info=False, return_format="dict")
-              ["named_endpoints"]["/analyze"]["returns"]]
-    return dict(zip(labels, client.predict(prompt, api_name="/analyze")))
+    """Every panel after Analyze, each tab opened as the page does."""
+    return analyze_every_tab(client, prompt)
 
 
 def figure(output) -> dict:

@@ -42,7 +42,7 @@ def analysis(request, loaded):
 
 def view_of(analysis, loaded, **values):
     defaults = {"layer": 0, "head": 0, "mean_heads": False, "block_layer": 0, "lens_positions": 8,
-                "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 0, "open_tab": "tokens"}
+                "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 0}
     return View(analysis, loaded, {**defaults, **values})
 
 
@@ -74,14 +74,17 @@ def test_block_tab_story_sets_the_cards_layer_and_position(page, loaded, analysi
     assert values["Position"]["value"] == card["controls"]["position"]
 
 
-def test_surprise_is_not_measured_while_its_tab_is_closed(page, loaded, analysis):
-    out = by_label(page[0]["surprise"].show(view_of(analysis, loaded, open_tab="attention")))
+@pytest.mark.parametrize("tab", ["tokens", "attention", "layers", "next_token"])
+def test_building_one_tab_fills_only_that_tab_and_never_measures_the_surprise(store, loaded, analysis, tab):
+    open_tabs = build_app(store, budget=AnalysisBudget(2**28)).explorer_open_tabs
+    out = open_tabs.panels(tab, view_of(analysis, loaded))
+    assert set(out) <= set(open_tabs.outputs_of(tab))  # nothing of another tab is built or sent
+    assert open_tabs.tabs[tab].code.markdown in out  # its code box comes with it
     assert "token_surprise" not in analysis.trace.__dict__  # the T x n_vocab product was not paid
-    assert "Open this tab" in out["Surprise explained"]
 
 
 def test_surprise_tab_open_shows_loss_and_perplexity_of_the_prompt(page, loaded, analysis):
-    out = by_label(page[0]["surprise"].show(view_of(analysis, loaded, open_tab="surprise")))
+    out = by_label(page[0]["surprise"].show(view_of(analysis, loaded)))
     surprise = analysis.trace.token_surprise.astype(np.float64)
     assert len(surprise) == analysis.trace.n_tokens - 1
     if len(surprise):
@@ -138,7 +141,7 @@ def test_a_story_card_selects_its_tab_and_sets_its_controls(page, loaded, analys
     tabs, strip = page
     out = strip.show_card(analysis, loaded, index)
     card = story.story_card(index, analysis, loaded)
-    assert out[strip.tabs].selected == card["tab"] and out[strip.open_tab] == card["tab"]
+    assert out[strip.tabs].selected == card["tab"] and out[strip.open_tabs.open_tab] == card["tab"]
     assert out[strip.card] == card["markdown"]
     assert out[strip.back].interactive == (index > 0) and out[strip.next].interactive == (index < len(story.CARDS) - 1)
     home = tabs[card["tab"]]

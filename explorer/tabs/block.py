@@ -59,6 +59,6 @@ def build(shared: Shared) -> Tab:
 
     gr.on([layer.input, position.input], redraw, inputs=[shared.analysis, layer, position],
           outputs=[layer_norm, gelu, text], api_name="open_block", api_visibility="undocumented",
-          show_progress="hidden", trigger_mode="always_last")
+          show_progress="hidden", trigger_mode="always_last", queue=shared.queue_views)
     return Tab(show=show, outputs=[layer, position, layer_norm, gelu, text], inputs={"block_layer": layer},
                code=code, story=story, story_keys=frozenset({"layer", "position"}), story_outputs=[text.accordion])

@@ -35,9 +35,10 @@ def build(shared: Shared) -> Tab:
     def resample(handle, t, k, p, s) -> dict:
         return figures(shared.analysis_of(handle)[0], t, k, p, s)
 
-    gr.on([temperature.change, top_k.change, top_p.change, seed.change], resample,
-          inputs=[shared.analysis, *sampling.values()], outputs=[bars, text],
-          api_name="resample", api_visibility="undocumented", show_progress="hidden", trigger_mode="always_last")
+    # A drag sends many values: always_last draws the last one after the current redraw, never a backlog.
+    gr.on([temperature.input, top_k.input, top_p.input, seed.input], resample,
+          inputs=[shared.analysis, *sampling.values()], outputs=[bars, text], api_name="resample",
+          api_visibility="undocumented", show_progress="hidden", trigger_mode="always_last", queue=shared.queue_views)
     def story(view: View, explanation_name: str) -> dict:  # a card's sampling settings, drawn with them
         values = {name: view.values.get(name, control.value) for name, control in sampling.items()}
         return figures(view.analysis, *values.values()) | {sampling[name]: v for name, v in values.items()} | opened(text)

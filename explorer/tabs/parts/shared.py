@@ -75,6 +75,16 @@ class Shared:
     # happens outside it) never makes other visitors wait.
     _compute: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def queue_views(self) -> bool:
+        """Whether events that only build views from a kept analysis go through Gradio's queue.
+
+        Off ZeroGPU they skip it: they need no model, so they never wait behind other visitors' events
+        (a dropped analysis is recomputed in the compute slot all the same). On ZeroGPU they stay queued,
+        because that recomputation is a spaces.GPU call, which finds its visitor through the queue's event.
+        """
+        return self.store.zero_gpu
+
     def __post_init__(self):
         self._run_on_gpu = on_gpu(self._run_work, duration=lambda work, args, seconds: seconds)
         self._stream_on_gpu = on_gpu(self._stream_work, duration=lambda work, args, seconds: seconds)

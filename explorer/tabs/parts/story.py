@@ -14,11 +14,12 @@ opens the story at the example's card.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import gradio as gr
 
 from ... import story as cards
+from .open_tabs import OpenTabs, is_fresh, marked
 from .shared import Shared, View, user_errors
 
 START = {"index": 0, "on": True}  # a visitor's place in the story
@@ -35,15 +36,19 @@ class StoryStrip:
     leave: gr.Button
     resume: gr.Button
     tabs: gr.Tabs | None = None
-    by_id: dict = field(default_factory=dict)  # tab id -> Tab
-    open_tab: gr.State | None = None  # the tab the visitor has open (for panels computed only when seen)
+    open_tabs: OpenTabs | None = None  # the tabs by id, and which of them the page shows up to date
+
+    @property
+    def by_id(self) -> dict:
+        return self.open_tabs.tabs
 
     @property
     def outputs(self) -> list:
         """Every component showing a card may change."""
-        changed = [self.state, self.column, self.card, self.back, self.next, self.resume, self.tabs, self.open_tab]
+        changed = [self.state, self.column, self.card, self.back, self.next, self.resume, self.tabs,
+                   self.open_tabs.open_tab, self.open_tabs.shown, *self.open_tabs.outputs]
         for tab in self.by_id.values():
-            changed += [*tab.outputs, *tab.story_outputs]
+            changed += tab.story_outputs
         return list(dict.fromkeys(changed))  # once each, in order
 
     def place(self, state) -> dict:
@@ -51,8 +56,12 @@ class StoryStrip:
         on = bool((state or START)["on"])
         return {self.column: gr.Column(visible=on), self.resume: gr.Button(visible=not on)}
 
-    def show_card(self, analysis, loaded, index: int, why: str | None = None) -> dict:
-        """Card `index` for this analysis: its text, its tab selected, its controls set and panels redrawn."""
+    def show_card(self, analysis, loaded, index: int, why: str | None = None, *, handle=None, shown=None,
+                  values: dict | None = None) -> dict:
+        """Card `index` for this analysis: its text, its tab selected, its controls set and panels redrawn.
+
+        With the visitor's `handle`, `shown` and control `values`, the card's tab is first built whole
+        if the page does not show it for this analysis yet (tabs/parts/open_tabs.py)."""
         card = cards.story_card(index, analysis, loaded)
         unknown = set(card["controls"]) - set().union(*(tab.story_keys for tab in self.by_id.values()))
         if unknown:  # a card whose controls no tab applies would silently leave them as they were
@@ -60,13 +69,17 @@ class StoryStrip:
         view = View(analysis, loaded, card["controls"])
         home = self.by_id[card["tab"]]
         result = {}
+        if handle is not None and not is_fresh(handle, shown, card["tab"]):
+            page_view = View(analysis, loaded, {**(values or {}), **card["controls"]})
+            result = self.open_tabs.panels(card["tab"], page_view) | {
+                self.open_tabs.shown: marked(handle, shown, card["tab"])}
         for tab_id, tab in self.by_id.items():
             keys = tab.story_keys & card["controls"].keys()
             if tab.story is not None and (tab is home or (keys and not keys <= home.story_keys)):
                 result |= tab.story(view, card["explanation"] if tab is home else "")
         text = card["markdown"] + (f"\n\n*Why this example:* {why}" if why else "")
         return result | {
-            self.card: text, self.tabs: gr.Tabs(selected=card["tab"]), self.open_tab: card["tab"],
+            self.card: text, self.tabs: gr.Tabs(selected=card["tab"]), self.open_tabs.open_tab: card["tab"],
             self.back: gr.Button(interactive=index > 0), self.next: gr.Button(interactive=index < card["count"] - 1),
             self.state: {"index": index, "on": True}} | self.place({"on": True})
 
@@ -77,25 +90,26 @@ class StoryStrip:
             return cards.card_for_example(prompt, EXAMPLES), why
         return int((state or START)["index"]), None
 
-    def connect(self, tabs: gr.Tabs, by_id: dict, open_tab: gr.State) -> None:
+    def connect(self, tabs: gr.Tabs, open_tabs: OpenTabs) -> None:
         """Wire Back, Next, Leave and Resume once the tabs exist."""
-        self.tabs, self.by_id, self.open_tab = tabs, by_id, open_tab
+        self.tabs, self.open_tabs = tabs, open_tabs
         shared = self.shared
 
         def step(delta: int):
             @user_errors
-            def go(handle, state) -> dict:
+            def go(handle, state, shown, **values) -> dict:
                 analysis, loaded = shared.analysis_of(handle)
                 index = min(max(int((state or START)["index"]) + delta, 0), len(cards.CARDS) - 1)
-                result = self.show_card(analysis, loaded, index)
+                result = self.show_card(analysis, loaded, index, handle=handle, shown=shown, values=values)
                 shared.remember(handle)  # a card may have widened the lens or measured the surprise
                 return result
             return go
 
         for button, delta, name in ((self.back, -1, "story_back"), (self.next, 1, "story_next"),
                                     (self.resume, 0, "story_resume")):
-            button.click(step(delta), inputs=[shared.analysis, self.state], outputs=self.outputs,
-                         api_name=name, api_visibility="undocumented", show_progress="minimal")
+            button.click(step(delta), inputs=[shared.analysis, self.state, open_tabs.shown],
+                         inputs_kwargs=open_tabs.values, outputs=self.outputs, api_name=name,
+                         api_visibility="undocumented", show_progress="minimal")
 
         def leave(state) -> dict:
             state = {**(state or START), "on": False}
