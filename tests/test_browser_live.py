@@ -1,0 +1,121 @@
+"""Live in a real browser: each tab is built when opened and shows the current prompt; a slider drag ends
+with one redraw of its last value (headless Debian Chromium through Playwright, the tiny test model)."""
+
+import json
+import time
+
+import pytest
+from test_browser import CHROMIUM, FLAGS  # noqa: F401  (skips this module where chromium is missing)
+
+import gpt2
+
+# The tabs whose panels come from the analysis, and how many figures each shows at once. `tokens` is the
+# number of those figures whose labels carry the prompt's own tokens (the others show heads, bars, curves).
+TABS = {"Embeddings": dict(plots=4, tokens=3), "Attention": dict(plots=4, tokens=2),
+        "Inside a block": dict(plots=2, tokens=0), "Layers": dict(plots=3, tokens=2),
+        "Next token": dict(plots=1, tokens=0), "Surprise": dict(plots=1, tokens=1)}
+FIRST, SECOND = "The cat sat on the mat", "Every tall tree slowly bends toward the quiet elephant"
+
+# The visible figures of the open tab, each as the JSON of its data and layout (typed arrays as lists).
+VISIBLE_FIGURES = """() => [...document.querySelectorAll('.js-plotly-plot')]
+    .filter(p => p.offsetParent !== null && p.data)
+    .map(p => JSON.stringify([p.data, p.layout], (k, v) => ArrayBuffer.isView(v) ? Array.from(v) : v))"""
+
+
+@pytest.fixture(scope="module")
+def page(app_server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_server.url)
+        page.wait_for_function("document.querySelector('#story-card')?.innerText.includes('1 / ')", timeout=90_000)
+        page.click("#story-leave")
+        yield page
+        browser.close()
+
+
+def analyze(page, prompt: str) -> int:
+    """Analyze `prompt` with the Tokens tab open; its number of tokens once the status says so."""
+    n_tokens = len(gpt2.get_tokenizer().encode(prompt))
+    page.get_by_role("tab", name="Tokens").click()
+    page.get_by_label("Prompt").fill(prompt)
+    page.get_by_role("button", name="Analyze").click()
+    page.wait_for_function(f"document.querySelector('#status').innerText.includes('prompt: {n_tokens} tokens')"
+                           f" && document.querySelectorAll('.token-chip').length === {n_tokens}", timeout=60_000)
+    return n_tokens
+
+
+def open_tab(page, name: str, plots: int, unlike: list[str]) -> list[str]:
+    """Open a tab and wait until it shows `plots` figures, none of them equal to one in `unlike`."""
+    page.get_by_role("tab", name=name, exact=True).click()
+    page.wait_for_function(f"""([count, unlike]) => {{
+        const figures = ({VISIBLE_FIGURES})();
+        return figures.length === count && figures.every(f => !unlike.includes(f));
+    }}""", arg=[plots, unlike], timeout=60_000, polling=50)
+    return page.evaluate(VISIBLE_FIGURES)
+
+
+def test_every_tab_opened_after_one_analyze_shows_that_prompt(page):
+    page.get_by_role("tab", name="Next token", exact=True).click()
+    loaded_prompt = page.evaluate(VISIBLE_FIGURES)  # the page's own first prompt, analysed on load
+    analyze(page, FIRST)
+    first = {name: open_tab(page, name, tab["plots"], unlike=loaded_prompt) for name, tab in TABS.items()}
+    n_tokens = analyze(page, SECOND)
+    assert page.locator(".token-chip").last.inner_text().startswith("␣elephant")
+    for name, tab in TABS.items():
+        # Every figure of the tab is new (none left from the first prompt), and those with token labels show
+        # the second prompt's last token.
+        figures = open_tab(page, name, tab["plots"], unlike=first[name])
+        assert sum("␣elephant" in figure for figure in figures) >= tab["tokens"], name
+    assert f"{n_tokens} tokens" in page.locator("#status").inner_text()
+
+
+def test_reopening_a_tab_sends_nothing(page):
+    analyze(page, FIRST)
+    open_tab(page, "Attention", TABS["Attention"]["plots"], unlike=[])
+    page.get_by_role("tab", name="Layers", exact=True).click()
+    calls = []
+    page.on("request", lambda request: calls.append(request.url) if request.method == "POST" else None)
+    page.get_by_role("tab", name="Attention", exact=True).click()
+    page.wait_for_timeout(300)
+    # The select event still reaches the server (to record the open tab), but its answer carries no figure.
+    assert len(calls) <= 1
+
+
+def test_a_slider_drag_ends_with_one_redraw_of_its_last_value(page):
+    analyze(page, FIRST)
+    open_tab(page, "Next token", 1, unlike=[])
+    resample = page.evaluate("window.gradio_config.dependencies.find(d => d.api_name === 'resample').id")
+    sent = []
+
+    def is_resample(request) -> bool:
+        return request.method == "POST" and f'"fn_index":{resample}' in (request.post_data or "").replace(" ", "")
+
+    def slow(route):  # each redraw takes 150 ms, as on a busy server: values arrive faster than answers
+        if is_resample(route.request):
+            sent.append(json.loads(route.request.post_data)["data"])
+            time.sleep(0.15)
+        route.continue_()
+    page.route("**/gradio_api/**", slow)
+    # A drag: the value moves every 10 ms for about a second and ends at 0.45.
+    values = [round(1.5 - 0.01 * i, 2) for i in range(106)]
+    assert values[-1] == 0.45 and values.count(0.45) == 1
+    page.evaluate("""async (values) => {
+        const range = [...document.querySelectorAll('input[type=range]')]
+            .find(r => r.offsetParent !== null && r.max === '2');
+        for (const v of values) {
+            range.value = String(v);
+            range.dispatchEvent(new Event('input', {bubbles: true}));
+            await new Promise(done => setTimeout(done, 10));
+        }
+    }""", values)
+    page.wait_for_function("document.querySelector('#next-token-bars').closest('.column, .gap, body')"
+                           ".innerText.includes('T = 0.45')", timeout=15_000)
+    page.wait_for_timeout(500)  # time for any further redraw to arrive
+    page.unroute("**/gradio_api/**")
+    # Values that came while a redraw ran collapsed into one (not a backlog of 106), and the last one sent,
+    # hence drawn, is the drag's last value.
+    assert 1 <= len(sent) <= 20, sent
+    assert sent[-1][1] == 0.45, sent  # (the handle, temperature, top-k, top-p, seed)
