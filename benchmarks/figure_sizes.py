@@ -30,12 +30,16 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).
 
 import gradio as gr  # noqa: E402
 
-from ablation_speed import loaded_124m, prompt_of  # noqa: E402
+import gpt2  # noqa: E402
+from ablation_speed import prompt_of  # noqa: E402
 from explorer import panels, plots  # noqa: E402
 from explorer.analysis import MAX_LENS_POSITIONS, analyze, update_lens  # noqa: E402
 from explorer.block import open_block  # noqa: E402
+from explorer.embeddings import pca_2d  # noqa: E402
+from explorer.heads import induction_scores  # noqa: E402
 from explorer.head_walk import walk_head  # noqa: E402
 from explorer.interventions import run_ablation  # noqa: E402
+from explorer.store import LoadedModel  # noqa: E402
 
 LIMIT = 300_000
 _PLOT = gr.Plot()
@@ -54,7 +58,16 @@ def template_bytes(figure) -> int:
     return len(orjson.dumps(orjson.dumps(template).decode())) - 2  # without the string's own quotes
 
 
-def app_figures(loaded, n_tokens: int) -> dict:
+def loaded_random(config: gpt2.GPTConfig, seed: int = 0) -> LoadedModel:
+    """A model of this shape with random weights, as ModelStore would hand it to the app."""
+    torch.manual_seed(seed)
+    model = gpt2.GPT2(config).eval()
+    wpe = model.wpe.weight.detach().float().numpy().copy()
+    return LoadedModel(f"random {config.n_layer}-layer model", model, induction_scores(model), 0.0,
+                       position_pca=pca_2d(wpe), tokenizer=gpt2.get_tokenizer(), wpe=wpe)
+
+
+def app_figures(loaded: LoadedModel, n_tokens: int) -> dict:
     """Every figure the tabs build for one prompt, by tab and name."""
     analysis = analyze(loaded, prompt_of(n_tokens))
     update_lens(loaded, analysis, MAX_LENS_POSITIONS)
@@ -83,7 +96,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, nargs="+", default=[32, 1024])
     args = parser.parse_args()
     torch.set_num_threads(2)
-    loaded = loaded_124m()
+    loaded = loaded_random(gpt2.GPTConfig())  # GPT-2 124M's shape
     sizes = {n: {name: (wire_bytes(f), template_bytes(f)) for name, f in app_figures(loaded, n).items()}
              for n in args.tokens}
     names = list(sizes[args.tokens[0]])
