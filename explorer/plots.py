@@ -52,15 +52,17 @@ MASKED_GREY = "#d4d4d4"
 ATTENTION_COLOUR, MLP_COLOUR, PICKED_COLOUR = "#2171b5", "#e6550d", "#d62728"
 FONT = dict(family="Inter, 'Helvetica Neue', Arial, sans-serif", size=13, color="#222")
 MAX_LABEL_CHARS = 14
-# A small template, sent with every figure and applied by plotly.js in the browser.
-# Plotly's named "plotly_white" would add ~7 kB to each payload. The backgrounds are transparent so a
-# figure sits on the page's own background, light or dark; in the dark theme the page's stylesheet
-# (assets/style.css, `.dark .js-plotly-plot`) lightens the axis text and grid lines.
+# A small template, sent with every figure and applied by plotly.js in the browser. Gradio sends each
+# figure as a JSON string of its own, so nothing can be shared between figures: the template is kept to
+# what plotly.js would not do by itself (~290 bytes a figure on the wire; "plotly_white" would be ~7 kB).
+# Every trace names its own colour, so no colorway; no axis shows its line, so no linecolor.
+# The backgrounds are transparent so a figure sits on the page's own background, light or dark; in
+# the dark theme the page's stylesheet (assets/style.css, `.dark .js-plotly-plot`) lightens the axis
+# text and grid lines. ticks="" because heatmaps would otherwise get tick marks.
 TRANSPARENT = "rgba(0,0,0,0)"
-HOUSE_TEMPLATE = {"layout": dict(
-    plot_bgcolor=TRANSPARENT, paper_bgcolor=TRANSPARENT, colorway=[ATTENTION_COLOUR, MLP_COLOUR, PICKED_COLOUR],
-    xaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#d0d0d0", ticks="", automargin=True),
-    yaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#d0d0d0", ticks="", automargin=True))}
+_HOUSE_AXIS = dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", ticks="", automargin=True)
+HOUSE_TEMPLATE = {"layout": dict(plot_bgcolor=TRANSPARENT, paper_bgcolor=TRANSPARENT,
+                                 xaxis=_HOUSE_AXIS, yaxis=_HOUSE_AXIS)}
 
 
 # ---------------------------------------------------------------------------- shared pieces
@@ -379,7 +381,7 @@ def attention_overview(attention: np.ndarray, labels: list[list[str]], selected:
     layer_of, head_of = np.divmod(np.arange(n_layer * n_head), n_head)
     hovers = dict(  # invisible, one per tile: carries the hover text
         type="scatter", x=_f32(centres[head_of]), y=_f32(centres[layer_of]), mode="markers",
-        marker=dict(size=28, opacity=0), showlegend=False,
+        marker=dict(size=28, opacity=0, color=ATTENTION_COLOUR), showlegend=False,  # colour: of the hover label
         hovertext=[f"layer {l}, head {h}: {labels[l][h]}" for l, h in zip(layer_of, head_of)],
         hovertemplate="%{hovertext}<extra></extra>")
     names = dict(  # the label, small, in each tile's empty (masked) upper-right corner

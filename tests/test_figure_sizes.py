@@ -9,10 +9,10 @@ import pytest
 
 import gpt2
 from explorer import plots
-from test_plots import causal_attention, hover, note_of, words
+from test_plots import BUILDER_CASES, causal_attention, hover, note_of, words
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from figure_sizes import LIMIT, app_figures, loaded_random, wire_bytes  # noqa: E402
+from figure_sizes import LIMIT, app_figures, loaded_random, template_bytes, wire_bytes  # noqa: E402
 
 # GPT-2 124M's widths and context, two layers to stay quick: a figure's size follows the prompt
 # length, d_model and the heads, not the depth (benchmarks/figure_sizes.py measures all 12 layers).
@@ -113,3 +113,17 @@ def test_a_1024_token_surprise_map_carries_each_hover_text_once():
     first_cell, tokens = fig.data
     assert np.asarray(first_cell.z).shape == (1, 1) and len(first_cell.hovertext) == 1
     assert wire_bytes(fig) < LIMIT
+
+
+def test_the_house_template_costs_each_figure_under_300_bytes():
+    assert 0 < template_bytes(plots.empty_figure("x")) < 300
+
+
+@pytest.mark.parametrize("case", list(BUILDER_CASES))
+def test_every_trace_names_its_own_colour_so_the_template_needs_no_colorway(case):
+    """Without a colorway plotly.js would colour (and colour the hover label of) an unnamed trace its own blue."""
+    figure = BUILDER_CASES[case](np.random.default_rng(3)).to_plotly_json()
+    for trace in figure["data"]:
+        if trace["type"] == "heatmap" or trace.get("mode") == "text":
+            continue
+        assert trace.get("marker", {}).get("color") is not None or trace.get("line", {}).get("color") is not None
