@@ -43,7 +43,9 @@ def loaded_124m(seed: int = 0) -> LoadedModel:
     torch.manual_seed(seed)
     model = gpt2.GPT2(gpt2.GPTConfig()).eval()
     make_fast(model)
-    loaded = LoadedModel("124M (random weights)", model, induction_scores(model), 0.0)
+    # What ModelStore._prepare fills in: the tokenizer and W_pe, which LoadedModel no longer finds by itself.
+    loaded = LoadedModel("124M (random weights)", model, induction_scores(model), 0.0,
+                         tokenizer=gpt2.get_tokenizer(), wpe=model.wpe.weight.detach().float().numpy().copy())
     loaded.position_pca = pca_2d(loaded.wpe)
     return loaded
 

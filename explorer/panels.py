@@ -182,7 +182,8 @@ def attention_heatmap(analysis: Analysis, layer: int, head: int, mean_over_heads
     name = f"mean of {trace.config.n_head} heads" if mean_over_heads else f"head {head}"
     title = f"Layer {layer}, {name}" + ("" if mean_over_heads else f" ({head_title_label(analysis.scores, layer, head)})")
     pattern = head_pattern(analysis, layer, head, mean_over_heads)
-    return plots.attention_heatmap(pattern, trace.tokens, title, query=query)
+    return plots.attention_heatmap(pattern, trace.tokens, title, query=query,
+                                   exact_weights_at="the outlined row's largest, in the score table")
 
 
 def attention_overview(analysis: Analysis, layer: int, head: int):

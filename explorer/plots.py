@@ -3,8 +3,9 @@
 Every figure is sent to the browser as JSON, so its size is the panel's loading time.
 Numbers go in as float32 numpy arrays, which Plotly encodes as compact base64 typed
 arrays (a list of Python floats costs ~4x more), and uint8 where only a colour matters.
-For a 256-token prompt on GPT-2 124M every figure stays under 1 MB; when a figure has
-to show less than it was given (a window of the last tokens), its subtitle says so.
+For a 1024-token prompt on GPT-2 124M every figure reaches the browser in under ~300 KB
+(benchmarks/figure_sizes.py); when a figure has to show less than it was given (a window
+of the last tokens, weights rounded to whole percents), its subtitle says so.
 
 Figures are written as plain dicts in Plotly's JSON form ({"data": [{"type": "heatmap",
 ...}], "layout": {...}}) and wrapped once, without validation, by `_figure`. Plotly's
@@ -51,15 +52,17 @@ MASKED_GREY = "#d4d4d4"
 ATTENTION_COLOUR, MLP_COLOUR, PICKED_COLOUR = "#2171b5", "#e6550d", "#d62728"
 FONT = dict(family="Inter, 'Helvetica Neue', Arial, sans-serif", size=13, color="#222")
 MAX_LABEL_CHARS = 14
-# A small template, sent with every figure and applied by plotly.js in the browser.
-# Plotly's named "plotly_white" would add ~7 kB to each payload. The backgrounds are transparent so a
-# figure sits on the page's own background, light or dark; in the dark theme the page's stylesheet
-# (assets/style.css, `.dark .js-plotly-plot`) lightens the axis text and grid lines.
+# A small template, sent with every figure and applied by plotly.js in the browser. Gradio sends each
+# figure as a JSON string of its own, so nothing can be shared between figures: the template is kept to
+# what plotly.js would not do by itself (~290 bytes a figure on the wire; "plotly_white" would be ~7 kB).
+# Every trace names its own colour, so no colorway; no axis shows its line, so no linecolor.
+# The backgrounds are transparent so a figure sits on the page's own background, light or dark; in
+# the dark theme the page's stylesheet (assets/style.css, `.dark .js-plotly-plot`) lightens the axis
+# text and grid lines. ticks="" because heatmaps would otherwise get tick marks.
 TRANSPARENT = "rgba(0,0,0,0)"
-HOUSE_TEMPLATE = {"layout": dict(
-    plot_bgcolor=TRANSPARENT, paper_bgcolor=TRANSPARENT, colorway=[ATTENTION_COLOUR, MLP_COLOUR, PICKED_COLOUR],
-    xaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#d0d0d0", ticks="", automargin=True),
-    yaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#d0d0d0", ticks="", automargin=True))}
+_HOUSE_AXIS = dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", ticks="", automargin=True)
+HOUSE_TEMPLATE = {"layout": dict(plot_bgcolor=TRANSPARENT, paper_bgcolor=TRANSPARENT,
+                                 xaxis=_HOUSE_AXIS, yaxis=_HOUSE_AXIS)}
 
 
 # ---------------------------------------------------------------------------- shared pieces
@@ -238,21 +241,39 @@ def cosine_similarity_heatmap(vectors: np.ndarray, tokens: list[str], title: str
 
 # ---------------------------------------------------------------------------- attention
 
+# Up to this many queries an attention heatmap sends its weights exactly, as float32: on Gradio's wire
+# that is ~6.5 bytes a cell (base64, escaped once more inside the event's JSON), ~240 KB at 192 x 192.
+# A bigger window sends whole percents, one byte a cell, so the heatmap of a 1024-token prompt (the
+# last 256 tokens) stays under ~300 KB; its subtitle says so (benchmarks/figure_sizes.py).
+EXACT_ATTENTION_TOKENS = 192
+
+
 def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str, max_tokens: int = 256,
-                      query: int | None = None) -> go.Figure:
+                      query: int | None = None, exact_tokens: int = EXACT_ATTENTION_TOKENS,
+                      exact_weights_at: str | None = None) -> go.Figure:
     """One head's attention A = softmax(q k^T / sqrt(d_head) + mask): row i says how query i spreads its attention.
 
     Each row sums to 1. Cells right of the diagonal (key j > query i) are masked to
     -inf before the softmax, so they are exactly 0: they are drawn grey, not white.
-    `query` outlines that row (the one the teaching text works through).
+    `query` outlines that row (the one the teaching text works through). A window of
+    more than `exact_tokens` tokens shows weights rounded to whole percents;
+    `exact_weights_at` names where the exact ones are, for the subtitle.
     """
     start, note = _window(len(tokens), max_tokens)
-    weights = np.array(pattern[start:, start:], dtype=np.float32)  # a copy (NaNs go in), float16 -> float32
-    weights[np.triu_indices(len(weights), k=1)] = np.nan  # j > i: the future
     labels = token_axis_labels(tokens[start:], start)
-    heatmap = dict(
-        type="heatmap", z=weights, x=labels, y=labels, colorscale=BLUES, zmin=0, zmax=1, hoverongaps=False,
-        colorbar=_colorbar("weight"), hovertemplate="query %{y} → key %{x}: weight %{z:.3f}<extra></extra>")
+    n = len(labels)
+    if n <= exact_tokens:
+        weights = np.array(pattern[start:, start:], dtype=np.float32)  # a copy (NaNs go in), float16 -> float32
+        weights[np.triu_indices(n, k=1)] = np.nan  # j > i: the future
+        heatmap = dict(type="heatmap", z=weights, zmin=0, zmax=1, hoverongaps=False, colorbar=_colorbar("weight"),
+                       hovertemplate="query %{y} → key %{x}: weight %{z:.3f}<extra></extra>")
+        shapes, rounded_note = [], None
+    else:
+        heatmap, shapes = _rounded_attention(pattern[start:, start:])
+        rounded_note = "<br>weights rounded to whole percents"  # on a line of its own
+        if exact_weights_at:
+            rounded_note += f" (exact: {exact_weights_at})"
+    heatmap.update(x=labels, y=labels, colorscale=BLUES)
     layout = dict(
         xaxis=_axis("key position j", type="category", showgrid=False, constrain="domain"),
         yaxis=_axis("query position i", type="category", autorange="reversed", showgrid=False,
@@ -260,12 +281,34 @@ def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str, max_to
         plot_bgcolor=MASKED_GREY)  # NaN cells are left undrawn, so the background shows through
     if query is not None and start <= query < len(tokens):
         row = query - start  # category axes place row r at r
-        layout["shapes"] = [dict(type="rect", x0=-0.5, x1=row + 0.5, y0=row - 0.5, y1=row + 0.5,
-                                 line=dict(color=PICKED_COLOUR, width=2))]
+        shapes.append(dict(type="rect", x0=-0.5, x1=row + 0.5, y0=row - 0.5, y1=row + 0.5,
+                           line=dict(color=PICKED_COLOUR, width=2)))
+    if shapes:
+        layout["shapes"] = shapes
     if note:
         note += f"; keys before position {start} not shown"
-    note = _join_notes("grey = masked: a token cannot see the future", note)
-    return _figure([heatmap], _styled(layout, title, height=620, note=note))
+    note = _join_notes("grey = masked: a token cannot see the future", note) + (rounded_note or "")
+    return _figure([heatmap], _styled(layout, title, height=620, note=note, header=16 if rounded_note else 0))
+
+
+def _rounded_attention(weights: np.ndarray) -> tuple[dict, list[dict]]:
+    """A big pattern as whole percents, one uint8 a cell, and the grey staircase that covers its future.
+
+    Integers have no NaN to leave the masked cells undrawn, so they are 0 (which their
+    weight is) under a grey shape: one path along the diagonal, the same few bytes
+    whatever the size.
+    """
+    n = len(weights)
+    percents = np.rint(np.tril(_f32(weights)) * 100).astype(np.uint8)
+    heatmap = dict(type="heatmap", z=percents, zmin=0, zmax=100, colorbar=dict(_colorbar("weight"), ticksuffix="%"),
+                   hovertemplate="query %{y} → key %{x}: weight ≈ %{z}%<extra></extra>")
+    if n < 2:
+        return heatmap, []
+    # Row r's future is keys r+1 .. n-1: walk the top edge right, then step down and left along the diagonal.
+    steps = "".join(f"H{r + 0.5}V{r - 0.5}" for r in range(n - 2, -1, -1))
+    future = dict(type="path", path=f"M0.5,-0.5H{n - 0.5}V{n - 1.5}{steps}Z", fillcolor=MASKED_GREY,
+                  line=dict(width=0))
+    return heatmap, [future]
 
 
 # The overview packs every head into one uint8 image. Two reserved values draw the gaps
@@ -338,7 +381,7 @@ def attention_overview(attention: np.ndarray, labels: list[list[str]], selected:
     layer_of, head_of = np.divmod(np.arange(n_layer * n_head), n_head)
     hovers = dict(  # invisible, one per tile: carries the hover text
         type="scatter", x=_f32(centres[head_of]), y=_f32(centres[layer_of]), mode="markers",
-        marker=dict(size=28, opacity=0), showlegend=False,
+        marker=dict(size=28, opacity=0, color=ATTENTION_COLOUR), showlegend=False,  # colour: of the hover label
         hovertext=[f"layer {l}, head {h}: {labels[l][h]}" for l, h in zip(layer_of, head_of)],
         hovertemplate="%{hovertext}<extra></extra>")
     names = dict(  # the label, small, in each tile's empty (masked) upper-right corner
@@ -679,12 +722,10 @@ def surprise_tokens(tokens: list[str], surprise: np.ndarray, model_name: str = "
         texttemplate="%{text}", textfont=dict(size=11), hovertext=hover.reshape(rows, per_row).tolist(),
         hovertemplate="%{hovertext}<extra></extra>", colorscale=REDS, zmin=0, zmax=SURPRISE_LIMIT,
         hoverongaps=False, xgap=2, ygap=2, colorbar=_colorbar("-ln p (nats)"))
-    # The first token gets a grey cell of its own (a second, one-cell heatmap), so that the cells
-    # left empty after the last token stay white and are not mistaken for it.
-    first = np.full((rows, per_row), np.nan, dtype=np.float32)
-    first[0, 0] = 0.0
-    first_cell = dict(type="heatmap", z=first, colorscale=[[0, MASKED_GREY], [1, MASKED_GREY]], showscale=False,
-                      hoverongaps=False, xgap=2, ygap=2, hovertext=heatmap["hovertext"],
+    # The first token gets a grey cell of its own (a second heatmap, of one cell at (0, 0)), so that the
+    # cells left empty after the last token stay white and are not mistaken for it.
+    first_cell = dict(type="heatmap", z=np.zeros((1, 1), dtype=np.float32), showscale=False, xgap=2, ygap=2,
+                      colorscale=[[0, MASKED_GREY], [1, MASKED_GREY]], hovertext=[[hover[0]]],
                       hovertemplate="%{hovertext}<extra></extra>")
     layout = dict(xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed"))
     mean = float(np.mean(surprise)) if len(surprise) else float("nan")
