@@ -18,6 +18,7 @@ import gpt2
 
 from . import plots
 from .capture import Trace, capture
+from .embeddings import pca_2d
 from .heads import HeadScores, head_scores, pattern_scores
 from .lens import LensResult, logit_lens
 from .store import LoadedModel
@@ -61,6 +62,12 @@ class Analysis:
         if self.label is None:
             self.label = labels_for(tokenizer)
         return self
+
+    @functools.cached_property
+    def token_pca(self) -> tuple[np.ndarray, np.ndarray]:
+        """The prompt's token embeddings on their first two principal components, and each one's share of the
+        variance (embeddings.pca_2d): made once, for the Embeddings figure and its text."""
+        return pca_2d(self.trace.tok_embed)
 
     @functools.cached_property
     def overview_tiles(self) -> np.ndarray:

@@ -21,7 +21,7 @@ from gpt2.generate import slide_keep
 from . import plots, teaching, validation
 from .analysis import MAX_LENS_POSITIONS, Analysis, TokenLabels
 from .capture import Trace
-from .embeddings import cosine_similarity, pca_2d
+from .embeddings import cosine_similarity
 from .heads import BROAD_ENTROPY, LABEL_RULES, HeadScores, attention_scores_row
 from .interventions import moved_most, surprise_change
 from .store import LoadedModel
@@ -79,7 +79,7 @@ def embedding_figures(analysis: Analysis, loaded: LoadedModel) -> dict:
         "token": plots.embedding_heatmap(trace.tok_embed, tokens, "Token embeddings W_te[t]"),
         "position": plots.embedding_heatmap(trace.pos_embed, tokens, "Position embeddings W_pe[i]"),
         "sum": plots.embedding_heatmap(trace.embed, tokens, "Their sum x₀ = W_te[t] + W_pe[i]"),
-        "pca": plots.embedding_pca(trace.tok_embed, tokens, "Your tokens' embeddings, 2-D PCA"),
+        "pca": plots.embedding_pca(trace.tok_embed, tokens, "Your tokens' embeddings, 2-D PCA", pca=analysis.token_pca),
         "curve": plots.position_embedding_curve(loaded.wpe, trace.n_tokens, pca=loaded.position_pca),
         "cosine": plots.cosine_similarity_heatmap(trace.tok_embed, tokens, "Cosine similarity of token embeddings"),
     }
@@ -155,7 +155,7 @@ def embeddings_text(analysis: Analysis, loaded: LoadedModel | None = None) -> st
         similar_sentence = (f"The most similar pair of different tokens here is **{trace.tokens[i]}** and "
                             f"**{trace.tokens[j]}** ({similarity[i, j]:.2f}).")
     c = trace.config
-    _, variance = pca_2d(trace.tok_embed)
+    _, variance = analysis.token_pca
     return teaching.render(
         "embeddings", n_embd=c.n_embd, n_vocab=c.n_vocab, n_ctx=c.n_ctx, first_token=trace.tokens[0],
         first_id=int(trace.token_ids[0]), n_tokens=trace.n_tokens, pca_share=float(variance.sum()),

@@ -176,13 +176,15 @@ def _pca_note(n_points: int) -> str | None:
     return None
 
 
-def embedding_pca(vectors: np.ndarray, tokens: list[str], title: str) -> go.Figure:
+def embedding_pca(vectors: np.ndarray, tokens: list[str], title: str,
+                  pca: tuple[np.ndarray, np.ndarray] | None = None) -> go.Figure:
     """The token vectors projected onto the two directions along which they differ most.
 
     Tokens close together here have similar vectors; the axis titles say how much of
     the spread (variance) each direction captures; the rest is invisible in 2-D.
+    `pca` is `pca_2d(vectors)` if already known.
     """
-    coords, variance = pca_2d(vectors)
+    coords, variance = pca if pca is not None else pca_2d(vectors)
     labels = token_axis_labels(tokens)
     points = dict(
         type="scatter", x=_f32(coords[:, 0]), y=_f32(coords[:, 1]), mode="markers+text",
@@ -334,6 +336,9 @@ def _tile_index(n: int, tile: int) -> tuple[np.ndarray, np.ndarray]:
     return first, np.append(first[1:], n) - 1
 
 
+TILE_CHUNK = 1 << 23  # weights converted to float32 at a time by overview_tiles: 32 MB
+
+
 def overview_tiles(attention: np.ndarray, tile: int = 24) -> np.ndarray:
     """[..., T, T] -> [..., tile, tile] by the max over each block of cells, as uint8 levels.
 
@@ -342,11 +347,19 @@ def overview_tiles(attention: np.ndarray, tile: int = 24) -> np.ndarray:
     For a 1024-token prompt on 124M this reads 150 M weights, and the result does not
     depend on which head is selected, so callers may keep it (`tiles=` below).
     """
-    first, last = _tile_index(attention.shape[-1], tile)
-    if attention.shape[-1] <= tile:
+    n = attention.shape[-1]
+    first, last = _tile_index(n, tile)
+    if n <= tile:
         small = attention[..., first[:, None], first[None, :]]
-    else:
-        small = np.maximum.reduceat(np.maximum.reduceat(attention, first, axis=-1), first, axis=-2)
+    else:  # a few patterns at a time in float32: numpy's float16 arithmetic is emulated, and slow
+        flat = attention.reshape(-1, n, n)
+        small = np.empty((len(flat), tile, tile), dtype=np.float32)
+        step = max(1, TILE_CHUNK // (n * n))
+        for start in range(0, len(flat), step):
+            patterns = _f32(flat[start:start + step])
+            small[start:start + step] = np.maximum.reduceat(np.maximum.reduceat(patterns, first, axis=-1), first,
+                                                            axis=-2)
+        small = small.reshape(attention.shape[:-2] + (tile, tile))
     levels = (_FIRST_LEVEL + np.rint(np.clip(_f32(small), 0, 1) * _LEVELS)).astype(np.uint8)
     levels[..., first[None, :] > last[:, None]] = _MASKED  # every key in the block is in the future
     return levels

@@ -105,6 +105,7 @@ def test_scores_of_many_patterns_in_small_steps_match_float64(monkeypatch):
     expected = {"previous_token": a[..., i, i - 1].mean(-1), "first_token": a[..., i, 0].mean(-1),
                 "self": a[..., i, i].mean(-1), "entropy": h.mean(-1)}
     monkeypatch.setattr(heads, "SCORE_CHUNK", 2 * T * T)  # two patterns per step: 6 steps for 12 patterns
+    monkeypatch.setattr(heads, "QUERY_BLOCK", 4)  # rows 2-5, 6-9, 10-13, 14-16: each block reads its own keys
     for name, values in pattern_scores(a.astype(np.float16)).items():
         assert values.shape == (3, 4)
         np.testing.assert_allclose(values, expected[name], atol=2e-3, err_msg=name)
