@@ -241,3 +241,14 @@ def test_a_snapshot_path_in_a_log_cannot_leave_the_model_folder(tmp_path):
     (model / "training_log.json").write_text(json.dumps(log))
     run = TrainingRun.read(model)
     assert [(s.step, s.folder) for s in run.snapshots] == [(5, (model / "snapshots" / "step-5").resolve()), (10, model)]
+
+
+def test_pca_of_repeated_tokens_matches_the_svd_of_every_row():
+    # A long prompt repeats its tokens: PCA works on the distinct rows, weighted by how often each occurs.
+    rng = np.random.default_rng(1)
+    points = rng.normal(size=(30, 64))[rng.integers(0, 30, 500)]
+    coords, variance = pca_2d(points)
+    centred = points - points.mean(0)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    np.testing.assert_allclose(variance, s[:2] ** 2 / (s ** 2).sum(), rtol=1e-9)
+    np.testing.assert_allclose(np.abs(coords), np.abs(u[:, :2] * s[:2]), atol=1e-9)
