@@ -8,7 +8,7 @@ The pattern every tab follows (tokens.py is the smallest example, attention.py t
             plot = gr.Plot(label="Name plot", show_label=False)      # a label names it in the API
             text = explanation("Name explained")
 
-        def show(view: View) -> dict:                       # called by Analyze with a fresh analysis
+        def show(view: View) -> dict:                       # builds the tab for one analysis (below)
             return {plot: ..., text: ...}                   # a dict keyed by component
 
         @user_errors                                        # errors a visitor causes -> a readable message
@@ -20,12 +20,16 @@ The pattern every tab follows (tokens.py is the smallest example, attention.py t
                      api_name="name", api_visibility="undocumented")
         return Tab(show=show, outputs=[plot, text], inputs={"window": slider})
 
-- `Tab.inputs` are the tab's controls whose values Analyze needs, by keyword name: they become
+- `show` builds the whole tab for one analysis. It is called when the tab is built: by Analyze
+  when the tab is open, else the first time the visitor opens it after that Analyze, or by the
+  story when a card opens it (parts/open_tabs.py). The page keeps what it was sent, so a tab is
+  built at most once per analysis; a tab never builds another tab's panels.
+- `Tab.inputs` are the tab's controls whose values `show` needs, by keyword name: they become
   Analyze's API parameters (e.g. `layer`, `temperature`) and reach `show` as `view.values[name]`,
   already checked by the controls (controls.py, validation.py).
 - `Tab.outputs` lists every component `show` may fill; `show` returns a dict of some of them.
 - `Tab.controls` publishes components another tab reads (the sampling sliders, used by Generate).
-- `Tab.code` is the tab's "The code" box (`code_view("name")`, made inside its gr.Tab); Analyze fills it.
+- `Tab.code` is the tab's "The code" box (`code_view("name")`, made inside its gr.Tab); it is built with the tab.
 - `Tab.story(view, explanation)` applies a story card (story.py): it sets the card's controls
   (`view.values`, the keys in `Tab.story_keys`), redraws what they change and opens the named
   explanation (`opened(text)`); what it may return beyond `outputs` is listed in `Tab.story_outputs`.

@@ -2,7 +2,7 @@
 
 The lines are cut from the running source (explorer/source.py), and their shape comments get
 this prompt's numbers, e.g. `# (B, T, d_model) = (1, 7, 768)`. A tab makes one with
-`code = code_view("attention")` inside its `gr.Tab` and hands it to `Tab(code=code)`; Analyze fills it.
+`code = code_view("attention")` inside its `gr.Tab` and hands it to `Tab(code=code)`; it is filled when the tab is built.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ class OpenTabs:
 
         tab.select(opened, inputs=[self.shared.analysis, self.shown], inputs_kwargs=self.values,
                    outputs=[self.open_tab, self.shown, *self.outputs_of(tab.id)], api_name=f"open_tab_{tab.id}",
-                   api_visibility="undocumented", queue=self.shared.queue_views, show_progress="hidden")
+                   api_visibility="undocumented", queue=self.shared.queue_views, show_progress="minimal")
 
     def catch_up(self, handle, shown, tab_id, values: dict) -> dict:
         """After Analyze: build the open tab if the visitor opened another one while it ran."""

@@ -39,7 +39,7 @@ def on_gpu(fn: Callable, duration: Callable) -> Callable:
 
 @dataclass
 class View:
-    """A fresh analysis as Analyze hands it to each tab's `show`."""
+    """An analysis and the control values, as a tab's `show` (or `story`) receives them."""
 
     analysis: Analysis
     loaded: LoadedModel
@@ -52,7 +52,7 @@ class Tab:
     outputs: list = field(default_factory=list)
     inputs: dict = field(default_factory=dict)
     controls: dict = field(default_factory=dict)
-    code: object = None  # a code_view.CodeView: the tab's lines of gpt2/model.py, filled by Analyze
+    code: object = None  # a code_view.CodeView: the tab's lines of gpt2/model.py, filled with the tab
     # The guided story (tabs/parts/story.py): `story(view, explanation)` sets the controls the card gives
     # (view.values, keys in story_keys), redraws what they change and opens the named explanation.
     story: Callable[[View, str], dict] | None = None
