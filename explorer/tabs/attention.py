@@ -74,7 +74,8 @@ def build(shared: Shared) -> Tab:
           inputs=[shared.analysis, layer, head, mean_heads, query], outputs=[heatmap, text, *walk.components],
           api_name="select_head", api_visibility="undocumented", show_progress="hidden", trigger_mode="always_last",
           queue=shared.queue_views)
-    gr.on([layer.input, head.input], None, inputs=[layer, head], js=FRAME_SELECTED_HEAD, api_visibility="private")
+    gr.on([layer.input, head.input], None, inputs=[layer, head], js=FRAME_SELECTED_HEAD, api_visibility="private",
+          trigger_mode="always_last")
     def story(view: View, explanation_name: str) -> dict:  # a story card's head and query
         analysis, controls = view.analysis, view.values
         layer_index, head_index = panels.check_head(analysis, controls.get("layer", 0), controls.get("head", 0))
