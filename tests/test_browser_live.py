@@ -119,3 +119,30 @@ def test_a_slider_drag_ends_with_one_redraw_of_its_last_value(page):
     # hence drawn, is the drag's last value.
     assert 1 <= len(sent) <= 20, sent
     assert sent[-1][1] == 0.45, sent  # (the handle, temperature, top-k, top-p, seed)
+
+
+def test_a_tab_opened_before_analyze_is_served_ends_up_showing_the_new_prompt(page):
+    analyze(page, FIRST)
+    open_tab(page, "Attention", TABS["Attention"]["plots"], unlike=[])
+    first = page.evaluate(VISIBLE_FIGURES)
+    page.get_by_role("tab", name="Tokens").click()
+    held = []  # Analyze's request, kept back until the tab was opened: as if its forward pass took that long
+
+    def hold(route):
+        if route.request.method == "POST" and route.request.url.rstrip("?").endswith("/queue/join"):
+            held.append(route)
+        else:
+            route.continue_()
+    page.route("**/gradio_api/**", hold)
+    page.get_by_label("Prompt").fill(SECOND)
+    page.get_by_role("button", name="Analyze").click()
+    page.wait_for_function("() => true")  # let the click's request reach the route
+    with page.expect_response(lambda r: "run/predict" in r.url and '"Attention"' in (r.request.post_data or "")):
+        page.get_by_role("tab", name="Attention", exact=True).click()  # built now, from the first prompt
+    assert held, "Analyze's request was not held back"
+    for route in held:
+        route.continue_()
+    page.unroute("**/gradio_api/**")
+    # Analyze builds the tab open when it runs (and its follow-up, the tab opened while it ran): the second prompt.
+    figures = open_tab(page, "Attention", TABS["Attention"]["plots"], unlike=first)
+    assert sum("␣elephant" in figure for figure in figures) >= TABS["Attention"]["tokens"]

@@ -51,3 +51,27 @@ def test_on_zero_gpu_every_event_stays_in_the_queue(tiny_checkpoint_dir, monkeyp
     monkeypatch.setattr(store, "zero_gpu", True)  # only the wiring is read here, no model runs
     wired = events(store)
     assert all(wired[name][0]["queue"] is not False for name in VIEW_ONLY)
+
+
+class Request:
+    session_hash = "live-events"
+
+
+def test_a_tab_built_for_the_previous_analysis_is_built_again_after_analyze(store):
+    app = build(store)
+    open_tabs = app.explorer_open_tabs
+    analyze = next(fn.fn for fn in app.fns.values() if fn.api_name == "analyze")
+    values = {name: c.value for name, c in open_tabs.values.items()}
+    off_story = {"index": 0, "on": False}
+    old = analyze("one two three", store.default, None, off_story, "tokens", Request(), **values)
+    new = analyze("four five six seven", store.default, old[open_tabs.shared.analysis], off_story, "tokens",
+                  Request(), **values)
+    handle = new[open_tabs.shared.analysis]
+    heatmap = next(c for c in open_tabs.tabs["attention"].outputs if getattr(c, "label", "") == "Attention heatmap")
+    # The visitor opened Attention while the second Analyze ran: it was built for the first analysis.
+    built_during = open_tabs.build("attention", old[open_tabs.shared.analysis], old[open_tabs.shown], values)
+    caught_up = open_tabs.catch_up(handle, built_during[open_tabs.shown], "attention", values)
+    assert heatmap in caught_up and "␣seven" in caught_up[heatmap].to_json()
+    assert caught_up[open_tabs.shown] == {"analysis": handle.serial, "tabs": ["attention"]}
+    # Built for this analysis already: nothing more is sent.
+    assert open_tabs.catch_up(handle, caught_up[open_tabs.shown], "attention", values) == {open_tabs.open_tab: "attention"}
