@@ -22,7 +22,8 @@ Playwright) and measures, median over rounds:
     story next       the story's Next clicked, card after card, until the page stopped changing
                      (the card's text and its tab's figures settled)
 
-at 32 tokens, and analyze, first <tab> and reopen at 1000 tokens. `--app-dir PATH` starts a
+at 32 tokens (after a warm-up round), and analyze, first <tab> and reopen at 1000 tokens (measured
+last, without a warm-up: each round takes minutes on a busy machine). `--app-dir PATH` starts a
 second app from another checkout (e.g. `git worktree add /tmp/base <commit>`) on the same
 weights; rounds alternate between the two apps, and the table gives both and their ratio.
 
@@ -383,7 +384,7 @@ def run(args) -> dict:
 
     apps = {"this": ROOT} | ({"other": Path(args.app_dir).resolve()} if args.app_dir else {})
     report = {"machine": machine(), "load_start": os.getloadavg(), "apps": {k: str(v) for k, v in apps.items()},
-              "commits": {k: commit_of(v) for k, v in apps.items()}, "rounds": {}, "peer": []}
+              "commits": {k: commit_of(v) for k, v in apps.items()}, "peer": []}
     lengths = (16, 48) if args.quick else (args.short_tokens, args.long_tokens)
     rounds = {lengths[0]: args.rounds, lengths[1]: args.long_rounds}
     markers = iter(marker_words(64 * len(apps), " ".join(WORDS)))
