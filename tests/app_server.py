@@ -21,7 +21,9 @@ def free_port() -> int:
 
 
 class AppServer:
-    def __init__(self, model_dir: Path | None, log_path: Path, *extra_args: str, env: dict | None = None):
+    def __init__(self, model_dir: Path | None, log_path: Path, *extra_args: str, env: dict | None = None,
+                 app_dir: Path = ROOT):
+        """`app_dir` is the checkout whose app.py runs (this one by default; a benchmark may time another)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = open(log_path, "w")
@@ -31,9 +33,9 @@ class AppServer:
         env = {"GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", "CPU_CORES": "2",
                "GRADIO_TEMP_DIR": str(self.temp_dir), **(env or {})}
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), *(["--model-dir", str(model_dir)] if model_dir else []),
+            [sys.executable, str(Path(app_dir) / "app.py"), *(["--model-dir", str(model_dir)] if model_dir else []),
              "--port", str(self.port), *extra_args],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+            cwd=app_dir, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **env})
 
     def wait_until_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
