@@ -42,7 +42,8 @@ The drag runs in the page: the range input's value is set and an `input` event d
 20 ms for 5 s, between a pointerdown and a pointerup (the release). The value sweeps the
 slider's range and ends on a value whose figure was recorded beforehand (typed and drawn), so
 "the last value is drawn" is "the figure equals that recording". Redraws are counted as the
-animation frames in which the figure's data changed; events as the page's `queue/join` posts.
+animation frames in which the figure's data changed; events as the page's posts (`queue/join`, or
+`run/predict` for an event outside the queue).
 
 Story next settles when no part of the page has changed for one second; the time is that of the
 last change. For the 1000-token prompt the script also times, in this process on the same
@@ -227,7 +228,7 @@ class AppPage:
         self.open_tab("Attention")
 
     def _count_join(self, request) -> None:
-        if request.method == "POST" and "queue/join" in request.url:
+        if request.method == "POST" and ("queue/join" in request.url or "run/predict" in request.url):
             self.joins += 1
 
     def settle(self, quiet_ms: int = 300) -> None:
