@@ -44,7 +44,7 @@ class Analysis:
     prompt: str
     trace: Trace
     scores: HeadScores
-    lens: LensResult | None
+    lens: LensResult | None  # None until a view asks for it (analyze's lens_positions)
     notice: str = ""  # e.g. that the prompt was truncated to the context
     lens_labels: list[list[list[str]]] = field(default_factory=list)
     label: TokenLabels | None = None  # the model's token labels (shared, not counted in the analysis' size)
@@ -115,14 +115,18 @@ def encode_prompt(tokenizer, prompt: str, n_ctx: int) -> tuple[list[int], str]:
     return ids[-n_ctx:], notice
 
 
-def analyze(loaded: LoadedModel, prompt: str, lens_positions: int = LENS_POSITIONS) -> Analysis:
-    """Run the prompt through the model once and compute everything the panels show."""
+def analyze(loaded: LoadedModel, prompt: str, lens_positions: int | None = LENS_POSITIONS) -> Analysis:
+    """Run the prompt through the model once and compute the statistics the panels show.
+
+    With `lens_positions=None` the logit lens is left for later (`update_lens`): it projects every
+    layer onto the whole vocabulary, which costs as much as the forward pass of a short prompt, and
+    only the Layers tab shows it. The app makes it when that tab is built."""
     tokenizer = loaded.tokenizer
     ids, notice = encode_prompt(tokenizer, prompt, loaded.model.config.n_ctx)
     trace = capture(loaded.model, ids, tokenizer, score_patterns=pattern_scores)
     analysis = Analysis(loaded.name, prompt, trace, head_scores(trace, loaded.induction), None, notice,
                         label=labels_for(tokenizer))
-    return update_lens(loaded, analysis, lens_positions)
+    return analysis if lens_positions is None else update_lens(loaded, analysis, lens_positions)
 
 
 def analysis_bytes(config: gpt2.GPTConfig, n_tokens: int) -> int:

@@ -55,8 +55,9 @@ def _parameters(store: ModelStore, name: str) -> int:
     return loaded.model.num_parameters() if loaded is not None else PARAMETERS["124M"]
 
 
-def analysis(store: ModelStore, model_name: str, prompt: str, lens_positions: int) -> Analysis:
-    """One forward pass with hooks, the head statistics and the logit lens.
+def analysis(store: ModelStore, model_name: str, prompt: str, lens_positions: int | None = None) -> Analysis:
+    """One forward pass with hooks and the head statistics (and the logit lens of the last `lens_positions`
+    positions, if given: the app asks for it later, with `lens`, when the Layers tab is built).
 
     Each token's surprise stays lazy where the model is at hand (it costs a T x n_vocab product
     that only the Surprise tab and some story cards read); an analysis pickled back from a ZeroGPU

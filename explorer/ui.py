@@ -36,6 +36,7 @@ from .tabs.parts.open_tabs import NOTHING_SHOWN, OpenTabs, marked
 
 EXAMPLES = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))
 CSS = (ASSETS / "style.css").read_text(encoding="utf-8")
+DRAW_ONCE = (ASSETS / "draw_once.js").read_text(encoding="utf-8")  # each new figure drawn once, not twice
 # The tabs in page order, the order data flows through the model. A tab may read controls published by
 # a tab before it (Generate uses Next token's). A tab's id (gr.Tab(id=...), used by the story) is its module's name.
 TABS = (tokens, embeddings, attention, block, layers, next_token, surprise, generate, training, compare, about)
@@ -90,7 +91,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
             budget.drop(key)
             n_tokens = min(len(loaded.tokenizer.encode(prompt)), loaded.model.config.n_ctx)
             budget.make_room(analysis_bytes(loaded.model.config, n_tokens))
-            analysis = shared.analyze(loaded.name, prompt, values["lens_positions"])
+            analysis = shared.analyze(loaded.name, prompt)
             budget.put(key, analysis)
             handle = AnalysisHandle(key, loaded.name, prompt, values["lens_positions"], next(_serials))
             result = {status: panels.status_line(loaded, analysis) + store.status_notice(loaded.name),
@@ -144,5 +145,5 @@ def check_unique_inputs(tabs: dict) -> None:
 
 
 def launch_options() -> dict:
-    """Arguments for `app.launch` that the Blocks need (Gradio 6 takes CSS at launch)."""
-    return {"css": CSS, "theme": gr.themes.Soft(), "show_error": False}
+    """Arguments for `app.launch` that the Blocks need (Gradio 6 takes CSS and the page's script at launch)."""
+    return {"css": CSS, "js": DRAW_ONCE, "theme": gr.themes.Soft(), "show_error": False}

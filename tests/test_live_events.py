@@ -75,3 +75,26 @@ def test_a_tab_built_for_the_previous_analysis_is_built_again_after_analyze(stor
     assert caught_up[open_tabs.shown] == {"analysis": handle.serial, "tabs": ["attention"]}
     # Built for this analysis already: nothing more is sent.
     assert open_tabs.catch_up(handle, caught_up[open_tabs.shown], "attention", values) == {open_tabs.open_tab: "attention"}
+
+
+def test_the_logit_lens_is_made_when_the_layers_tab_is_built_not_by_analyze(store):
+    app = build(store)
+    open_tabs = app.explorer_open_tabs
+    analyze = next(fn.fn for fn in app.fns.values() if fn.api_name == "analyze")
+    values = {name: c.value for name, c in open_tabs.values.items()}
+    out = analyze("one two three four five six seven eight nine ten", store.default, None,
+                  {"index": 0, "on": False}, "tokens", Request(), **values)
+    handle = out[open_tabs.shared.analysis]
+    analysis, loaded = open_tabs.shared.analysis_of(handle)
+    assert analysis.lens is None  # a projection onto the whole vocabulary, paid only for the tab that shows it
+    built = open_tabs.build("layers", handle, out[open_tabs.shown], values)
+    assert len(analysis.lens.positions) == values["lens_positions"]
+    lens = next(c for c in open_tabs.tabs["layers"].outputs if getattr(c, "label", "") == "Logit lens")
+    assert lens in built
+    # The story's Layers card, on a fresh analysis, makes the lens too and its text reads it.
+    fresh = analyze("one two three four five six seven eight nine ten", store.default, None,
+                    {"index": 0, "on": False}, "tokens", Request(), **values)
+    fresh_analysis, _ = open_tabs.shared.analysis_of(fresh[open_tabs.shared.analysis])
+    card = app.explorer_story.show_card(fresh_analysis, loaded, 6, handle=fresh[open_tabs.shared.analysis],
+                                        shown=fresh[open_tabs.shown], values=values)
+    assert "The **logit lens** reads the stream" in card[app.explorer_story.card]

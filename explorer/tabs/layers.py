@@ -25,8 +25,9 @@ def build(shared: Shared) -> Tab:
         code = code_view("layers")
 
     def show(view: View) -> dict:
-        resid, contrib, lens_grid = panels.layer_figures(view.analysis)
-        return {residual: resid, contributions: contrib, lens: lens_grid, text: panels.layers_text(view.analysis)}
+        analysis = shared.lens_for(view.analysis, view.values["lens_positions"])  # made when this tab is built
+        resid, contrib, lens_grid = panels.layer_figures(analysis)
+        return {residual: resid, contributions: contrib, lens: lens_grid, text: panels.layers_text(analysis)}
 
     @user_errors
     def relens(handle, n_positions) -> dict:
@@ -39,12 +40,9 @@ def build(shared: Shared) -> Tab:
     lens_positions.input(relens, inputs=[shared.analysis, lens_positions], outputs=[lens, text, shared.analysis],
                          api_name="lens", api_visibility="undocumented", trigger_mode="always_last")
     def story(view: View, explanation_name: str) -> dict:  # the card's lens window, recomputed if it differs
-        analysis, n_positions = view.analysis, view.values.get("lens_positions")
-        if n_positions is None:
-            return opened(text) | show(view)
-        if len(analysis.lens.positions) != min(n_positions, analysis.trace.n_tokens):
-            shared.relens(analysis, n_positions)
-        return opened(text) | show(view) | {lens_positions: n_positions}
+        n_positions = view.values.get("lens_positions", LENS_POSITIONS)
+        return opened(text) | show(View(view.analysis, view.loaded, {**view.values, "lens_positions": n_positions})) | {
+            lens_positions: n_positions}
 
     return Tab(show=show, outputs=[residual, contributions, lens, text], inputs={"lens_positions": lens_positions},
                code=code, story=story, story_keys=frozenset({"lens_positions"}),

@@ -30,6 +30,8 @@ def build_handout(shared: Shared, shelf: HandoutShelf | None = None) -> HandoutS
     @user_errors
     def write(handle, request: gr.Request) -> dict:
         analysis, loaded = shared.analysis_of(handle)
+        analysis = shared.lens_for(analysis, handle.lens_positions)  # the page and numbers include the lens
+        shared.remember(handle)
         html_path, json_path = shelf.write(request.session_hash or handle.key, loaded, analysis)
         return {page: gr.DownloadButton(value=str(html_path), visible=True),
                 numbers: gr.DownloadButton(value=str(json_path), visible=True)}

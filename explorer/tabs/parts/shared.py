@@ -130,15 +130,23 @@ class Shared:
     def _stream_work(self, work: Callable, args: tuple, seconds: int):
         yield from work(self.store, *args)
 
-    def analyze(self, model_name: str, prompt: str, lens_positions: int) -> Analysis:
-        """A new analysis of the prompt (one forward pass, where the models run), ready for the panels."""
+    def analyze(self, model_name: str, prompt: str) -> Analysis:
+        """A new analysis of the prompt (one forward pass, where the models run), ready for the panels.
+        Its logit lens is made when a view needs it (`lens_for`)."""
         loaded = self.store.get(model_name)
         n_tokens = min(len(loaded.tokenizer.encode(prompt)), loaded.model.config.n_ctx)
         if not self.store.zero_gpu:  # on ZeroGPU each call gets a GPU share of its own
             device_room(loaded.device, 2 * analysis_bytes(loaded.model.config, n_tokens))
-        analysis = self.run(model_runs.analysis, loaded.name, prompt, lens_positions,
+        analysis = self.run(model_runs.analysis, loaded.name, prompt,
                             seconds=model_runs.gpu_seconds(self.store, loaded.name, n_tokens, passes=2))
         return analysis.with_labels(loaded.tokenizer)
+
+    def lens_for(self, analysis: Analysis, n_positions) -> Analysis:
+        """The analysis with a logit lens over the last `n_positions` positions: made now if it has none
+        or another window, else as it is."""
+        if analysis.lens is None or len(analysis.lens.positions) != len(lens_window(analysis, n_positions)):
+            return self.relens(analysis, n_positions)
+        return analysis
 
     def relens(self, analysis: Analysis, n_positions) -> Analysis:
         """The analysis with its logit lens over the last `n_positions` positions (one projection per row)."""
@@ -161,7 +169,7 @@ class Shared:
 
     def compute_analysis(self, handle: AnalysisHandle) -> Analysis:
         self.load(handle.model_name)
-        return self.analyze(handle.model_name, handle.prompt, handle.lens_positions)
+        return self.analyze(handle.model_name, handle.prompt)
 
     def analysis_of(self, handle) -> tuple[Analysis, LoadedModel]:
         """The visitor's analysis (recomputed with one capture if the budget dropped it) and its model."""

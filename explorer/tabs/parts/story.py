@@ -63,6 +63,7 @@ class StoryStrip:
         With the visitor's `handle`, `shown` and control `values`, the card's tab is first built whole
         if the page does not show it for this analysis yet (tabs/parts/open_tabs.py)."""
         card = cards.story_card(index, analysis, loaded)
+        had_lens = analysis.lens is not None
         unknown = set(card["controls"]) - set().union(*(tab.story_keys for tab in self.by_id.values()))
         if unknown:  # a card whose controls no tab applies would silently leave them as they were
             raise KeyError(f"story card {index} sets {', '.join(sorted(unknown))}, which no tab's story_keys lists")
@@ -77,6 +78,8 @@ class StoryStrip:
             keys = tab.story_keys & card["controls"].keys()
             if tab.story is not None and (tab is home or (keys and not keys <= home.story_keys)):
                 result |= tab.story(view, card["explanation"] if tab is home else "")
+        if not had_lens and analysis.lens is not None:  # the Layers card's text reads the lens its tab just made
+            card = cards.story_card(index, analysis, loaded)
         text = card["markdown"] + (f"\n\n*Why this example:* {why}" if why else "")
         return result | {
             self.card: text, self.tabs: gr.Tabs(selected=card["tab"]), self.open_tabs.open_tab: card["tab"],
