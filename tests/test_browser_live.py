@@ -70,6 +70,7 @@ def test_every_tab_opened_after_one_analyze_shows_that_prompt(page):
         figures = open_tab(page, name, tab["plots"], unlike=first[name])
         assert sum("␣elephant" in figure for figure in figures) >= tab["tokens"], name
     assert f"{n_tokens} tokens" in page.locator("#status").inner_text()
+    assert page.evaluate("window.Plotly.drawsOnce === true")  # assets/draw_once.js: one draw per new figure
 
 
 def test_reopening_a_tab_sends_nothing(page):
