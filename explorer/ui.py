@@ -98,10 +98,11 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
                       analysis_state: handle}
             if (story_state or story.START)["on"]:  # the story's card opens its own tab
                 card, why = strip.for_prompt(prompt, story_state)
+                result |= open_tabs.cleared(keep=story.cards.CARDS[card].tab)
                 result |= strip.show_card(analysis, loaded, card, why, handle=handle, values=values)
             else:
                 view = View(analysis, loaded, values)
-                result |= open_tabs.panels(tab_open, view) | strip.place(story_state)
+                result |= open_tabs.cleared(keep=tab_open) | open_tabs.panels(tab_open, view) | strip.place(story_state)
                 result |= {open_tab: tab_open, shown: marked(handle, None, tab_open)}
             budget.remeasure(key)  # what the views cached on the analysis (e.g. the overview tiles)
             return result

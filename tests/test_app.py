@@ -45,7 +45,10 @@ def test_analyze_sends_only_the_open_tab_and_each_tab_is_built_when_opened(app_s
     next_token = set(event_labels(client, "/open_tab_next_token"))
     # The first card shows the next-token bars (and sets the sampling sliders); no other tab's panel is sent.
     sampling = {"Temperature (0 = greedy)", "Top-k (0 = off)", "Top-p (1 = off)", "Seed"}  # the card sets them
-    assert {"Status", "Story card"} <= set(out) <= next_token | sampling | {"Status", "Story card"}
+    built = {label: value for label, value in out.items() if value is not None}
+    assert {"Status", "Story card"} <= set(built) <= next_token | sampling | {"Status", "Story card"}
+    emptied = set(out) - set(built)  # every other tab's figures, so none shows the last prompt when opened
+    assert {"Attention heatmap", "Logit lens", "Surprise per token"} <= emptied and not emptied & next_token
     assert "Next-token bars" in out and "Code: next_token" in out
     attention = open_tab(client, "attention")
     assert {"Attention heatmap", "All heads", "Head scores", "Code: attention"} <= set(attention)

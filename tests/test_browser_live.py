@@ -4,8 +4,8 @@ with one redraw of its last value (headless Debian Chromium through Playwright, 
 import json
 import time
 
-import pytest
-from test_browser import CHROMIUM, FLAGS  # noqa: F401  (skips this module where chromium is missing)
+# The browser tests' page (the app opened, its story left), and their skip where chromium is missing.
+from test_browser import page  # noqa: F401
 
 import gpt2
 
@@ -20,20 +20,6 @@ FIRST, SECOND = "The cat sat on the mat", "Every tall tree slowly bends toward t
 VISIBLE_FIGURES = """() => [...document.querySelectorAll('.js-plotly-plot')]
     .filter(p => p.offsetParent !== null && p.data)
     .map(p => JSON.stringify([p.data, p.layout], (k, v) => ArrayBuffer.isView(v) ? Array.from(v) : v))"""
-
-
-@pytest.fixture(scope="module")
-def page(app_server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(app_server.url)
-        page.wait_for_function("document.querySelector('#story-card')?.innerText.includes('1 / ')", timeout=90_000)
-        page.click("#story-leave")
-        yield page
-        browser.close()
 
 
 def analyze(page, prompt: str) -> int:

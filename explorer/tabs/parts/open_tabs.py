@@ -57,6 +57,13 @@ class OpenTabs:
     def outputs(self) -> list:
         return list(dict.fromkeys(c for tab_id in self.tabs for c in self.outputs_of(tab_id)))
 
+    def cleared(self, keep: str) -> dict:
+        """Every other tab's figures emptied, for a new analysis: a tab opened later shows an empty plot
+        until its own arrive, never the last prompt's, and the browser does not draw figures that are
+        about to be replaced. (Texts stay: they cost nothing to draw and are replaced with the figures.)"""
+        return {c: None for tab_id in self.tabs if tab_id != keep for c in self.outputs_of(tab_id)
+                if isinstance(c, gr.Plot)}
+
     def panels(self, tab_id: str, view: View) -> dict:
         """The panels and code box of one tab for this analysis and these control values."""
         tab = self.tabs[tab_id]
