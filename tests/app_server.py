@@ -118,9 +118,9 @@ def open_tab(client, tab_id: str, **by_label) -> dict:
     return sent(client, api_name, page_call(client, api_name, **by_label))
 
 
-def analyze_every_tab(client, prompt: str, **values) -> dict:
-    """Analyze, then open every tab: every panel of the page for this prompt, by label."""
+def analyze_every_tab(client, prompt: str, tabs=TAB_IDS, **values) -> dict:
+    """Analyze, then open every tab (or those in `tabs`): the page's panels for this prompt, by label."""
     out = sent(client, "/analyze", client.predict(prompt, api_name="/analyze", **values))
-    for tab_id in TAB_IDS:
+    for tab_id in tabs:
         out |= open_tab(client, tab_id)
     return out

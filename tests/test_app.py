@@ -16,9 +16,12 @@ def client(app_server):
     return Client(app_server.url, verbose=False)
 
 
+READ_HERE = ("tokens", "embeddings", "attention", "layers", "next_token")  # the tabs these tests read
+
+
 def analyze(client, prompt=PROMPT, **kwargs) -> dict:
-    """Every panel by label after Analyze, each tab opened as the page does: no copy of their order here."""
-    return analyze_every_tab(client, prompt, **kwargs)
+    """The panels by label after Analyze, each tab opened as the page does: no copy of their order here."""
+    return analyze_every_tab(client, prompt, tabs=READ_HERE, **kwargs)
 
 
 def text_of(value) -> str:
@@ -60,7 +63,7 @@ def test_analyze_sends_only_the_open_tab_and_each_tab_is_built_when_opened(app_s
 
 
 def test_every_tab_opened_after_analyze_shows_this_prompt(client):
-    out = analyze(client)
+    out = analyze_every_tab(client, PROMPT)
     assert "4 tokens" in out["Status"]
     assert out["Token chips"].count("class=\"token-chip ") == 4 and "6109" in out["Token chips"]
     for name in ("Token embeddings", "Embedding PCA", "Attention heatmap", "All heads", "Residual norms", "Logit lens", "Next-token bars"):
