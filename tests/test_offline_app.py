@@ -7,11 +7,16 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from app_server import AppServer
-from test_app import analyze, figure, model_name
+from app_server import AppServer, analyze_every_tab
+from test_app import figure, model_name
 from test_store import SHIPPED_NAME
 
 PROMPT = "def __init__(self, name):\n    self.name = name\n    self.name = name"
+
+
+def analyze(client, prompt: str) -> dict:
+    """Analyze, then open the tabs these tests read, as the page does (the Training tab sets its sliders' range)."""
+    return analyze_every_tab(client, prompt, tabs=("attention", "training"))
 
 
 @pytest.fixture(scope="module")
