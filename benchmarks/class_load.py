@@ -29,7 +29,6 @@ are printed with the table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -46,7 +45,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from app_latency import WORDS, write_random_124m  # noqa: E402
 from app_server import AppServer  # noqa: E402
-from page_latency import commit_of, machine, marker_words, prompt_ending_in, write_tiny  # noqa: E402
+from page_latency import commit_of, machine, marker_words, prompt_ending_in, save_report, write_tiny  # noqa: E402
 from page_protocol import PageSession  # noqa: E402
 
 
@@ -181,9 +180,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(2)
     report = run(args)
     print_report(report)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1))
+    save_report(report, args.json)
     return report
 
 

@@ -359,6 +359,13 @@ def machine() -> dict:
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
+def save_report(report: dict, path: str | None) -> None:
+    """Every measurement as JSON, where `--json` asked for it."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(report, indent=1))
+
+
 def commit_of(directory: Path) -> str:
     try:
         return subprocess.run(["git", "-C", str(directory), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -535,9 +542,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(2)
     report = run(args)
     print_report(report)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1))
+    save_report(report, args.json)
     return report
 
 
