@@ -23,6 +23,8 @@ Where models live and run:
     model_runs.py    every forward pass the app asks of its models, as plain functions (ZeroGPU runs them)
     budget.py        every visitor's analyses in one memory budget
     validation.py    every value a visitor sends, checked in one place per field
+    routes.py        the HTTP routes the page uses (an allow-list); every other address refused
+    workspace.py     the app's private folder for temporary files, removed at exit
 
 Teaching and pages:
 

@@ -15,7 +15,8 @@ Torch uses as many threads as this process may use CPUs (Spaces sets CPU_CORES).
 The host decides what visitors can cost: every visitor's analysis together stays within
 --memory-budget (EXPLORER_MEMORY_BUDGET; default a quarter of the machine's memory), and
 only the --sizes (EXPLORER_SIZES; default 124M) are offered, each checked at start against
-the device's memory. The app has no file input, so Gradio's upload route is closed.
+the device's memory. The server answers only the routes the page uses (explorer/routes.py), and
+keeps its temporary files in a private folder removed at exit (explorer/workspace.py).
 
 Models run on --device (EXPLORER_DEVICE; auto: CUDA when present) in --dtype (EXPLORER_DTYPE;
 float32). On a ZeroGPU Space (SPACES_ZERO_GPU set by Hugging Face) auto finds "cuda" (the
@@ -53,6 +54,7 @@ from gpt2.device import add_device_arguments, resolve_device, resolve_dtype  # n
 from gpt2.model_args import SIZE_HELP, add_model_arguments  # noqa: E402
 from explorer.budget import AnalysisBudget, default_budget, machine_memory, parse_bytes  # noqa: E402
 from explorer.store import ModelStore, check_sizes_fit, offered_sizes  # noqa: E402
+from explorer.workspace import Workspace  # noqa: E402
 
 
 def return_freed_memory_to_the_system() -> None:
@@ -104,27 +106,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 def on_zero_gpu() -> bool:
     """Whether this is a ZeroGPU Space: Hugging Face sets SPACES_ZERO_GPU there (read by `spaces` too)."""
     return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
-
-
-class RefuseUploads:
-    """ASGI middleware: the app has no file input, so nothing may be uploaded (not even to a temp folder)."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/upload"):
-            # Read what was sent and throw it away, chunk by chunk: answering before the body is read
-            # leaves a proxy in front (Gradio's SSR server, a Space's) waiting to deliver it.
-            message = {"more_body": scope["method"] not in ("GET", "HEAD")}
-            while message.get("more_body") and message.get("type") != "http.disconnect":
-                message = await receive()
-            body = b'{"detail": "This app takes no uploads."}'
-            await send({"type": "http.response.start", "status": 403,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
-            await send({"type": "http.response.body", "body": body})
-            return
-        await self.app(scope, receive, send)
 
 
 def preload_everything(store: ModelStore) -> None:
@@ -186,6 +167,9 @@ def main(argv=None) -> None:
     if store.notice:
         print(store.notice.replace("**", ""), file=sys.stderr)
     print(f"Loading {first} ...", file=sys.stderr)
+    # Gradio's temp files and the handouts go to a private folder, removed at exit. A folder the host
+    # names in GRADIO_TEMP_DIR holds it; it must be set before Gradio is imported.
+    workspace = Workspace(os.environ.get("GRADIO_TEMP_DIR")).install()
     # Load (and download) before serving, so the first visitor doesn't wait; meanwhile this thread imports
     # Gradio and the page's modules. Reading weights and torch's work mostly run outside Python's lock,
     # so on two cores the two overlap.
@@ -201,12 +185,10 @@ def main(argv=None) -> None:
             store.get(first)
     if zero_gpu:
         preload_everything(store)
-    app = build_app(store, default=first, budget=budget)
+    app = build_app(store, default=first, budget=budget, shelf_folder=workspace.handouts)
     app.queue(max_size=args.max_queue, default_concurrency_limit=4)
-    from starlette.middleware import Middleware
-
     app.launch(server_name=args.host, server_port=args.port, share=args.share,
-               app_kwargs={"middleware": [Middleware(RefuseUploads)]}, **launch_options())
+               **launch_options(shelf_folder=workspace.handouts))
 
 
 if __name__ == "__main__":

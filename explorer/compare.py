@@ -85,6 +85,10 @@ def _side(loaded: LoadedModel, prompt: str, tokenizer, top: int) -> Side:
 
 
 def _note(a: Side, b: Side, same: bool) -> str:
+    if not a.token_surprise.size or not b.token_surprise.size:  # one token: nothing was predicted yet
+        short = a.name if not a.token_surprise.size else b.name
+        return (f"{short} reads this prompt as a single token, and surprise is measured from the second token "
+                f"on (how unexpected each token was given those before it). Add a few words to compare the two.")
     if same:
         return (f"Both models read the same {len(a.tokens)} tokens, so their surprise lines up token by token: "
                 f"mean {a.token_surprise.mean():.2f} nats for {a.name}, {b.token_surprise.mean():.2f} for {b.name}.")

@@ -26,13 +26,17 @@ from gpt2.resources import ASSETS
 from . import panels, validation
 from .analysis import analysis_bytes
 from .budget import AnalysisBudget, AnalysisHandle
+from .export import HandoutShelf
 from .store import ModelStore
 from .tabs import (Shared, View, about, attention, block, compare, embeddings, generate, layers, next_token, surprise,
                    tokens, training, user_errors)
 from .tabs.parts import story
 from .tabs.parts.controls import Dropdown, Textbox, checked
 from .tabs.parts.handout import build_handout
+from .tabs.parts.shared import plain_errors_everywhere
 from .tabs.parts.open_tabs import NOTHING_SHOWN, OpenTabs, marked
+from .tabs.parts.sessions import lean_sessions, session_capacity
+from .routes import OnlyPageRoutes
 
 EXAMPLES = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))
 CSS = (ASSETS / "style.css").read_text(encoding="utf-8")
@@ -42,11 +46,13 @@ DRAW_ONCE = (ASSETS / "draw_once.js").read_text(encoding="utf-8")  # each new fi
 TABS = (tokens, embeddings, attention, block, layers, next_token, surprise, generate, training, compare, about)
 _serials = itertools.count(1)  # each Analyze's handle gets the next (tabs/parts/open_tabs.py)
 STATE_SECONDS = 1800  # an abandoned session's handle (and with it its analysis) is dropped after this
+SESSIONS_BYTES = 256 * 2**20  # what Gradio may keep for all sessions together, analyses aside
 
 
 def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBudget | None = None,
-              tabs_in_order=TABS) -> gr.Blocks:
-    """The whole page. `tabs_in_order` are the tab modules (each with `build(shared) -> Tab`), TABS by default."""
+              tabs_in_order=TABS, shelf_folder=None) -> gr.Blocks:
+    """The whole page. `tabs_in_order` are the tab modules (each with `build(shared) -> Tab`), TABS by default;
+    `shelf_folder` is where handouts are written (the app's workspace; a new temporary folder by default)."""
     budget = budget or AnalysisBudget(2**30)
     with gr.Blocks(title="GPT-2 Explorer", analytics_enabled=False) as app:
         gr.Markdown("# GPT-2 Explorer\nGPT-2 does one thing: it predicts the next token. Follow the story below, "
@@ -65,7 +71,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
         status = gr.Markdown("Loading…", label="Status", elem_id="status")
 
         shared = Shared(store, budget, prompt, model_name, analysis_state)
-        build_handout(shared)  # take this run home: one click, a self-contained page
+        build_handout(shared, HandoutShelf(shelf_folder))  # take this run home: one click, a self-contained page
         strip = story.build(shared)  # the story's cards, above the tabs
         open_tab = gr.State(tabs_in_order[0].__name__.rsplit(".", 1)[-1], time_to_live=STATE_SECONDS)
         shown = gr.State(dict(NOTHING_SHOWN), time_to_live=STATE_SECONDS)
@@ -130,7 +136,8 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
                 budget.drop_session(request.session_hash)
         app.unload(forget)
     app.explorer_tabs, app.explorer_story, app.explorer_open_tabs = tabs, strip, open_tabs  # for tests that call the handlers directly
-    app.explorer_budget = budget
+    app.explorer_budget, app.explorer_analysis_state = budget, analysis_state
+    plain_errors_everywhere(app)  # what a visitor reads is a message, never a traceback (launch_options: show_error)
     return app
 
 
@@ -145,6 +152,19 @@ def check_unique_inputs(tabs: dict) -> None:
             owners[name] = tab_id
 
 
-def launch_options() -> dict:
-    """Arguments for `app.launch` that the Blocks need (Gradio 6 takes CSS and the page's script at launch)."""
-    return {"css": CSS, "js": DRAW_ONCE, "theme": gr.themes.Soft(), "show_error": False}
+def launch_options(shelf_folder=None) -> dict:
+    """Arguments for `app.launch`: what the Blocks need (Gradio 6 takes CSS and the page's script at launch),
+    and what a public server needs: only the page's routes (explorer/routes.py; files only from the handout
+    shelf, `shelf_folder`) and lean, bounded sessions (tabs/parts/sessions.py).
+
+    Server-side rendering stays off: with it, Gradio puts a Node server in front that answers every
+    address outside its own list with the page, so no allow-list in this process could hold. The page
+    draws its figures in the browser anyway, which is where its time goes.
+    """
+    from starlette.middleware import Middleware
+
+    return {"css": CSS, "js": DRAW_ONCE, "theme": gr.themes.Soft(), "show_error": True, "ssr_mode": False,
+            "num_workers": 0,  # Gradio's static-file workers would serve files past the allow-list
+            "state_session_capacity": session_capacity(SESSIONS_BYTES),
+            "app_kwargs": {"middleware": [Middleware(OnlyPageRoutes, shelf=shelf_folder)],
+                           "lifespan": lean_sessions(session_capacity(SESSIONS_BYTES), STATE_SECONDS)}}

@@ -27,7 +27,8 @@ class AppServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = open(log_path, "w")
-        # Gradio's temp folder (where uploads would land) is the test's own, so a test can see it stay empty.
+        # The host's temp folder is the test's own: the app makes its private workspace in it (its
+        # Gradio temp folder and its handouts, explorer/workspace.py), so a test can look inside.
         self.temp_dir = log_path.parent / "gradio-temp"
         self.temp_dir.mkdir(exist_ok=True)
         env = {"GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", "CPU_CORES": "2",
@@ -36,6 +37,12 @@ class AppServer:
             [sys.executable, str(Path(app_dir) / "app.py"), *(["--model-dir", str(model_dir)] if model_dir else []),
              "--port", str(self.port), *extra_args],
             cwd=app_dir, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+
+    @property
+    def workspace(self) -> Path:
+        """The app's private folder (made at start, removed at exit), inside `temp_dir`."""
+        return self.temp_dir / "gpt2-explorer" / next(p.name for p in (self.temp_dir / "gpt2-explorer").iterdir()
+                                                       if p.name.startswith(f"{self.process.pid}-"))
 
     def wait_until_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout

@@ -29,7 +29,9 @@ RANGES = {
     "top_p": ("Top-p", NOT_NUMBERS + [0, -0.5, 1.5, 0.001]),
     "seed": ("Seed", ["abc", [], {}, True, 0.5, -1, 2**64]),
     "max_new_tokens": ("Max new tokens", NOT_NUMBERS + NOT_WHOLE + [0, -1, 257, 10**6]),
-    "model_name": ("Model", ["../../etc/passwd", "125M", "", None, 124, ["124M"], "http://example.com/x"]),
+    # A released size the host did not list (--sizes) is refused before anything is downloaded.
+    "model_name": ("Model", ["../../etc/passwd", "125M", "", None, 124, ["124M"], "http://example.com/x", "355M",
+                             "1558M"]),
     "prompt": ("Prompt", [None, 42, "", "   ", "x" * 20_001, ["a"], {"text": "a"}]),
     "query": ("Query position", NOT_NUMBERS + NOT_WHOLE + [-1, 10**6]),
     # the experiments (undocumented endpoints: reached by raw posts below)
@@ -49,7 +51,7 @@ CLIENT_CASES = [(endpoint, field, value) for endpoint, fields in ENDPOINTS.items
                 for value in RANGES[field][1]]
 # Raw posts reach the undocumented endpoints too, with JSON a client library would not produce.
 RAW_VALUES = {"number": ["NaN", "Infinity", "-Infinity", '"7"', "{}", "null"], "flag": ['"true"', "0"],
-              "choice": ['"../../etc/passwd"', '"99"', "3", "[]", "{}"]}
+              "choice": ['"../../etc/passwd"', '"99"', "3", "[]", "{}", '"1558M"']}
 RAW_CASES = [("select_head", "layer", v) for v in RAW_VALUES["number"]] + \
             [("select_head", "query", v) for v in RAW_VALUES["number"]] + \
             [("select_head", "mean_heads", v) for v in RAW_VALUES["flag"]] + \
@@ -103,9 +105,14 @@ def raw_call(app_server, config, api_name: str, field: str, raw_value: str) -> l
         name = props.get("label") or ""
         values.append("__BAD__" if name.startswith(RANGES[field][0]) else json.dumps(props.get("value")))
     assert "__BAD__" in values, (api_name, field)
+    return post_event(app_server, dependency_index, [raw_value if v == "__BAD__" else v for v in values])
+
+
+def post_event(app_server, fn_index: int, json_values: list[str]) -> list[dict]:
+    """Post one event to the queue with these literal JSON values; return its SSE messages."""
     session = uuid.uuid4().hex
     body = ('{"data": [%s], "fn_index": %d, "session_hash": "%s", "event_data": null, "trigger_id": null}'
-            % (", ".join(raw_value if v == "__BAD__" else v for v in values), dependency_index, session))
+            % (", ".join(json_values), fn_index, session))
     request = urllib.request.Request(app_server.url + "gradio_api/queue/join", data=body.encode(),
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -136,6 +143,34 @@ def test_the_server_still_answers_a_good_request_after_the_bad_ones(client):
                        ["named_endpoints"]["/analyze"]["returns"]],
                       client.predict(PROMPT, api_name="/analyze")))["Status"]
     assert "4 tokens" in status
+
+
+def completed_error(messages: list[dict]) -> str:
+    done = [m for m in messages if m.get("msg") == "process_completed"]
+    assert done and not done[0]["success"], messages
+    return done[0]["output"].get("error")
+
+
+def test_an_event_posted_with_too_few_values_is_told_how_many_it_takes(app_server, config):
+    analyze = next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "analyze")
+    error = completed_error(post_event(app_server, analyze, ['"a prompt"', '"x"']))
+    assert error and f"takes {len(config['dependencies'][analyze]['inputs'])} values (Prompt, Model" in error
+    assert "sent 2" in error and "0x" not in error  # no memory addresses
+
+
+def test_an_event_that_runs_only_in_the_page_answers_with_a_message_not_null(app_server, config):
+    page_only = next(i for i, d in enumerate(config["dependencies"]) if d.get("backend_fn") is False)
+    assert completed_error(post_event(app_server, page_only, []))
+
+
+def test_messages_for_visitors_name_files_but_not_where_they_live():
+    from explorer.tabs.parts.shared import without_server_paths
+
+    assert without_server_paths("No such file: '/srv/app/models/tiny/model.safetensors'") == \
+        "No such file: 'model.safetensors'"
+    assert without_server_paths("in /tmp/gpt2-explorer/123-ab/ now") == "in 123-ab now"
+    for kept in ("see http://example.com/a/b", "a ratio 1/2/3", "tokens a/b", "/x alone"):
+        assert without_server_paths(kept) == kept
 
 
 def test_uploads_are_refused_and_nothing_is_stored(app_server):

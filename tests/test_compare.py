@@ -83,3 +83,9 @@ def test_a_prompt_longer_than_one_models_context_is_cut_for_that_model_and_said(
 def test_an_empty_prompt_is_refused(tiny, other):
     with pytest.raises(ValueError, match="empty"):
         compare.compare(tiny, other, "  ")
+
+
+def test_a_one_token_prompt_says_why_there_is_nothing_to_compare_not_nan(tiny, other, byte_model):
+    for b, tokenizer_b in ((other, None), (byte_model, byte_tokenizer())):
+        result = compare.compare(tiny, b, " the", tokenizer_b=tokenizer_b)
+        assert "nan" not in result.note and "single token" in result.note and "second token" in result.note

@@ -124,7 +124,8 @@ def test_one_click_writes_the_page_and_the_numbers_of_the_current_analysis(clien
 def test_handouts_are_served_from_the_apps_shelf_not_copied_into_gradios_cache(client, app_server):
     analyze(client)
     client.predict(api_name="/handout")
-    assert not list(app_server.temp_dir.rglob("gpt2-explorer-run.*"))  # the shelf's deletions really free space
+    assert list((app_server.workspace / "handouts").rglob("gpt2-explorer-run.*"))
+    assert not list((app_server.workspace / "gradio").rglob("gpt2-explorer-run.*"))  # deleting really frees space
 
 
 def test_a_handout_before_any_analysis_asks_for_one(app_server):

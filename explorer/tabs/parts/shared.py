@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import re
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -186,11 +187,22 @@ class Shared:
 _DONE = object()
 
 
+# An absolute path on the server: two or more segments after a slash that follows no letter, dot, colon or
+# slash (so "http://host/x" and "a/b" are left alone).
+SERVER_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.+@~-]+/)+[\w.+@~-]*")
+
+
+def without_server_paths(text: str) -> str:
+    """`text` with each absolute path cut to its last part: a visitor learns which file, not where it lives."""
+    return SERVER_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+
+
 def _as_user_error(fn_name: str, err: Exception) -> gr.Error:
     if isinstance(err, gr.Error):
+        err.message = without_server_paths(str(err.message))
         return err
     if isinstance(err, (ValueError, TypeError, DownloadError, gpt2.CheckpointError, FileNotFoundError)):
-        return gr.Error(str(err), print_exception=False)
+        return gr.Error(without_server_paths(str(err)), print_exception=False)
     log.error("unexpected error in %s", fn_name, exc_info=err)  # details stay in the server log
     return gr.Error("Something went wrong on the server. Try again, or try a shorter prompt.", print_exception=False)
 
@@ -204,6 +216,7 @@ def user_errors(fn):
                 yield from fn(*args, **kwargs)
             except Exception as err:
                 raise _as_user_error(fn.__name__, err) from None
+        stream.plain_errors = True
         return stream
 
     @functools.wraps(fn)
@@ -212,4 +225,28 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except Exception as err:
             raise _as_user_error(fn.__name__, err) from None
+    call.plain_errors = True
     return call
+
+
+def plain_errors_everywhere(blocks: gr.Blocks) -> None:
+    """Wrap every event handler of `blocks` not already wrapped in `user_errors`, so the server can show
+    errors (show_error=True) and still never shows a traceback's text: what a visitor reads is the app's
+    message, or Gradio's own about a malformed call ("didn't receive enough input values"), never `null`."""
+    for block_fn in blocks.fns.values():
+        fn = block_fn.fn
+        if fn is None or getattr(fn, "plain_errors", False) or inspect.iscoroutinefunction(fn) \
+                or inspect.isasyncgenfunction(fn):
+            continue
+        block_fn.fn = user_errors(fn)
+
+    gradios_check = blocks.validate_inputs
+
+    def validate_inputs(block_fn, inputs) -> None:  # Gradio's message lists objects' memory addresses
+        try:
+            gradios_check(block_fn, inputs)
+        except ValueError:
+            wanted = [getattr(block, "label", None) or type(block).__name__.lower() for block in block_fn.inputs]
+            raise gr.Error(f"{block_fn.name or 'This event'} takes {len(wanted)} values ({', '.join(wanted)}); "
+                           f"this call sent {len(inputs)}.", print_exception=False) from None
+    blocks.validate_inputs = validate_inputs
