@@ -35,6 +35,11 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024  # an event's JSON: prompts are at most a few thousand characters
+# Events that skip the queue (redraws from a kept analysis) run at once in the server's threads, so they
+# are capped here instead: so many at once per page, and so many at once in all.
+UNQUEUED_PATH = "/gradio_api/run/predict"
+MAX_UNQUEUED_PER_PAGE = 3
+MAX_UNQUEUED = 12
 
 
 @dataclass(frozen=True)
@@ -42,19 +47,19 @@ class Route:
     methods: frozenset[str]
     pattern: re.Pattern
     why: str
-    query: frozenset[str] | None = None  # the query keys it accepts (None: any)
+    refused_query: frozenset[str] = frozenset()  # query keys it refuses (others pass: a Space adds its own)
 
 
-def route(methods: str, path: str, why: str, query: str | None = None) -> Route:
-    """`path` is a regular expression over the whole path; `{}` stands for one path segment."""
+def route(methods: str, path: str, why: str, refused_query: str = "") -> Route:
+    """`path` is matched whole; `{}` stands for one path segment, `{*}` for one or more."""
     pattern = re.compile(re.escape(path).replace(re.escape("{}"), r"[^/]+").replace(re.escape("{*}"), r".+"))
-    return Route(frozenset(methods.split()), pattern, why, frozenset(query.split()) if query is not None else None)
+    return Route(frozenset(methods.split()), pattern, why, frozenset(refused_query.split()))
 
 
 # What the page and gradio_client request. Everything else is refused.
 ROUTES = (
-    route("GET HEAD", "/", "the page", query="__theme view"),
-    route("GET", "/config", "the page's layout (read by the page and gradio_client)"),
+    route("GET HEAD", "/", "the page", refused_query="deep_link"),
+    route("GET", "/config", "the page's layout (read by the page and gradio_client)", refused_query="deep_link"),
     route("GET", "/theme.css", "the page's colours"),
     route("GET", "/favicon.ico", "the tab's icon"),
     route("GET", "/robots.txt", "what crawlers may read"),
@@ -65,7 +70,7 @@ ROUTES = (
     route("GET", "/gradio_api/info", "the API description gradio_client reads"),
     route("GET", "/gradio_api/startup-events", "the page's load event"),
     route("POST", "/gradio_api/queue/join", "an event joins the queue"),
-    route("GET", "/gradio_api/queue/data", "the event's results, streamed back", query="session_hash"),
+    route("GET", "/gradio_api/queue/data", "the event's results, streamed back"),
     route("GET", "/gradio_api/heartbeat/{}", "the page says it is still open"),
     route("POST", "/gradio_api/cancel", "the page stops a running event"),
     route("POST", "/gradio_api/run/predict", "the page's events that skip the queue (cheap redraws)"),
@@ -163,8 +168,8 @@ def refusal(scope: dict, shelf: Path | None) -> str | None:
         if allowed.pattern.fullmatch(path):
             if method not in allowed.methods:
                 return f"{path} answers {' and '.join(sorted(allowed.methods))} only"
-            if allowed.query is not None and not query_keys(scope) <= allowed.query:
-                return f"{path} takes no {', '.join(sorted(query_keys(scope) - allowed.query))} parameter"
+            if query_keys(scope) & allowed.refused_query:
+                return f"{path} takes no {', '.join(sorted(query_keys(scope) & allowed.refused_query))} parameter"
             if path.startswith("/gradio_api/file="):
                 if shelf is None or not inside(path.removeprefix("/gradio_api/file="), shelf):
                     return "only the app's handouts are served as files"
@@ -177,11 +182,15 @@ class OnlyPageRoutes:
 
     `shelf` is the folder whose files `/gradio_api/file=` may serve (the handouts); None serves no file.
     Request bodies are read only up to MAX_BODY_BYTES: a longer one is refused (413) and the rest thrown away.
+    Events that skip the queue are capped in number at once, per page and in all (429 beyond).
     """
 
-    def __init__(self, app, shelf: str | Path | None = None, max_body: int = MAX_BODY_BYTES):
+    def __init__(self, app, shelf: str | Path | None = None, max_body: int = MAX_BODY_BYTES,
+                 per_page: int = MAX_UNQUEUED_PER_PAGE, in_all: int = MAX_UNQUEUED):
         self.app, self.max_body = app, max_body
         self.shelf = Path(shelf) if shelf else None
+        self.per_page, self.in_all = per_page, in_all
+        self.running: dict[str, int] = {}  # page (session hash) -> its unqueued events running now
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -198,10 +207,51 @@ class OnlyPageRoutes:
                 return
             status = 403 if "upload" in why else 413 if "at most" in why else 404
             return await answer(receive, send, status, why)
+        if route_path(scope) == UNQUEUED_PATH:
+            return await self.unqueued(scope, receive, send)
         await self.app(scope, self.bounded(receive, send), send)
 
+    async def unqueued(self, scope, receive, send) -> None:
+        """Run an event that skips the queue if its page and the server have room for it, else answer 429.
+        (The middleware runs in the server's one event loop, so the counts need no lock.)"""
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body:
+                return await answer(receive, send, 413, f"requests are at most {self.max_body // 1024} KB")
+        try:
+            page = str(json.loads(body).get("session_hash"))
+        except (ValueError, AttributeError):
+            page = ""
+        if sum(self.running.values()) >= self.in_all:
+            return await answer(receive, send, 429, f"the server is drawing {self.in_all} views at once; "
+                                                    "try again in a moment", body_read=True)
+        if self.running.get(page, 0) >= self.per_page:
+            return await answer(receive, send, 429, f"this page already has {self.per_page} views being drawn; "
+                                                    "wait for them", body_read=True)
+        self.running[page] = self.running.get(page, 0) + 1
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+        try:
+            await self.app(scope, replay, send)
+        finally:
+            self.running[page] -= 1
+            if not self.running[page]:
+                del self.running[page]
+
     def bounded(self, receive, send):
-        """`receive` that stops a body longer than max_body (a chunked one declares no length)."""
+        """`receive` that ends a body longer than max_body (a chunked one declares no length) as if the
+        client had gone: the app stops reading and answers nobody."""
         seen = 0
 
         async def receive_bounded():
@@ -210,19 +260,16 @@ class OnlyPageRoutes:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body:
-                    raise BodyTooLong(f"requests are at most {self.max_body // 1024} KB")
+                    log.info("dropped a request whose body is over %d bytes", self.max_body)
+                    return {"type": "http.disconnect"}
             return message
         return receive_bounded
 
 
-class BodyTooLong(Exception):
-    pass
-
-
-async def answer(receive, send, status: int, why: str) -> None:
+async def answer(receive, send, status: int, why: str, body_read: bool = False) -> None:
     """Read what was sent and throw it away, then answer: answering before the body is read leaves a proxy
-    in front (Gradio's SSR server, a Space's) waiting to deliver it."""
-    message = {"type": "http.request", "more_body": True}
+    in front (a Space's) waiting to deliver it."""
+    message = {"type": "http.request", "more_body": not body_read}
     while message.get("more_body") and message.get("type") != "http.disconnect":
         message = await receive()
     body = json.dumps({"detail": f"Refused: {why}."}).encode()

@@ -223,3 +223,75 @@ def test_the_workspace_is_removed_when_the_app_is_stopped(tiny_checkpoint_dir, t
         server.stop()
     assert not workspace.exists(), (tmp_path / "app.log").read_text()[-2000:]
     assert not any((tmp_path / "gradio-temp" / "gpt2-explorer").iterdir())
+
+
+def test_the_page_accepts_the_query_a_space_adds_but_no_deep_link():
+    assert refusal(scope("GET", "/", b"__sign=abc.def&__theme=light"), None) is None
+    assert refusal(scope("GET", "/config", b"deep_link=abc"), None) is not None
+
+
+# ---- events that skip the queue, capped ----
+
+def run_predict(middleware, page: str, responses: list):
+    """One POST /gradio_api/run/predict for `page` through the middleware; its status lands in `responses`."""
+    import asyncio
+
+    body = json.dumps({"data": [], "fn_index": 0, "session_hash": page}).encode()
+    chunks = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        return chunks.pop(0) if chunks else await asyncio.sleep(3600)
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            responses.append((page, message["status"]))
+    return middleware(scope("POST", "/gradio_api/run/predict", headers=[(b"content-length", b"%d" % len(body))]),
+                      receive, send)
+
+
+def test_unqueued_events_are_capped_per_page_and_in_all():
+    import asyncio
+
+    async def scenario():
+        release = asyncio.Event()
+        seen_bodies = []
+
+        async def app(scope_, receive, send):  # an event handler that runs until released
+            seen_bodies.append(json.loads((await receive())["body"])["session_hash"])
+            await release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"{}"})
+
+        middleware = routes.OnlyPageRoutes(app, per_page=3, in_all=4)
+        responses = []
+        running = [asyncio.create_task(run_predict(middleware, page, responses)) for page in ["a"] * 3 + ["b"]]
+        await asyncio.sleep(0.05)
+        await run_predict(middleware, "a", responses)  # a fourth from page a: over its share
+        await run_predict(middleware, "c", responses)  # a new page while four run: over the server's
+        assert responses == [("a", 429), ("c", 429)] and sorted(seen_bodies) == ["a", "a", "a", "b"]
+        release.set()
+        await asyncio.gather(*running)
+        assert middleware.running == {}  # every slot given back
+        await run_predict(middleware, "c", responses)
+        assert responses[-1] == ("c", 200)
+
+    asyncio.run(scenario())
+
+
+def test_a_chunked_body_over_the_limit_reaches_the_app_as_a_disconnect():
+    import asyncio
+
+    async def scenario():
+        got = []
+
+        async def app(scope_, receive, send):
+            while (message := await receive())["type"] == "http.request" and message.get("more_body"):
+                pass
+            got.append(message["type"])
+
+        chunks = [{"type": "http.request", "body": b"x" * 1000, "more_body": True}] * 3
+        middleware = routes.OnlyPageRoutes(app, max_body=2500)
+        await middleware(scope("POST", "/gradio_api/queue/join"), lambda: asyncio.sleep(0, chunks.pop(0)), None)
+        assert got == ["http.disconnect"]
+
+    asyncio.run(scenario())
