@@ -169,6 +169,8 @@ def _train(args) -> None:
         settings = TrainSettings(**{**settings.__dict__, "threads": available_cpus()})
     run = prepare(config, settings, args.out, args.data, args.tokenizer, args.resume,
                   command=["python", "-m", "gpt2", *sys.argv[1:]])
+    if run.resumed:
+        print(run.resumed)
     log = train(run, progress=not args.quiet)
     last = log["evals"][-1]
     print(f"saved step {log['step']} ({log['stopped']}) to {args.out}: validation loss {last['val_loss']:.3f}")

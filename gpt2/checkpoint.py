@@ -38,6 +38,9 @@ A model trained here is saved in the project's own folder format (`save_checkpoi
     training_log.json     how it was trained: command, config, losses, tokens seen
     training_state.pt     optimizer, step and random states, for `train --resume`
 
+A save survives a kill at any moment: the folder always holds weights and a training state
+of the same step (see `save_checkpoint`), and `resume_point` finds that pair.
+
 Loading builds the model without initialising it (on the meta device) and reads each
 tensor from the file straight into its parameter, so it peaks at about one copy of the
 weights, not two.
@@ -50,13 +53,14 @@ import json
 import logging
 import os
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from .config import GPTConfig
+from .durable import flush_folder, replace_durably, write_text_atomically
 from .model import GPT2
 from .resources import ASSETS
 from .hf_format import is_hf_folder, load_hf_folder
@@ -68,6 +72,7 @@ log = logging.getLogger(__name__)
 
 LOG_NAME = "training_log.json"
 STATE_NAME = "training_state.pt"
+NEXT_STATE_NAME = "training_state.next.pt"  # a save's training state, until the weights it goes with are in place
 PROJECT_FORMAT = "gpt2-explorer/1"  # safetensors metadata that marks the project's own folder
 _BLOCK_SCOPE = re.compile(r"h(\d+)")
 _LEAF_NAMES = {"w": "weight", "g": "weight", "b": "bias"}
@@ -194,16 +199,6 @@ def load_openai_checkpoint(path: str | Path, config: GPTConfig | None = None) ->
     return model.eval()
 
 
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def project_hparams(config: GPTConfig) -> dict:
     """Every GPTConfig field, OpenAI's five first (so OpenAI's tools can read the file too)."""
     fields = config.to_hparams()
@@ -215,28 +210,125 @@ def save_checkpoint(directory: str | Path, model: GPT2, tokenizer_ranks: Path | 
                     training_log: dict | None = None, training_state: dict | None = None, step: int = 0) -> Path:
     """Save a model in the project's folder format (see the module docstring); returns the folder.
 
-    Each file is written to a temp file and renamed over the old one, so an interrupted
-    save never leaves a half-written file. The weights carry `step`, and so does the
-    training state: `train --resume` refuses a pair that disagree.
+    A kill at any moment of a save leaves a folder that loads and resumes. Each file is written
+    under a temporary name and renamed over the old one (durable.py), in this order:
+
+        1. hparams.json, tokenizer.tiktoken     the same for a whole run
+        2. training_state.next.pt               the new training state, step and log
+        3. model.safetensors                    the new weights, carrying `step`
+        4. training_state.next.pt -> training_state.pt
+        5. training_log.json
+
+    Before 3 the previous weights pair with the previous training_state.pt; from 3 to 4 the new
+    weights pair with training_state.next.pt. `resume_point` picks the state whose step is the
+    weights'. The training state carries the log too, so a resumed run never mixes the log of
+    one save with the weights of another.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     hparams = project_hparams(model.config)
-    if training_state is not None:
-        tmp = directory / (STATE_NAME + ".partial")
-        try:
-            torch.save({**training_state, "step": step}, tmp)
-            os.replace(tmp, directory / STATE_NAME)
-        finally:
-            tmp.unlink(missing_ok=True)
-    metadata = {"format": PROJECT_FORMAT, "step": str(step), "hparams": json.dumps(hparams)}
-    write_weights(model, directory / SAFETENSORS_NAME, metadata)
     write_text_atomically(directory / HPARAMS_NAME, json.dumps(hparams, indent=2) + "\n")
     if tokenizer_ranks is not None and Path(tokenizer_ranks).resolve() != (directory / TOKENIZER_NAME).resolve():
         write_text_atomically(directory / TOKENIZER_NAME, Path(tokenizer_ranks).read_text(encoding="ascii"))
+    if training_state is not None:
+        # The log goes as its JSON text: the state file then holds only what torch.load(weights_only=True) reads.
+        _write_state({**training_state, "step": step, "log": json.dumps(training_log)}, directory / NEXT_STATE_NAME)
+    metadata = {"format": PROJECT_FORMAT, "step": str(step), "hparams": json.dumps(hparams)}
+    write_weights(model, directory / SAFETENSORS_NAME, metadata)
+    if training_state is not None:
+        os.replace(directory / NEXT_STATE_NAME, directory / STATE_NAME)
+        flush_folder(directory)
     if training_log is not None:
         write_text_atomically(directory / LOG_NAME, json.dumps(training_log, indent=1) + "\n")
     return directory
+
+
+def _write_state(state: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        torch.save(state, tmp)
+        replace_durably(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """The training state that goes with a folder's weights, as `save_checkpoint` left it."""
+    step: int
+    state: dict  # optimizer, random states, tokens seen... (what `train.Run.state` gave)
+    log: dict  # the training log as it was at that save
+    note: str  # which step a resumed run starts from, and why not a newer one
+
+
+def resume_point(directory: str | Path) -> ResumePoint:
+    """The newest training state whose step is the step of the folder's weights.
+
+    After a kill during a save (see `save_checkpoint`) that is training_state.next.pt when the
+    new weights were already in place, else training_state.pt, the previous save's. Raises
+    CheckpointError when no state goes with the weights.
+    """
+    directory = Path(directory)
+    saved = [path for path in (directory / NEXT_STATE_NAME, directory / STATE_NAME) if path.is_file()]
+    if not saved:
+        raise CheckpointError(f"{STATE_NAME} is missing: no save of a training run finished in this folder; "
+                              "train into it without --resume to start again", directory)
+    if not (directory / SAFETENSORS_NAME).is_file():
+        raise CheckpointError(f"{SAFETENSORS_NAME} is missing: the first save of this run was cut off before its "
+                              "weights were written; train into the folder without --resume to start again",
+                              directory)
+    weights_step = checkpoint_step(directory)
+    newest_step = None
+    for path in saved:  # the newer one first; one state in memory at a time (they hold the optimizer's moments)
+        state = _read_state(path)
+        newest_step = state["step"] if newest_step is None else newest_step
+        if state["step"] == weights_step:
+            log_text = state.pop("log", None)
+            # A state saved before the log travelled with it has none: then training_log.json is its log.
+            log = read_training_log(directory) if log_text is None else json.loads(log_text)
+            if log is None:
+                raise CheckpointError(f"{LOG_NAME} is missing: it holds the run's settings, which resuming needs",
+                                      directory)
+            if newest_step == weights_step:
+                note = f"resuming from step {weights_step}, the last save"
+            else:
+                note = (f"resuming from step {weights_step}: the save of step {newest_step} was cut off before "
+                        f"its weights were written, so step {weights_step} is the last complete save")
+            return ResumePoint(weights_step, state, log, note)
+    raise CheckpointError(f"{SAFETENSORS_NAME} is from step {weights_step} but the training state "
+                          f"({', '.join(path.name for path in saved)}) is from step {newest_step}: a save was cut off "
+                          "by a version of this project that wrote the state first, and the matching state is "
+                          "lost. The weights still load; to train on, start a new run", directory)
+
+
+def _read_state(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds for a damaged file (zip, pickle, EOF)
+        raise CheckpointError(f"{path.name} is damaged: torch cannot read it ({type(err).__name__})",
+                              path.parent) from None
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        raise CheckpointError(f"{path.name} is not a training state: it has no step", path.parent)
+    return state
+
+
+def read_training_log(directory: str | Path) -> dict | None:
+    """A project checkpoint's training log (training_log.json) as a dict, or None when the folder has none."""
+    path = Path(directory) / LOG_NAME
+    if not path.is_file():
+        return None
+    try:
+        log = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{LOG_NAME} is not UTF-8 text, so it is not the JSON a training run writes",
+                              path.parent) from None
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{LOG_NAME} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})",
+                              path.parent) from None
+    if not isinstance(log, dict):
+        raise CheckpointError(f"{LOG_NAME} must hold a JSON object, the log of a training run; "
+                              f"it holds a {type(log).__name__}", path.parent)
+    return log
 
 
 def is_project_checkpoint(directory: str | Path) -> bool:

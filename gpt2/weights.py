@@ -18,14 +18,12 @@ import torch
 from safetensors.torch import save_file
 
 from .config import GPTConfig
+from .durable import replace_durably
+from .errors import CheckpointError
 from .model import GPT2
 
 SAFETENSORS_NAME = "model.safetensors"
 HPARAMS_NAME = "hparams.json"
-
-
-class CheckpointError(ValueError):
-    """The checkpoint does not fit the model: names every variable that is wrong."""
 
 
 def check_fits(model: GPT2, shapes: Mapping[str, tuple[int, ...]]) -> None:
@@ -135,12 +133,12 @@ def _umask() -> int:
 
 def write_weights(model: GPT2, path: Path, metadata: dict[str, str], dtype: torch.dtype = torch.float32) -> None:
     """The model's parameters as safetensors at `path` (float32 unless `dtype` says otherwise),
-    written to a temp file then renamed."""
+    written to a temp file then renamed over `path` (durable.py): a kill leaves the old file or the new one."""
     tmp = path.with_name(path.name + ".partial")
     try:
         tensors = {name: p.detach().to("cpu", dtype).contiguous() for name, p in model.named_parameters()}
         save_file(tensors, str(tmp), metadata)
         os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates the file private; make it like any other
-        os.replace(tmp, path)
+        replace_durably(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
