@@ -65,15 +65,15 @@ from .model import GPT2
 from .resources import ASSETS
 from .hf_format import is_hf_folder, load_hf_folder
 from .tokenizer import TOKENIZER_NAME
-from .weights import (HPARAMS_NAME, SAFETENSORS_NAME, CheckpointError, _copy_each, check_fits, empty_model,
-                      read_safetensors_header, read_safetensors_into, write_weights)
+from .errors import CheckpointError, MissingFile
+from .weights import (HPARAMS_NAME, PROJECT_FORMAT, SAFETENSORS_NAME, _copy_each, check_config_fits, empty_model,
+                      is_project_checkpoint, load_safetensors, read_safetensors_header, write_weights)
 
 log = logging.getLogger(__name__)
 
 LOG_NAME = "training_log.json"
 STATE_NAME = "training_state.pt"
 NEXT_STATE_NAME = "training_state.next.pt"  # a save's training state, until the weights it goes with are in place
-PROJECT_FORMAT = "gpt2-explorer/1"  # safetensors metadata that marks the project's own folder
 _BLOCK_SCOPE = re.compile(r"h(\d+)")
 _LEAF_NAMES = {"w": "weight", "g": "weight", "b": "bias"}
 
@@ -176,27 +176,49 @@ def load_openai_checkpoint(path: str | Path, config: GPTConfig | None = None) ->
     directory = Path(path)
     if not directory.is_dir():
         raise FileNotFoundError(f"no checkpoint directory at {directory}")
-    hparams = directory / "hparams.json"
-    if config is None:
-        if not hparams.exists():
-            raise FileNotFoundError(f"{directory} has no hparams.json, so the model's shape is unknown")
-        config = GPTConfig.from_hparams(hparams)
-    model = empty_model(config)
-
+    config_file = "the config given" if config is not None else HPARAMS_NAME
+    config = config or read_hparams(directory)
     prefix = _checkpoint_prefix(directory)
     index = Path(prefix + ".index")
     index_sha256 = _sha256(index) if index.exists() else None
     cache = directory / SAFETENSORS_NAME
     if _cache_is_current(cache, index_sha256):
-        read_safetensors_into(model, cache)
-    else:
-        if index_sha256 is None:
-            raise FileNotFoundError(f"no TensorFlow checkpoint ({index.name}) and no {cache.name} in {directory}")
-        shapes, read = _openai_reader(prefix)
-        check_fits(model, shapes)
-        _copy_each(model, read)
-        _save_safetensors(model, cache, index_sha256)
+        return load_safetensors(config, cache, config_file).eval()
+    if index_sha256 is None:
+        raise MissingFile(f"the model's weights are missing: the folder holds neither OpenAI's TensorFlow checkpoint "
+                          f"({index.name}) nor {cache.name}", directory)
+    shapes, read = _openai_reader(prefix)
+    check_config_fits(config, shapes, config_file, Path(prefix).name, directory)
+    model = empty_model(config, shapes, Path(prefix).name, directory)
+    _copy_each(model, read)
+    _save_safetensors(model, cache, index_sha256)
     return model.eval()
+
+
+def read_hparams(directory: Path) -> GPTConfig:
+    """The model's shape from the folder's hparams.json; a CheckpointError names the file and what is wrong."""
+    path = directory / HPARAMS_NAME
+    if not path.is_file():
+        raise MissingFile(f"{HPARAMS_NAME} is missing, so the model's shape is unknown", directory)
+    try:
+        fields = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{HPARAMS_NAME} is not UTF-8 text, so it is not JSON", directory) from None
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{HPARAMS_NAME} is not valid JSON ({err.msg} at line {err.lineno}, "
+                              f"column {err.colno})", directory) from None
+    return config_from_fields(fields, HPARAMS_NAME, directory)
+
+
+def config_from_fields(fields, source: str, folder: Path | None = None) -> GPTConfig:
+    """A GPTConfig from hparams' parsed JSON, which came from `source`; a CheckpointError says what is wrong."""
+    if not isinstance(fields, dict):
+        raise CheckpointError(f"{source} must hold a JSON object (n_vocab, n_ctx, n_embd, n_head, n_layer); "
+                              f"it holds a {type(fields).__name__}", folder)
+    try:
+        return GPTConfig.from_hparams(fields)
+    except ValueError as err:
+        raise CheckpointError(f"{source}: {err}", folder) from None
 
 
 def project_hparams(config: GPTConfig) -> dict:
@@ -331,17 +353,13 @@ def read_training_log(directory: str | Path) -> dict | None:
     return log
 
 
-def is_project_checkpoint(directory: str | Path) -> bool:
-    """Whether `directory` holds a model saved by `save_checkpoint` (or a training snapshot)."""
-    weights = Path(directory) / SAFETENSORS_NAME
-    return weights.is_file() and read_safetensors_header(weights)[1].get("format") == PROJECT_FORMAT
-
-
 def load_checkpoint(path: str | Path) -> GPT2:
     """A GPT2 from a folder in any of the three layouts (the project's, Hugging Face's or OpenAI's), in eval mode.
 
-    Its tokenizer is `gpt2.get_tokenizer(path)`. Raises FileNotFoundError for a folder
-    with no model and CheckpointError for weights that do not fit their config.
+    Its tokenizer is `gpt2.get_tokenizer(path)`. Raises FileNotFoundError for a folder with no
+    model and CheckpointError for a damaged file or weights that do not fit their config, both
+    checked before the model is allocated. A CheckpointError's `public` message names the file
+    by its name in the folder, never its path (errors.py).
     """
     directory = Path(path)
     if not directory.is_dir():
@@ -349,16 +367,24 @@ def load_checkpoint(path: str | Path) -> GPT2:
     if not is_project_checkpoint(directory):
         return load_hf_folder(directory) if is_hf_folder(directory) else load_openai_checkpoint(directory)
     weights = directory / SAFETENSORS_NAME
-    hparams_file = directory / HPARAMS_NAME
-    if hparams_file.is_file():
-        config = GPTConfig.from_hparams(hparams_file)
-    else:  # a snapshot folder: its config travels in the weights' metadata
-        config = GPTConfig.from_hparams(json.loads(read_safetensors_header(weights)[1]["hparams"]))
-    model = empty_model(config)
-    read_safetensors_into(model, weights)
-    return model.eval()
+    if (directory / HPARAMS_NAME).is_file():
+        return load_safetensors(read_hparams(directory), weights, HPARAMS_NAME).eval()
+    # A snapshot folder: its config travels in the weights' metadata.
+    source = f"the hparams in {SAFETENSORS_NAME}'s metadata"
+    text = read_safetensors_header(weights)[1].get("hparams")
+    if text is None:
+        raise MissingFile(f"{HPARAMS_NAME} is missing, and {SAFETENSORS_NAME} carries no hparams in its metadata, "
+                          "so the model's shape is unknown", directory)
+    try:
+        fields = json.loads(text)
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{source} are not valid JSON", directory) from None
+    return load_safetensors(config_from_fields(fields, source, directory), weights, source).eval()
 
 
 def checkpoint_step(directory: str | Path) -> int:
     """The training step a project checkpoint's weights were saved at."""
-    return int(read_safetensors_header(Path(directory) / SAFETENSORS_NAME)[1].get("step", 0))
+    step = read_safetensors_header(Path(directory) / SAFETENSORS_NAME)[1].get("step", "0")
+    if not (step.isascii() and step.isdigit()):
+        raise CheckpointError(f"{SAFETENSORS_NAME} is damaged: the step in its metadata is {step[:20]!r}", directory)
+    return int(step)

@@ -28,3 +28,7 @@ class CheckpointError(ValueError):
 
     def __reduce__(self):  # pickled (e.g. between processes) with both parts, not the joined message
         return type(self), (self.public, self.folder)
+
+
+class MissingFile(CheckpointError, FileNotFoundError):
+    """A file the folder's layout needs is not there (also a FileNotFoundError, as a missing file is)."""

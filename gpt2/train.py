@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import (PROJECT_FORMAT, CheckpointError, ResumePoint, load_checkpoint, project_hparams,
+from .checkpoint import (PROJECT_FORMAT, CheckpointError, ResumePoint, load_checkpoint, project_hparams, read_hparams,
                          resume_point, save_checkpoint, write_text_atomically, write_weights)
 from .config import GPTConfig
 from .model import GPT2
@@ -394,7 +394,7 @@ def _resume_point(out: Path) -> ResumePoint:
 
 
 def _resumed_config_and_settings(out: Path, log: dict, given: TrainSettings) -> tuple[GPTConfig, TrainSettings]:
-    config = GPTConfig.from_hparams(out / "hparams.json")
+    config = read_hparams(out)
     saved = dict(log["settings"])
     saved["snapshot_steps"] = tuple(saved["snapshot_steps"])
     keep_given = {"max_steps", "max_minutes", "device", "threads", "snapshot_steps"}
