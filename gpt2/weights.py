@@ -67,7 +67,8 @@ def check_config_fits(config: GPTConfig, shapes: Mapping[str, tuple[int, ...]], 
     """
     expected = {"wte.weight": ((config.n_vocab, config.n_embd), "n_vocab × n_embd"),
                 "wpe.weight": ((config.n_ctx, config.n_embd), "n_ctx × n_embd"),
-                "h.0.mlp.c_fc.weight": ((config.mlp_ratio * config.n_embd, config.n_embd), "mlp_ratio·n_embd × n_embd")}
+                "h.0.mlp.c_fc.weight": ((config.mlp_ratio * config.n_embd, config.n_embd),
+                                        "mlp_ratio·n_embd × n_embd")}
     problems = [f"{weights_file} holds {name} as {_shape(shapes[name])}, but {config_file} makes it "
                 f"{_shape(shape)} ({fields})"
                 for name, (shape, fields) in expected.items()

@@ -41,6 +41,10 @@ def _hparams(folder, **changes):
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
 
 
+def _log(folder, **changes):
+    (folder / "training_log.json").write_text(json.dumps({**LOG, **changes}))
+
+
 # name of the case: (how it breaks the folder, the words the message must hold: one string or several)
 BROKEN = {
     "weights of 4 bytes": (lambda f: (f / "model.safetensors").write_bytes(b"\x02\0\0\0"),
@@ -49,7 +53,7 @@ BROKEN = {
                                 "model.safetensors is not a safetensors file: its header is not JSON"),
     "weights of random bytes": (lambda f: (f / "model.safetensors").write_bytes(bytes(range(256)) * 4),
                                 "model.safetensors is not a safetensors file"),
-    "weights cut short": (lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:-100]),
+    "weights cut short": (lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:-99]),
                           ("model.safetensors is truncated: ", "bytes into the data, but the file holds")),
     "hparams not JSON": (lambda f: (f / "hparams.json").write_text("n_ctx = 16"), "hparams.json is not valid JSON"),
     "hparams a list": (lambda f: (f / "hparams.json").write_text("[1, 2]"),
@@ -70,9 +74,9 @@ BROKEN = {
                                                          f / "tokenizer.tiktoken"),
                                    "tokenizer.tiktoken has 258 tokens, but the model's vocabulary (n_vocab) has 257"),
     "log not JSON": (lambda f: (f / "training_log.json").write_text("step 3"), "training_log.json is not valid JSON"),
-    "log with snapshots not a list": (lambda f: (f / "training_log.json").write_text(json.dumps({**LOG, "snapshots": 7})),
+    "log with snapshots not a list": (lambda f: _log(f, snapshots=7),
                                       "training_log.json: snapshots must be a list"),
-    "log with a step that is text": (lambda f: (f / "training_log.json").write_text(json.dumps({**LOG, "step": "x"})),
+    "log with a step that is text": (lambda f: _log(f, step="x"),
                                      "training_log.json: the run's step must be a whole number"),
 }
 
