@@ -300,14 +300,18 @@ def resume_point(directory: str | Path) -> ResumePoint:
                               "weights were written; train into the folder without --resume to start again",
                               directory)
     weights_step = checkpoint_step(directory)
-    newest_step = None
+    newest_step, damaged = None, []
     for path in saved:  # the newer one first; one state in memory at a time (they hold the optimizer's moments)
-        state = _read_state(path)
+        try:
+            state = _read_state(path)
+        except CheckpointError as err:  # not left by a kill (a state is renamed into place whole): a damaged disk
+            damaged.append(err)
+            continue
         newest_step = state["step"] if newest_step is None else newest_step
         if state["step"] == weights_step:
-            log_text = state.pop("log", None)
-            # A state saved before the log travelled with it has none: then training_log.json is its log.
-            log = read_training_log(directory) if log_text is None else json.loads(log_text)
+            log = state.pop("log", None)
+            if log is None:  # a state saved before the log travelled with it: then training_log.json is its log
+                log = read_training_log(directory)
             if log is None:
                 raise CheckpointError(f"{LOG_NAME} is missing: it holds the run's settings, which resuming needs",
                                       directory)
@@ -316,7 +320,11 @@ def resume_point(directory: str | Path) -> ResumePoint:
             else:
                 note = (f"resuming from step {weights_step}: the save of step {newest_step} was cut off before "
                         f"its weights were written, so step {weights_step} is the last complete save")
+            if damaged:
+                note += f" (skipped: {damaged[0].public})"
             return ResumePoint(weights_step, state, log, note)
+    if damaged:
+        raise damaged[0]
     raise CheckpointError(f"{SAFETENSORS_NAME} is from step {weights_step} but the training state "
                           f"({', '.join(path.name for path in saved)}) is from step {newest_step}: a save was cut off "
                           "by a version of this project that wrote the state first, and the matching state is "
@@ -331,6 +339,13 @@ def _read_state(path: Path) -> dict:
                               path.parent) from None
     if not isinstance(state, dict) or not isinstance(state.get("step"), int):
         raise CheckpointError(f"{path.name} is not a training state: it has no step", path.parent)
+    if "log" in state:
+        try:
+            state["log"] = json.loads(state["log"])
+        except (TypeError, json.JSONDecodeError):
+            raise CheckpointError(f"{path.name} is damaged: the training log inside is not JSON", path.parent) from None
+        if not isinstance(state["log"], (dict, type(None))):
+            raise CheckpointError(f"{path.name} is damaged: the training log inside is not a JSON object", path.parent)
     return state
 
 

@@ -370,7 +370,7 @@ def prepare(config: GPTConfig, settings: TrainSettings, out: str | Path, data: l
     fingerprint = _data_fingerprint(documents)
     if resume:
         log = point.log
-        if log["data"]["sha256"] != fingerprint:
+        if not isinstance(log.get("data"), dict) or log["data"].get("sha256") != fingerprint:
             raise TrainingError(f"--resume: the data differs from the run saved in {out}; give the same --data")
     else:
         log = _new_log(config, settings, enc, tokenizer_stats, documents, sources, fingerprint, train, val, command)
@@ -395,10 +395,13 @@ def _resume_point(out: Path) -> ResumePoint:
 
 def _resumed_config_and_settings(out: Path, log: dict, given: TrainSettings) -> tuple[GPTConfig, TrainSettings]:
     config = read_hparams(out)
-    saved = dict(log["settings"])
-    saved["snapshot_steps"] = tuple(saved["snapshot_steps"])
+    saved = log.get("settings")
     keep_given = {"max_steps", "max_minutes", "device", "threads", "snapshot_steps"}
-    settings = TrainSettings(**{**saved, **{k: getattr(given, k) for k in keep_given}})
+    try:
+        settings = TrainSettings(**{**saved, **{k: getattr(given, k) for k in keep_given}})
+    except TypeError:  # not a dict, or not TrainSettings' fields
+        raise TrainingError(f"--resume: the training log in {out} holds no settings this trainer knows; "
+                            "start a new run") from None
     return config, settings
 
 

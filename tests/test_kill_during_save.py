@@ -22,8 +22,16 @@ KILLER = Path(__file__).with_name("kill_during_save.py")
 # Saves at steps 0 (the first save), 2, 4 and once more at the end.
 TRAIN_ARGS = ["--n-vocab", "300", "--n-ctx", "32", "--n-embd", "32", "--n-head", "2", "--n-layer", "2",
               "--batch-size", "4", "--max-steps", "4", "--eval-every", "2", "--eval-windows", "8",
-              "--warmup-steps", "1", "--threads", "2", "--quiet"]
+              "--warmup-steps", "1", "--threads", "1", "--quiet"]  # a model this small runs no faster on two
 WEIGHTS_IN_PLACE = "before renaming training_state.next.pt to training_state.pt"  # the first point after the weights
+
+
+@pytest.fixture(scope="module", autouse=True)
+def keep_torch_threads():
+    """The command line sets torch's thread count for the whole process: give the other tests back theirs."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +110,23 @@ def test_a_kill_during_the_first_save_resumes_once_the_weights_are_in_place_else
             code, _, err = train(folder, data, capsys)
             assert code == 0, f"killed {point}, then trained afresh: {err}"
         assert_same_weights(folder, never_killed, point)
+
+
+def test_a_folder_whose_state_is_newer_than_its_weights_gets_both_steps_named(data, tmp_path, capsys):
+    # What the save order before issue 18 left after a kill between its two renames.
+    folder = tmp_path / "model"
+    assert train(folder, data, capsys, "--max-steps", "2")[0] == 0
+    state = torch.load(folder / "training_state.pt", weights_only=True)
+    torch.save({**state, "step": 4}, folder / "training_state.pt")
+    code, _, err = train(folder, data, capsys, "--resume")
+    assert code == 1 and "model.safetensors is from step 2 but the training state (training_state.pt) is from step 4" \
+        in err and "Traceback" not in err
+
+
+def test_a_damaged_newer_state_is_skipped_for_the_pair_that_agrees_and_said(data, tmp_path, capsys):
+    folder = tmp_path / "model"
+    assert train(folder, data, capsys, "--max-steps", "2")[0] == 0
+    (folder / "training_state.next.pt").write_bytes(b"not a torch file")
+    code, out, err = train(folder, data, capsys, "--resume")
+    assert code == 0, err
+    assert "resuming from step 2, the last save (skipped: training_state.next.pt is damaged" in out
