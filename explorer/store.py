@@ -17,7 +17,6 @@ memory (1558M alone is 6 GB in float32).
 from __future__ import annotations
 
 import copy
-import json
 import os
 import threading
 import time
@@ -33,9 +32,10 @@ import torch
 import gpt2
 from gpt2.device import (DEVICE_ENV, DTYPE_ENV, device_memory, device_name, model_device, place, resolve_device,
                          resolve_dtype)
-from gpt2.checkpoint import LOG_NAME
+from gpt2.checkpoint import LOG_NAME, CheckpointError, read_training_log
 from gpt2.download import DownloadError, can_reach
 from gpt2.hub import available_offline, locate
+from gpt2.tokenizer import TOKENIZER_NAME
 
 from .heads import induction_scores
 from .embeddings import pca_2d
@@ -159,26 +159,85 @@ class TrainingRun:
 
     @classmethod
     def read(cls, folder: Path) -> "TrainingRun | None":
-        """The run of a checkpoint folder, or None for one without a training log."""
-        path = folder / LOG_NAME
-        if not path.is_file():
+        """The run of a checkpoint folder, or None for one without a training log.
+
+        A log that is not what training writes raises gpt2's CheckpointError, naming training_log.json.
+        """
+        log = read_training_log(folder)
+        if log is None:
             return None
-        log = json.loads(path.read_text(encoding="utf-8"))
+        _check_log(log, folder)
         snapshots = []
-        for entry in log.get("snapshots", []):
+        for number, entry in enumerate(_list(log, "snapshots", folder), start=1):
+            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+                raise CheckpointError(f"{LOG_NAME}: snapshot {number} has no path", folder)
             snapshot_folder = (folder / entry["path"]).resolve()
             # The log is the model's own file, but a path in it must still stay inside the model's folder.
             if folder.resolve() in snapshot_folder.parents and (snapshot_folder / "model.safetensors").is_file():
-                snapshots.append(Snapshot(int(entry["step"]), int(entry["tokens_seen"]), snapshot_folder))
+                snapshots.append(Snapshot(_count(entry, "step", f"snapshot {number}'s", folder),
+                                          _count(entry, "tokens_seen", f"snapshot {number}'s", folder),
+                                          snapshot_folder))
         snapshots.sort(key=lambda snapshot: snapshot.step)
-        if not snapshots or snapshots[-1].step < int(log.get("step", 0)):
-            snapshots.append(Snapshot(int(log.get("step", 0)), int(log.get("tokens_seen", 0)), folder))
+        step, tokens_seen = _count(log, "step", "the run's", folder), _count(log, "tokens_seen", "the run's", folder)
+        if not snapshots or snapshots[-1].step < step:
+            snapshots.append(Snapshot(step, tokens_seen, folder))
         return cls(log, snapshots)
 
     @property
     def repeat_tokens(self) -> list[int] | None:
         """The tokens its repeated training windows were made of, if any (for the induction test)."""
         return self.log.get("repeat_windows", {}).get("token_ids") or None
+
+
+def _check_log(log: dict, folder: Path) -> None:
+    """The parts of the log the Training tab reads have the types training writes (else a CheckpointError)."""
+    for key in ("config", "tokenizer", "repeat_windows"):
+        if not isinstance(log.get(key, {}), dict):
+            raise CheckpointError(f"{LOG_NAME}: {key} must be a JSON object, found a {type(log[key]).__name__}", folder)
+    for number, entry in enumerate(_list(log, "evals", folder), start=1):
+        losses_are_numbers = isinstance(entry, dict) and all(
+            isinstance(entry.get(key), (int, float)) and not isinstance(entry.get(key), bool)
+            for key in ("val_loss", "val_perplexity")) and isinstance(entry.get("train_loss"), (int, float, type(None)))
+        if not losses_are_numbers:
+            raise CheckpointError(f"{LOG_NAME}: evaluation {number} lacks its losses (val_loss, val_perplexity, "
+                                  "train_loss as numbers)", folder)
+        _count(entry, "step", f"evaluation {number}'s", folder)
+        _count(entry, "tokens_seen", f"evaluation {number}'s", folder)
+    repeats = log.get("repeat_windows", {})
+    share, tokens = repeats.get("share", 0.0), repeats.get("token_ids", [])
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise CheckpointError(f"{LOG_NAME}: repeat_windows.share must be a number from 0 to 1", folder)
+    if not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0
+                                               for t in tokens):
+        raise CheckpointError(f"{LOG_NAME}: repeat_windows.token_ids must be a list of token ids", folder)
+
+
+def _check_vocabulary(folder: Path | None, n_vocab: int, tokenizer, run: TrainingRun | None) -> None:
+    """Every id the tokenizer or the log's repeated windows give is a row of the model's embedding."""
+    if folder is None:  # OpenAI's sizes: GPT-2's own tokenizer
+        return
+    if tokenizer.n_vocab > n_vocab:
+        raise CheckpointError(f"{TOKENIZER_NAME} has {tokenizer.n_vocab:,} tokens, but the model's "
+                              f"vocabulary (n_vocab) has {n_vocab:,}: they are not from the same model", folder)
+    if run is not None and run.repeat_tokens and max(run.repeat_tokens) >= n_vocab:
+        raise CheckpointError(f"{LOG_NAME}: repeat_windows.token_ids holds ids past the model's vocabulary "
+                              f"({n_vocab:,} tokens)", folder)
+
+
+def _list(log: dict, key: str, folder: Path) -> list:
+    value = log.get(key, [])
+    if not isinstance(value, list):
+        raise CheckpointError(f"{LOG_NAME}: {key} must be a list, found a {type(value).__name__}", folder)
+    return value
+
+
+def _count(entry: dict, key: str, whose: str, folder: Path) -> int:
+    """A whole number >= 0 of the training log (a step, tokens seen); 0 when left out."""
+    value = entry.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CheckpointError(f"{LOG_NAME}: {whose} {key} must be a whole number of 0 or more, found "
+                              f"{str(value)[:20]!r}", folder)
+    return value
 
 
 class ModelStore:
@@ -282,7 +341,9 @@ class ModelStore:
                 return self._loaded[name]
             start = time.perf_counter()
             model = self._load(name, on_progress)
-            loaded = self._prepare(name, model, self._tokenizer(name), self.training_run(name))
+            tokenizer, run = self._tokenizer(name), self.training_run(name)
+            _check_vocabulary(self.folder(name), model.config.n_vocab, tokenizer, run)
+            loaded = self._prepare(name, model, tokenizer, run)
             loaded.position_pca = pca_2d(loaded.wpe)
             loaded.load_seconds = time.perf_counter() - start
             with self._locks_lock:

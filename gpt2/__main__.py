@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import math
 import os
 import sys
 
@@ -18,6 +19,7 @@ from .config import GPTConfig
 from .device import add_device_arguments
 from .hub import MODEL_NAMES, SOURCES
 from .model_args import add_model_arguments
+from .sampling import validate_sampling, validate_seed
 
 
 def available_cpus() -> int:
@@ -27,14 +29,46 @@ def available_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def _number(kind, text: str, finite: bool = True):
+    """`text` as an int or a float (finite unless told), else a usage error (float() reads 'nan' and 'inf')."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
+    if finite and kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _finite(kind):
+    """An argparse type: an int, or a float that is neither NaN nor infinite."""
+    def parse(text: str):
+        return _number(kind, text)
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def _bounded(kind, low=None, high=None, low_open=False):
     """An argparse type: `kind` within [low, high] (or (low, high] with low_open), else a usage error."""
     def parse(text: str):
-        value = kind(text)
+        value = _number(kind, text)
         if (low is not None and (value <= low if low_open else value < low)) or (high is not None and value > high):
             bracket = "(" if low_open else "["
             upper = high if high is not None else "∞"
             raise argparse.ArgumentTypeError(f"{value} is outside {bracket}{low}, {upper}]")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _checked(kind, check):
+    """An argparse type: `kind`, then `check(value)` (one of gpt2.sampling's rules); its ValueError is a usage error."""
+    def parse(text: str):
+        value = _number(kind, text, finite=False)  # NaN and infinities are the check's to refuse, saying why
+        try:
+            check(value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
         return value
     parse.__name__ = kind.__name__
     return parse
@@ -61,8 +95,8 @@ def _add_train(commands) -> None:
         if f.type in ("bool", bool):
             shape.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
         else:
-            kind = {"int": int, "float": float}.get(f.type, f.type)
-            shape.add_argument(flag, dest=f.name, type=kind, default=default, help=f"default {default}")
+            kind = {"int": int, "float": float}[f.type]
+            shape.add_argument(flag, dest=f.name, type=_finite(kind), default=default, help=f"default {default}")
     opt = train.add_argument_group("training")
     for f in fields(TrainSettings):
         flag = "--" + f.name.replace("_", "-")
@@ -70,9 +104,12 @@ def _add_train(commands) -> None:
             opt.add_argument(flag, dest=f.name, type=_step_list, default=(), help="e.g. 0,200,1000")
         elif f.name == "device":
             opt.add_argument(flag, dest=f.name, default="cpu", help="cpu (default), cuda, cuda:N or mps")
+        elif f.name == "seed":
+            opt.add_argument(flag, dest=f.name, type=_checked(int, validate_seed), default=f.default,
+                             help=f"default {f.default}; 0 to 2**64 - 1")
         else:
             kind = {"int": int, "float": float, "int | None": int, "float | None": float}[f.type]
-            opt.add_argument(flag, dest=f.name, type=kind, default=f.default, help=f"default {f.default}")
+            opt.add_argument(flag, dest=f.name, type=_finite(kind), default=f.default, help=f"default {f.default}")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -101,10 +138,13 @@ def _parser() -> argparse.ArgumentParser:
     add_model_arguments(generate)
     generate.add_argument("--cache-dir", help="where downloaded models are kept")
     generate.add_argument("--max-new-tokens", type=_bounded(int, 0), default=50)
-    generate.add_argument("--temperature", type=_bounded(float, 0), default=1.0, help="0 means greedy")
-    generate.add_argument("--top-k", type=_bounded(int, 1), default=None)
-    generate.add_argument("--top-p", type=_bounded(float, 0, 1, low_open=True), default=None)
-    generate.add_argument("--seed", type=int, default=None)
+    # The sampling flags are checked by the rules generate() itself applies (gpt2.sampling), so they cannot drift.
+    generate.add_argument("--temperature", type=_checked(float, lambda t: validate_sampling(temperature=t)),
+                          default=1.0, help="0 means greedy")
+    generate.add_argument("--top-k", type=_checked(int, lambda k: validate_sampling(top_k=k)), default=None)
+    generate.add_argument("--top-p", type=_checked(float, lambda p: validate_sampling(top_p=p)), default=None,
+                          help="in (0, 1]")
+    generate.add_argument("--seed", type=_checked(int, validate_seed), default=None, help="0 to 2**64 - 1")
     generate.add_argument("--threads", type=_bounded(int, 1), default=None,
                           help="torch CPU threads (default: all available)")
     add_device_arguments(generate)
@@ -169,6 +209,8 @@ def _train(args) -> None:
         settings = TrainSettings(**{**settings.__dict__, "threads": available_cpus()})
     run = prepare(config, settings, args.out, args.data, args.tokenizer, args.resume,
                   command=["python", "-m", "gpt2", *sys.argv[1:]])
+    if run.resumed:
+        print(run.resumed)
     log = train(run, progress=not args.quiet)
     last = log["evals"][-1]
     print(f"saved step {log['step']} ({log['stopped']}) to {args.out}: validation loss {last['val_loss']:.3f}")

@@ -16,6 +16,7 @@ OpenAI's released models all use the defaults.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -46,6 +47,12 @@ class GPTConfig:
                 f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): "
                 "each head gets an equal slice of the residual stream"
             )
+        for name in ("dropout", "layer_norm_eps"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"GPTConfig.{name} must be a finite number, got {value!r}")
+        if not isinstance(self.qkv_bias, bool):
+            raise ValueError(f"GPTConfig.qkv_bias must be true or false, got {self.qkv_bias!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not self.layer_norm_eps > 0:

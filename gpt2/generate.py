@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from .model import GPT2
-from .sampling import filter_logits, sample_token, validate_sampling
+from .sampling import filter_logits, sample_token, validate_sampling, validate_seed
 from .tokenizer import EOT_ID
 
 
@@ -78,6 +78,7 @@ def generate(model: GPT2, prompt_ids: Sequence[int] | torch.Tensor, max_new_toke
     Settings are checked before anything runs: a bad one raises ValueError at the call.
     """
     validate_sampling(temperature, top_k, top_p)
+    validate_seed(seed)
     if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be a whole number >= 0, got {max_new_tokens!r}")
     ids = check_prompt(model, prompt_ids)

@@ -30,8 +30,9 @@ from pathlib import Path
 
 import torch
 
-from .weights import (HPARAMS_NAME, SAFETENSORS_NAME, CheckpointError, empty_model, read_entries_into,
-                         read_safetensors_header, read_tensor)
+from .errors import CheckpointError
+from .weights import (HPARAMS_NAME, SAFETENSORS_NAME, check_config_fits, empty_model, read_entries_into,
+                      read_safetensors_header, read_tensor)
 from .config import GPTConfig
 from .model import GPT2
 
@@ -61,14 +62,18 @@ def is_hf_folder(directory: Path) -> bool:
             and not (directory / HPARAMS_NAME).is_file())
 
 
-def config_from_hf(fields: dict, source: str = CONFIG_NAME) -> GPTConfig:
+def config_from_hf(fields: dict, source: str = CONFIG_NAME, folder: Path | None = None) -> GPTConfig:
     """The GPTConfig of a GPT2Config (config.json's dict); CheckpointError names a field we can't honour."""
+    if not isinstance(fields, dict):
+        raise CheckpointError(f"{source} must hold a JSON object, a GPT2Config; it holds a {type(fields).__name__}",
+                              folder)
     if fields.get("model_type") != "gpt2":
         raise CheckpointError(f"{source}: model_type is {fields.get('model_type')!r}, not 'gpt2'; "
-                              "only GPT-2 models load here")
+                              "only GPT-2 models load here", folder)
     for field, gpt2_value, why in _MUST_MATCH:
         if fields.get(field, gpt2_value) != gpt2_value:
-            raise CheckpointError(f"{source}: {field} is {fields[field]!r}, but {why} ({field} = {gpt2_value!r})")
+            raise CheckpointError(f"{source}: {field} is {fields[field]!r}, but {why} ({field} = {gpt2_value!r})",
+                                  folder)
     values = {key: fields.get(key, default) for key, default in _GPT2CONFIG_DEFAULTS.items()}
     if "n_positions" not in fields and "n_ctx" in fields:  # very old configs name the context n_ctx only
         values["n_positions"] = fields["n_ctx"]
@@ -77,12 +82,12 @@ def config_from_hf(fields: dict, source: str = CONFIG_NAME) -> GPTConfig:
     if n_inner is not None:  # None means 4 * n_embd
         if not isinstance(n_inner, int) or n_inner % values["n_embd"]:
             raise CheckpointError(f"{source}: n_inner is {n_inner!r}; the MLP's width must be a whole multiple "
-                                  f"of n_embd ({values['n_embd']})")
+                                  f"of n_embd ({values['n_embd']})", folder)
         mlp_ratio = n_inner // values["n_embd"]
     try:
         return GPTConfig(**{ours: values[theirs] for theirs, ours in _SHAPE_FIELDS.items()}, mlp_ratio=mlp_ratio)
     except ValueError as err:
-        raise CheckpointError(f"{source}: {err}") from None
+        raise CheckpointError(f"{source}: {err}", folder) from None
 
 
 def load_hf_folder(directory: str | Path) -> GPT2:
@@ -95,9 +100,9 @@ def load_hf_folder(directory: str | Path) -> GPT2:
     config_path, weights = directory / CONFIG_NAME, directory / SAFETENSORS_NAME
     try:
         fields = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{config_path} is not valid JSON: {err}") from None
-    config = config_from_hf(fields, str(config_path))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{CONFIG_NAME} is not valid JSON ({err})", directory) from None
+    config = config_from_hf(fields, CONFIG_NAME, directory)
     header, _, data_start = read_safetensors_header(weights)
     entries = {}
     for stored_name, entry in header.items():
@@ -106,10 +111,14 @@ def load_hf_folder(directory: str | Path) -> GPT2:
             entries[name] = entry
     head = entries.pop(_HEAD, None)
     if head is None and fields.get("tie_word_embeddings") is False:
-        raise CheckpointError(f"{config_path}: tie_word_embeddings is false but {weights.name} has no {_HEAD}")
-    model = empty_model(config)
-    read_entries_into(model, weights, entries, data_start,
-                      transposed={name for name in entries if _CONV1D_WEIGHT.fullmatch(name)})
+        raise CheckpointError(f"{CONFIG_NAME}: tie_word_embeddings is false but {weights.name} has no {_HEAD}",
+                              directory)
+    transposed = {name for name in entries if _CONV1D_WEIGHT.fullmatch(name)}
+    shapes = {name: tuple(reversed(entry["shape"])) if name in transposed else tuple(entry["shape"])
+              for name, entry in entries.items()}
+    check_config_fits(config, shapes, CONFIG_NAME, weights.name, directory)  # before anything is allocated
+    model = empty_model(config, shapes, weights.name, directory)
+    read_entries_into(model, weights, entries, data_start, transposed=transposed)
     if head is not None:
         _check_head_is_wte(model, weights, head, data_start)
     return model.eval()
@@ -122,5 +131,5 @@ def _check_head_is_wte(model: GPT2, weights: Path, head: dict, data_start: int) 
         stored = read_tensor(f, weights, head, _HEAD)
     if stored.shape != model.wte.weight.shape or not torch.equal(stored.to(model.wte.weight.dtype),
                                                                  model.wte.weight):
-        raise CheckpointError(f"{weights}: {_HEAD} differs from wte.weight, but GPT-2's output head is the "
-                              "token embedding itself (tied weights): this model can't be represented")
+        raise CheckpointError(f"{weights.name}: {_HEAD} differs from wte.weight, but GPT-2's output head is the "
+                              "token embedding itself (tied weights): this model can't be represented", weights.parent)

@@ -21,17 +21,32 @@ and the explorer's live sliders use the same ones on stored logits.
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+# torch.Generator.manual_seed takes a seed of 64 bits; the project's seeds are the whole numbers it keeps as they are.
+MAX_SEED = 2**64 - 1
 
 
 def validate_sampling(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> None:
-    """Raise a ValueError that says what is wrong with a sampling setting."""
-    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not temperature >= 0:
-        raise ValueError(f"temperature must be a number >= 0 (0 means greedy), got {temperature!r}")
+    """Raise a ValueError that says what is wrong with a sampling setting.
+
+    These are the rules of every caller: `generate`, the command line's flags and the explorer's sliders.
+    """
+    if (not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not temperature >= 0
+            or not math.isfinite(temperature)):
+        raise ValueError(f"temperature must be a finite number >= 0 (0 means greedy), got {temperature!r}")
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
         raise ValueError(f"top_k must be a whole number >= 1, or None to keep every token; got {top_k!r}")
     if top_p is not None and (not isinstance(top_p, (int, float)) or isinstance(top_p, bool) or not 0 < top_p <= 1):
         raise ValueError(f"top_p must be in (0, 1], or None to keep every token; got {top_p!r}")
+
+
+def validate_seed(seed: int | None) -> None:
+    """Raise a ValueError unless `seed` is None (a fresh draw) or a whole number from 0 to MAX_SEED."""
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
+        raise ValueError(f"seed must be a whole number from 0 to 2**64 - 1 ({MAX_SEED}), got {seed!r}")
 
 
 def rank_order(logits: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,9 @@ from pathlib import Path
 
 import tiktoken
 
+from .errors import CheckpointError, MissingFile
 from .resources import ASSETS
+from .weights import is_project_checkpoint
 
 BPE_FILE = ASSETS / "gpt2.tiktoken"
 BPE_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
@@ -49,30 +51,45 @@ class GPT2Encoding(tiktoken.Encoding):
 
 
 def read_bpe_ranks(path: Path = BPE_FILE, expected_sha256: str | None = BPE_SHA256) -> dict[bytes, int]:
-    """Parse a .tiktoken file into {token bytes: rank}, after checking its sha256 (if one is expected)."""
-    data = Path(path).read_bytes()
+    """Parse a .tiktoken file into {token bytes: rank}, after checking its sha256 (if one is expected).
+
+    A CheckpointError names the file by its name in its folder and says what is wrong with it.
+    """
+    path = Path(path)
+    data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if expected_sha256 is not None and digest != expected_sha256:
-        raise ValueError(f"{path} has sha256 {digest}, expected {expected_sha256}: the BPE table is damaged")
+        raise CheckpointError(f"{path.name} has sha256 {digest}, expected {expected_sha256}: the BPE table is "
+                              "damaged", path.parent)
     ranks = {}
-    for line in data.splitlines():
-        if line:
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line:
+            continue
+        try:
             token, rank = line.split()
-            ranks[base64.b64decode(token)] = int(rank)
+            ranks[base64.b64decode(token, validate=True)] = int(rank)
+        except ValueError:  # too few or many fields, bad base64 (binascii.Error), a rank that is not a number
+            raise CheckpointError(f"{path.name} is not a BPE ranks file: line {number} is not "
+                                  "'<token bytes in base64> <rank>'", path.parent) from None
     return ranks
 
 
 def get_tokenizer(directory: str | Path | None = None) -> GPT2Encoding:
     """The tokenizer of the model in `directory`: its own `tokenizer.tiktoken`, else GPT-2's.
 
-    With no directory (or one without a ranks file, like OpenAI's checkpoints) this is
-    GPT-2's tokenizer, read once from assets/ and shared.
+    With no directory this is GPT-2's tokenizer, read once from assets/ and shared; so it is for a
+    folder in OpenAI's or Hugging Face's layout, which speak GPT-2's. A model trained here keeps its
+    own beside its weights: without it, MissingFile says so (GPT-2's ids would not be its ids).
     """
     if directory is not None:
         path = Path(directory) / TOKENIZER_NAME
         if path.is_file():
             stat = path.stat()
             return _trained_tokenizer(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        if is_project_checkpoint(directory):
+            raise MissingFile(f"{TOKENIZER_NAME} is missing: a model trained here is read with its own tokenizer, "
+                              "kept beside its weights (a training snapshot's is its run's, two folders up)",
+                              directory)
     return _gpt2_tokenizer()
 
 
@@ -81,7 +98,8 @@ def _trained_tokenizer(path: str, mtime_ns: int, size: int) -> GPT2Encoding:
     """A trained ranks file as an Encoding; cached by path and file version (a retrained file is re-read)."""
     ranks = read_bpe_ranks(Path(path), expected_sha256=None)
     if sorted(ranks.values()) != list(range(len(ranks))) or len(ranks) < 256:
-        raise ValueError(f"{path} is not a BPE ranks file: its ranks must be 0..n-1 and cover the 256 bytes")
+        raise CheckpointError(f"{Path(path).name} is not a BPE ranks file: its ranks must be 0..n-1, one per token, "
+                              "and cover the 256 bytes", Path(path).parent)
     eot_id = len(ranks)
     return GPT2Encoding(name=f"{Path(path).parent.name}-bpe-{eot_id + 1}", pat_str=SPLIT_PATTERN,
                         mergeable_ranks=ranks, special_tokens={EOT_TOKEN: eot_id}, explicit_n_vocab=eot_id + 1)

@@ -37,8 +37,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import (LOG_NAME, PROJECT_FORMAT, STATE_NAME, checkpoint_step, load_checkpoint, project_hparams,
-                         save_checkpoint, write_text_atomically, write_weights)
+from .checkpoint import (PROJECT_FORMAT, CheckpointError, ResumePoint, load_checkpoint, project_hparams, read_hparams,
+                         resume_point, save_checkpoint, write_text_atomically, write_weights)
 from .config import GPTConfig
 from .model import GPT2
 from .tokenizer import BPE_FILE, TOKENIZER_NAME, GPT2Encoding, get_tokenizer
@@ -241,6 +241,7 @@ class Run:
     step: int = 0
     tokens_seen: int = 0
     pending_losses: list[float] = field(default_factory=list)
+    resumed: str | None = None  # for a resumed run: which step it resumed from, and why that one
 
     def state(self) -> dict:
         state = {"optimizer": self.optimizer.state_dict(), "batch_rng": self.batches.generator.get_state(),
@@ -343,7 +344,8 @@ def prepare(config: GPTConfig, settings: TrainSettings, out: str | Path, data: l
     """
     out = Path(out)
     if resume:
-        config, settings = _resumed_config_and_settings(out, settings)
+        point = _resume_point(out)
+        config, settings = _resumed_config_and_settings(out, point.log, settings)
     check_config(config)
     settings.check()
     device = _device_and_threads(settings)
@@ -367,8 +369,8 @@ def prepare(config: GPTConfig, settings: TrainSettings, out: str | Path, data: l
     val_x, val_y = validation_windows(val, config.n_ctx, settings.eval_windows)
     fingerprint = _data_fingerprint(documents)
     if resume:
-        log = json.loads((out / LOG_NAME).read_text(encoding="utf-8"))
-        if log["data"]["sha256"] != fingerprint:
+        log = point.log
+        if not isinstance(log.get("data"), dict) or log["data"].get("sha256") != fingerprint:
             raise TrainingError(f"--resume: the data differs from the run saved in {out}; give the same --data")
     else:
         log = _new_log(config, settings, enc, tokenizer_stats, documents, sources, fingerprint, train, val, command)
@@ -376,33 +378,40 @@ def prepare(config: GPTConfig, settings: TrainSettings, out: str | Path, data: l
             log["repeat_windows"]["token_ids"] = sorted(batches.frequent.tolist())
     run = Run(model, optimizer, batches, val_x, val_y, settings, out, tokenizer_file, log)
     if resume:
-        _restore(run, out, device)
+        _restore(run, out, point, device)
     log["settings"] = _jsonable(settings)
     return run
 
 
-def _resumed_config_and_settings(out: Path, given: TrainSettings) -> tuple[GPTConfig, TrainSettings]:
-    state_file = out / STATE_NAME
-    if not state_file.is_file():
-        raise TrainingError(f"--resume: {out} holds no {STATE_NAME}; train into it first without --resume")
-    config = GPTConfig.from_hparams(out / "hparams.json")
-    saved = json.loads((out / LOG_NAME).read_text(encoding="utf-8"))["settings"]
-    saved["snapshot_steps"] = tuple(saved["snapshot_steps"])
+def _resume_point(out: Path) -> ResumePoint:
+    """The weights and training state of the run in `out` that go together (see checkpoint.save_checkpoint)."""
+    if not out.is_dir():
+        raise TrainingError(f"--resume: there is no folder {out}; train into it first without --resume")
+    try:
+        return resume_point(out)
+    except CheckpointError as err:
+        raise TrainingError(f"--resume: {err}") from None
+
+
+def _resumed_config_and_settings(out: Path, log: dict, given: TrainSettings) -> tuple[GPTConfig, TrainSettings]:
+    config = read_hparams(out)
+    saved = log.get("settings")
     keep_given = {"max_steps", "max_minutes", "device", "threads", "snapshot_steps"}
-    settings = TrainSettings(**{**saved, **{k: getattr(given, k) for k in keep_given}})
+    try:
+        settings = TrainSettings(**{**saved, **{k: getattr(given, k) for k in keep_given}})
+    except TypeError:  # not a dict, or not TrainSettings' fields
+        raise TrainingError(f"--resume: the training log in {out} holds no settings this trainer knows; "
+                            "start a new run") from None
     return config, settings
 
 
-def _restore(run: Run, out: Path, device: str) -> None:
-    state = torch.load(out / STATE_NAME, map_location="cpu", weights_only=True)
-    if state["step"] != checkpoint_step(out):
-        raise TrainingError(f"--resume: the weights in {out} are from step {checkpoint_step(out)} but the "
-                            f"training state is from step {state['step']}; the last save was interrupted")
+def _restore(run: Run, out: Path, point: ResumePoint, device: str) -> None:
     with torch.no_grad():
-        saved = load_checkpoint(out)
+        saved = load_checkpoint(out)  # the weights of point.step: resume_point checked they go together
         for param, value in zip(run.model.parameters(), saved.parameters()):
             param.copy_(value)
-    run.restore(state)
+    run.restore(point.state)
+    run.resumed = point.note
     for group_state in run.optimizer.state.values():  # moments onto the training device
         for key, value in group_state.items():
             if torch.is_tensor(value) and key != "step":

@@ -228,3 +228,49 @@ def test_the_app_serves_a_folder_train_wrote(trained_dir, tmp_path):
         assert "× 2 heads" in status and "d_model 32" in status  # its shape, read from its folder
     finally:
         server.stop()
+
+
+# ---- numbers: the rules generate() applies, refused as usage errors (exit 2) saying what is allowed
+
+SAMPLING_FLAGS = [("--temperature", "nan", "temperature", float("nan")),
+                  ("--temperature", "inf", "temperature", float("inf")),
+                  ("--top-p", "nan", "top_p", float("nan")),
+                  ("--top-p", "2", "top_p", 2.0),
+                  ("--top-k", "0", "top_k", 0),
+                  ("--seed", str(2**70), "seed", 2**70),
+                  ("--seed", "-1", "seed", -1)]
+
+
+@pytest.mark.parametrize("flag, text, keyword, value", SAMPLING_FLAGS, ids=[f"{f} {t}" for f, t, *_ in SAMPLING_FLAGS])
+def test_generate_refuses_a_sampling_number_as_a_usage_error_with_generates_own_rule(flag, text, keyword, value,
+                                                                                     capsys):
+    from gpt2.__main__ import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(["generate", "--size", "tiny", flag, text, "Hi"])
+    assert exit.value.code == 2
+    with pytest.raises(ValueError) as library:  # the same number given to the library
+        list(gpt2.generate(gpt2.GPT2(gpt2.GPTConfig(n_vocab=300, n_ctx=8, n_embd=8, n_head=1, n_layer=1)), [1], 1,
+                           **{keyword: value}))
+    error = capsys.readouterr().err
+    assert f"argument {flag}: {library.value}" in error and "Traceback" not in error
+
+
+def test_the_largest_seed_torch_takes_is_accepted_and_generates():
+    from gpt2.__main__ import _parser
+
+    seed = _parser().parse_args(["generate", "--seed", str(2**64 - 1), "Hi"]).seed
+    model = gpt2.GPT2(gpt2.GPTConfig(n_vocab=300, n_ctx=8, n_embd=8, n_head=1, n_layer=1))
+    assert seed == 2**64 - 1 and len(list(gpt2.generate(model, [1], 3, seed=seed, stop_at_eos=False))) == 3
+
+
+@pytest.mark.parametrize("flag, text", [("--lr", "nan"), ("--max-minutes", "inf"), ("--dropout", "nan"),
+                                        ("--seed", str(2**70))])
+def test_train_refuses_nan_infinity_and_a_seed_past_64_bits_as_usage_errors(flag, text, capsys):
+    from gpt2.__main__ import _parser
+
+    with pytest.raises(SystemExit) as exit:
+        _parser().parse_args(["train", "--out", "unused", flag, text])
+    assert exit.value.code == 2
+    error = capsys.readouterr().err
+    assert f"argument {flag}:" in error and ("finite number" in error or "2**64 - 1" in error)
