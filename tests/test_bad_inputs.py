@@ -173,6 +173,19 @@ def test_messages_for_visitors_name_files_but_not_where_they_live():
         assert without_server_paths(kept) == kept
 
 
+def test_a_broken_model_folder_is_named_to_a_visitor_by_its_file_only(tmp_path):
+    import gpt2
+    from explorer.tabs.parts.shared import user_errors
+
+    folder = tmp_path / "models" / "mine"
+    folder.mkdir(parents=True)
+    (folder / "hparams.json").write_text("{not json")
+    load = user_errors(lambda: gpt2.load_checkpoint(folder))
+    with pytest.raises(Exception) as shown:
+        load()
+    assert "hparams.json" in shown.value.message and str(tmp_path) not in shown.value.message
+
+
 def test_uploads_are_refused_and_nothing_is_stored(app_server):
     boundary = "x" + uuid.uuid4().hex
     payload = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.bin\"\r\n"

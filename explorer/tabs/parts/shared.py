@@ -201,7 +201,9 @@ def _as_user_error(fn_name: str, err: Exception) -> gr.Error:
     if isinstance(err, gr.Error):
         err.message = without_server_paths(str(err.message))
         return err
-    if isinstance(err, (ValueError, TypeError, DownloadError, gpt2.CheckpointError, FileNotFoundError)):
+    if isinstance(err, gpt2.CheckpointError):  # its public form names the file, not the folder
+        return gr.Error(without_server_paths(err.public), print_exception=False)
+    if isinstance(err, (ValueError, TypeError, DownloadError, FileNotFoundError)):
         return gr.Error(without_server_paths(str(err)), print_exception=False)
     log.error("unexpected error in %s", fn_name, exc_info=err)  # details stay in the server log
     return gr.Error("Something went wrong on the server. Try again, or try a shorter prompt.", print_exception=False)
