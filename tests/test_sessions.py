@@ -34,7 +34,7 @@ def test_a_lean_session_keeps_no_copy_of_what_events_return(app):
     assert session.config_values == {}
 
 
-def bytes_per_session(make, app, count: int = 40) -> float:
+def bytes_per_session(make, app, count: int = 10) -> float:
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
     sessions = [make(app) for _ in range(count)]
