@@ -34,6 +34,7 @@ Teaching and pages:
     source.py        the lines of the model's code behind each tab, with the prompt's shapes
     about.py         parameter count, weight tying, GPT-2 vs the 2017 Transformer, checkpoint names
     teaching.py      the teaching texts (assets/teaching/*.md) filled with the prompt's numbers
+    model_facts.py   what a text may say about the loaded model: merges, special id, sizes, training data
     export.py        one analysis as a self-contained HTML page plus its numbers (JSON)
 
 The app (the only modules that import Gradio):

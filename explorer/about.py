@@ -22,7 +22,10 @@ from dataclasses import dataclass
 
 from torch import nn
 
+import gpt2
 from gpt2 import GPT2
+
+from .model_facts import BYTE_TOKENS, GPT2_TRAINING_DATA, ModelFacts
 
 
 @dataclass(frozen=True)
@@ -119,30 +122,73 @@ def tying_text(model: GPT2) -> str:
             f"W_te alone is {share:.0%} of this model. (Vaswani et al. 2017, section 3.4, share this matrix too.)")
 
 
-# Each row: what, the 2017 Transformer (Vaswani et al., base model), GPT-2 (Radford et al. 2019).
-# Where GPT-2's number depends on the size, it is filled in from the loaded model's config.
-def comparison_table(model: GPT2) -> str:
-    c = model.config
-    rows = [
+# Each row: what, the 2017 Transformer (Vaswani et al., base model), GPT-2 (Radford et al. 2019), and where
+# GPT-2's choice comes from. GPT-2 section 2.3 lists its own changes to GPT-1 (Radford et al. 2018): LayerNorm
+# at the input of each sub-block and after the last block, residual weights scaled by 1/sqrt(N) at init, a
+# 50,257-token vocabulary and a 1024-token context. Decoder-only blocks, learned positions and GELU were
+# already GPT-1's (its section 4.1). Tying the output head to W_te is GPT-1's equation 2 too.
+GPT1, GPT2_23 = "from GPT-1, section 4.1", "GPT-2 section 2.3"
+GPT2_DATA_SOURCE = "GPT-2 section 2.1"
+
+
+def _comparison_rows(facts: ModelFacts) -> list[tuple[str, str, str, str]]:
+    released = [gpt2.GPTConfig.preset(size) for size in gpt2.SIZES]
+    if facts.is_gpt2:  # GPT-2's column is the loaded size's own numbers
+        blocks, n_ctx = f"{facts.n_layer} blocks", facts.n_ctx
+        width = f"d_model {facts.n_embd}, {facts.n_head} heads of {facts.d_head}, MLP {_n(facts.d_mlp)}"
+    else:  # this is not GPT-2: its column gives the released sizes, this model's has its own numbers
+        blocks = f"{released[0].n_layer} to {released[-1].n_layer} blocks"
+        n_ctx = released[0].n_ctx
+        width = f"d_model {released[0].n_embd} to {released[-1].n_embd}, heads of {released[0].d_head}, MLP 4 × d_model"
+    return [
         ("shape", "encoder + decoder (6 + 6 layers), decoder attends to the encoder",
-         f"decoder only: {c.n_layer} blocks of masked self-attention, no encoder, no cross-attention"),
+         f"decoder only: {blocks} of masked self-attention, no encoder, no cross-attention", GPT1),
         ("task", "translation (WMT English–German, English–French)",
-         "next-token prediction on WebText (8 million documents, 40 GB of text)"),
+         f"next-token prediction on {GPT2_TRAINING_DATA}", GPT2_DATA_SOURCE),
         ("positions", "fixed sinusoids added to the embeddings",
-         f"a learned vector per position, W_pe: {_n(c.n_ctx)} positions, so at most {_n(c.n_ctx)} tokens of context"),
+         f"a learned vector per position, W_pe: {_n(n_ctx)} positions, so at most {_n(n_ctx)} tokens of context",
+         GPT1),
         ("LayerNorm", "after each sub-layer: LN(x + Sublayer(x))",
-         "before each sub-layer: x + Sublayer(LN(x)), plus a final LN_f after the last block"),
-        ("activation", "ReLU", "GELU (its tanh approximation)"),
-        ("width", "d_model 512, 8 heads, feed-forward 2,048",
-         f"d_model {c.n_embd}, {c.n_head} heads of {c.d_head}, MLP {_n(c.mlp_ratio * c.n_embd)}"),
+         "before each sub-layer: x + Sublayer(LN(x)), plus a final LN_f after the last block", GPT2_23),
+        ("activation", "ReLU", "GELU (its tanh approximation)", GPT1),
+        ("width", "d_model 512, 8 heads, feed-forward 2,048", width, "GPT-2 table 2 (layers, d_model)"),
         ("vocabulary", "BPE of ~37,000 tokens (En–De) shared by both languages",
-         f"byte-level BPE, {_n(c.n_vocab)} tokens: 256 bytes + 50,000 merges + <|endoftext|>"),
-        ("embeddings", "scaled by √d_model; shared with the output layer", "not scaled; shared with the output head"),
+         "byte-level BPE, 50,257 tokens: 256 bytes + 50,000 merges + <|endoftext|>", GPT2_23),
+        ("embeddings", "scaled by √d_model; shared with the output layer", "not scaled; shared with the output head",
+         "from GPT-1, equation 2"),
         ("initialisation", "not described in the paper",
-         "weights of the layers that write into the residual stream scaled by 1/√N, N the number of residual layers"),
+         "weights of the layers that write into the residual stream scaled by 1/√N, N the number of residual layers",
+         GPT2_23),
     ]
-    lines = ["| | Transformer (2017) | GPT-2 (2019) |", "|---|---|---|"]
-    lines += [f"| {what} | {then} | {now} |" for what, then, now in rows]
+
+
+def _this_model_column(facts: ModelFacts) -> dict[str, str]:
+    """The rows where a model that is not GPT-2 differs from it, in its own numbers."""
+    data = facts.data
+    task = (f"next-token prediction on {data.corpus}" if data is not None
+            else "next-token prediction; its folder does not record on what")
+    if data is not None and data.repeat_share:
+        task += f", {data.repeat_share:.0%} of the windows holding a repeated random sequence"
+    return {
+        "shape": f"decoder only: {facts.n_layer} block{'' if facts.n_layer == 1 else 's'}",
+        "task": task,
+        "positions": f"learned, {_n(facts.n_ctx)} positions",
+        "width": f"d_model {facts.n_embd}, {facts.n_head} heads of {facts.d_head}, MLP {_n(facts.d_mlp)}",
+        "vocabulary": (f"byte-level BPE, {_n(facts.tokenizer_tokens)} tokens: {BYTE_TOKENS} bytes + "
+                       f"{_n(facts.n_merges)} merges + {facts.special_token}"),
+    }
+
+
+def comparison_table(facts: ModelFacts) -> str:
+    rows = _comparison_rows(facts)
+    if facts.is_gpt2:
+        lines = ["| | Transformer (2017) | GPT-2 (2019) | GPT-2's choice is |", "|---|---|---|---|"]
+        lines += [f"| {what} | {then} | {now} | {source} |" for what, then, now, source in rows]
+        return "\n".join(lines)
+    ours = _this_model_column(facts)
+    lines = [f"| | Transformer (2017) | GPT-2 (2019) | GPT-2's choice is | {facts.name} |", "|---|---|---|---|---|"]
+    lines += [f"| {what} | {then} | {now} | {source} | {ours.get(what, 'as GPT-2')} |"
+              for what, then, now, source in rows]
     return "\n".join(lines)
 
 
@@ -156,25 +202,40 @@ def checkpoint_table(model: GPT2) -> str:
     return "\n".join(lines)
 
 
-def about_markdown(model: GPT2, name: str = "this model") -> str:
-    """The About page for the loaded model."""
+CHECKPOINT_RULE = (
+    "OpenAI's TensorFlow checkpoint of GPT-2 names each tensor by its scope. Our modules carry the same names, so "
+    "`gpt2/checkpoint.py` maps every variable with one rule: `model/h3/attn/c_attn/w` → "
+    "`h.3.attn.c_attn.weight`, `g` (LayerNorm gain) and `w` → `weight`, `b` → `bias`. OpenAI stored "
+    "each projection as a 1×1 convolution (`conv1d`), weight [1, in, out] and y = x·w + b; PyTorch's "
+    "`nn.Linear` keeps (out, in) and computes y = x·Wᵀ + b, so those weights are squeezed and transposed "
+    "on loading. There is no output-head variable: the head reads `wte`.")
+
+
+def checkpoint_section(model: GPT2, facts: ModelFacts) -> list[str]:
+    """OpenAI's variable names, mapped onto this model's weights only where they were stored under them."""
+    if facts.openai_names:
+        return ["### OpenAI's checkpoint, mapped onto the modules", CHECKPOINT_RULE, checkpoint_table(model)]
+    return ["### How GPT-2's checkpoint maps onto the same modules",
+            f"{facts.name} was not released by OpenAI: its weights are stored under our module names "
+            "(`h.0.attn.c_attn.weight`, ...), which are the scopes of GPT-2's checkpoint. " + CHECKPOINT_RULE]
+
+
+def about_markdown(model: GPT2, facts: ModelFacts) -> str:
+    """The About page for the loaded model (its weights for the counts, its facts for everything said)."""
     c, count = model.config, parameter_count(model)
     return "\n\n".join([
-        f"### {name}: {_n(count.total)} parameters",
+        f"### {facts.name}: {_n(count.total)} parameters",
         f"{c.n_layer} blocks, d_model {c.n_embd}, {c.n_head} heads, a context of {_n(c.n_ctx)} tokens and a "
         f"vocabulary of {_n(c.n_vocab)}. Where the parameters are:",
         parameter_table(model),
         tying_text(model),
+        facts.trained_on + (f" {facts.repeats}" if facts.repeats else ""),
         "### GPT-2 next to the 2017 Transformer",
-        "GPT-2 (Radford et al. 2019, section 2.3) keeps the Transformer's attention and MLP blocks and changes "
-        "the rest:",
-        comparison_table(model),
-        "### OpenAI's checkpoint, mapped onto the modules",
-        "OpenAI's TensorFlow checkpoint names each tensor by its scope. Our modules carry the same names, so "
-        "`gpt2/checkpoint.py` maps every variable with one rule: `model/h3/attn/c_attn/w` → "
-        "`h.3.attn.c_attn.weight`, `g` (LayerNorm gain) and `w` → `weight`, `b` → `bias`. OpenAI stored "
-        "each projection as a 1×1 convolution (`conv1d`), weight [1, in, out] and y = x·w + b; PyTorch's "
-        "`nn.Linear` keeps (out, in) and computes y = x·Wᵀ + b, so those weights are squeezed and transposed "
-        "on loading. There is no output-head variable: the head reads `wte`.",
-        checkpoint_table(model),
+        "GPT-2 (Radford et al. 2019) largely follows GPT-1 (Radford et al. 2018), which had already kept only the "
+        "Transformer's decoder, with learned positions and GELU. GPT-2's own changes (its section 2.3) are "
+        "LayerNorm at the input of each sub-block and after the last block, residual weights scaled by 1/√N at "
+        "initialisation, a vocabulary of 50,257 tokens and a context of 1,024. The last column says where each of "
+        "GPT-2's choices comes from" + ("." if facts.is_gpt2 else f"; the column {facts.name} gives this model's."),
+        comparison_table(facts),
+        *checkpoint_section(model, facts),
     ])

@@ -72,10 +72,11 @@ def sections(loaded: LoadedModel, analysis: Analysis, layer: int, head: int) -> 
     bars, anatomy = panels.distribution_figure(analysis.label, trace.logits, 1.0, 0, 1.0)
     heatmap, overview = panels.attention_figures(analysis, layer, head, False, query)
     return [
-        Section("Tokens", panels.token_chips(trace), teaching=panels.tokens_text(trace)),
+        Section("Tokens", panels.token_chips(trace), teaching=panels.tokens_text(trace, loaded.facts)),
         Section("Next token", figures=(bars,), teaching=panels.next_token_text(trace, anatomy, analysis.label)),
         Section("Surprise: the loss on your own text",
-                figures=(plots.surprise_tokens(trace.tokens, trace.token_surprise, analysis.model_name),)),
+                figures=(plots.surprise_tokens(trace.tokens, trace.token_surprise, analysis.model_name),),
+                teaching=panels.surprise_text(trace, trace.token_surprise, loaded.facts)),
         Section("Attention", figures=(heatmap, overview, panels.head_scores_figure(analysis)),
                 teaching=panels.attention_text(loaded, analysis, layer, head, False, query)),
         Section("Layers", figures=panels.layer_figures(analysis), teaching=panels.layers_text(analysis)),
@@ -133,11 +134,13 @@ def numbers(loaded: LoadedModel, analysis: Analysis, layer: int, head: int) -> d
     top = panels.most_likely(probs, TOP_TOKENS)
     surprise = trace.token_surprise
     mean_loss = float(surprise.mean()) if len(surprise) else None
-    c = trace.config
+    c, facts = trace.config, loaded.facts
     return {
         "format": FORMAT,
         "model": {"name": analysis.model_name, "n_layer": c.n_layer, "n_head": c.n_head, "d_model": c.n_embd,
-                  "n_ctx": c.n_ctx, "n_vocab": c.n_vocab, "parameters": loaded.model.num_parameters()},
+                  "n_ctx": c.n_ctx, "n_vocab": c.n_vocab, "parameters": loaded.model.num_parameters(),
+                  "merges": facts.n_merges, "special_token": {"text": facts.special_token, "id": facts.special_id},
+                  "trained_on": facts.trained_on},
         "prompt": analysis.prompt,
         "notice": analysis.notice,
         "tokens": [{"position": i, "id": int(token_id), "text": text, "bytes": list(piece)}

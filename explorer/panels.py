@@ -24,6 +24,7 @@ from .capture import Trace
 from .embeddings import cosine_similarity
 from .heads import BROAD_ENTROPY, LABEL_RULES, HeadScores, attention_scores_row
 from .interventions import moved_most, surprise_change
+from .model_facts import ModelFacts
 from .store import LoadedModel
 from .sampling import sampling_anatomy
 from .tokens import describe_bytes
@@ -58,7 +59,8 @@ def _plural(n: int) -> str:
     return "" if n == 1 else "s"
 
 
-def tokens_text(trace: Trace) -> str:
+def tokens_text(trace: Trace, facts: ModelFacts) -> str:
+    """How BPE cut the prompt, with the merges and the special token of this model's own tokenizer."""
     # Show the first token that has a leading space, if any: it teaches the most.
     spaced = [i for i, piece in enumerate(trace.token_bytes) if piece.startswith(b" ")]
     example = spaced[0] if spaced else 0
@@ -68,7 +70,9 @@ def tokens_text(trace: Trace) -> str:
         n_chars=len(b"".join(trace.token_bytes).decode("utf-8", "replace")), n_tokens=trace.n_tokens,
         tokens_plural=_plural(trace.n_tokens), n_vocab=trace.config.n_vocab, example_token=trace.tokens[example],
         example_id=int(trace.token_ids[example]), example_bytes=describe_bytes(trace.token_bytes[example]),
-        partial_token=partial[0] if partial else "")
+        partial_token=partial[0] if partial else "", n_merges=facts.n_merges, tokenizer_words=facts.tokenizer_words,
+        n_special=facts.n_special, special_plural=_plural(facts.n_special), special_token=facts.special_token,
+        special_id=facts.special_id)
 
 
 # ---- embeddings ----
@@ -413,7 +417,7 @@ def temperature_example(logits: np.ndarray, temperature: float, label) -> str:
     return text + f"; at T = {temperature:g} the ratio is e^({gap:.2f}/{temperature:g}) = {ratio}."
 
 
-def surprise_text(trace: Trace, surprise: np.ndarray, rows: int = 8) -> str:
+def surprise_text(trace: Trace, surprise: np.ndarray, facts: ModelFacts, rows: int = 8) -> str:
     """Surprise = loss on the prompt itself: `surprise[i]` = −ln p(t_{i+1} | t_0..t_i) in nats, length T − 1."""
     surprise = np.asarray(surprise, dtype=np.float64)
     if len(surprise) != trace.n_tokens - 1:
@@ -426,7 +430,8 @@ def surprise_text(trace: Trace, surprise: np.ndarray, rows: int = 8) -> str:
     worst, best = int(np.argmax(surprise)), int(np.argmin(surprise))
     mean = float(surprise.mean())
     return teaching.render(
-        "surprise", shift_table=shift_table(trace, surprise, rows), n_targets=len(surprise),
+        "surprise", when={"repeats": bool(facts.repeats)}, trained_on=facts.trained_on, repeats=facts.repeats,
+        shift_table=shift_table(trace, surprise, rows), n_targets=len(surprise),
         targets_plural=_plural(len(surprise)),
         worst_token=trace.tokens[worst + 1], worst_prob=percent(float(np.exp(-surprise[worst]))),
         worst_surprise=float(surprise[worst]), best_token=trace.tokens[best + 1],

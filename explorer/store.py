@@ -34,11 +34,14 @@ from gpt2.device import (DEVICE_ENV, DTYPE_ENV, device_memory, device_name, mode
                          resolve_dtype)
 from gpt2.checkpoint import LOG_NAME, CheckpointError, read_training_log
 from gpt2.download import DownloadError, can_reach
+from gpt2.hf_format import is_hf_folder
 from gpt2.hub import available_offline, locate
 from gpt2.tokenizer import TOKENIZER_NAME
+from gpt2.weights import is_project_checkpoint
 
 from .heads import induction_scores
 from .embeddings import pca_2d
+from .model_facts import FOLDER, RELEASED, TRAINED_HERE, ModelFacts, model_facts
 
 
 SIZES_ENV = "EXPLORER_SIZES"
@@ -122,6 +125,13 @@ class LoadedModel:
     # attention row, one block at one position, one head's walk) read a CPU copy instead: no GPU
     # wait and no GPU quota for a slider move. Elsewhere None, and they use `model` where it is.
     cpu_twin: gpt2.GPT2 | None = None
+    # What texts may say about this model (its merges, special id, training data): see model_facts.py.
+    facts: ModelFacts = None
+
+    def __post_init__(self):
+        if self.facts is None:  # made by hand (tests): all a text needs is the model and its tokenizer
+            origin = RELEASED if self.name in gpt2.SIZES else FOLDER
+            self.facts = model_facts(self.name, self.model, self.tokenizer, origin)
 
     @property
     def view_model(self) -> gpt2.GPT2:
@@ -343,7 +353,7 @@ class ModelStore:
             model = self._load(name, on_progress)
             tokenizer, run = self._tokenizer(name), self.training_run(name)
             _check_vocabulary(self.folder(name), model.config.n_vocab, tokenizer, run)
-            loaded = self._prepare(name, model, tokenizer, run)
+            loaded = self._prepare(name, model, tokenizer, run, facts=self._facts(name, name, model, tokenizer, run))
             loaded.position_pca = pca_2d(loaded.wpe)
             loaded.load_seconds = time.perf_counter() - start
             with self._locks_lock:
@@ -352,8 +362,17 @@ class ModelStore:
                     self._loaded.popitem(last=False)
             return loaded
 
+    def _facts(self, choice: str, shown_name: str, model: gpt2.GPT2, tokenizer, run: TrainingRun | None) -> ModelFacts:
+        """What texts may say about `choice`'s model (or one of its snapshots, shown as `shown_name`)."""
+        folder = self.folder(choice)
+        if folder is None:
+            return model_facts(shown_name, model, tokenizer, RELEASED)
+        openai_layout = not is_project_checkpoint(folder) and not is_hf_folder(folder)
+        return model_facts(shown_name, model, tokenizer, TRAINED_HERE if run is not None else FOLDER,
+                           openai_layout=openai_layout, log=run.log if run is not None else None)
+
     def _prepare(self, name: str, model: gpt2.GPT2, tokenizer, run: TrainingRun | None,
-                 device: torch.device | None = None) -> LoadedModel:
+                 device: torch.device | None = None, facts: ModelFacts | None = None) -> LoadedModel:
         """Place a freshly loaded float32 CPU model on the store's device, with what is computed once per model."""
         wpe = model.wpe.weight.detach().float().numpy().copy()  # read before the weights leave the CPU
         twin = None
@@ -362,7 +381,7 @@ class ModelStore:
         place(model, device or self.device, self.dtype if device is None else torch.float32)
         # One capture of a repeated random sequence; on ZeroGPU the GPU is not there yet, so the twin runs it.
         induction = induction_scores(twin or model, tokens=run.repeat_tokens if run else None)
-        return LoadedModel(name, model, induction, 0.0, tokenizer=tokenizer, wpe=wpe, cpu_twin=twin)
+        return LoadedModel(name, model, induction, 0.0, tokenizer=tokenizer, wpe=wpe, cpu_twin=twin, facts=facts)
 
     def _tokenizer(self, name: str):
         # A checkpoint folder may carry its own tokenizer (a model trained here); OpenAI's sizes speak GPT-2's.
@@ -401,8 +420,9 @@ class ModelStore:
             if loaded is None:
                 tokenizer = self.get(name).tokenizer
                 snapshot = run.snapshots[index]
-                loaded = self._prepare(f"{name} at step {snapshot.step}", gpt2.load_checkpoint(snapshot.folder),
-                                       tokenizer, run, device=torch.device("cpu") if self.zero_gpu else None)
+                shown, model = f"{name} at step {snapshot.step}", gpt2.load_checkpoint(snapshot.folder)
+                loaded = self._prepare(shown, model, tokenizer, run, device=torch.device("cpu") if self.zero_gpu else None,
+                                       facts=self._facts(name, shown, model, tokenizer, run))
                 self._snapshots[key] = loaded
             self._snapshots.move_to_end(key)
             while len(self._snapshots) > self.max_snapshots:

@@ -249,12 +249,14 @@ def _card_surprise(analysis: Analysis, loaded: LoadedModel):
                 "the model is by each next token: add a second token to see it."), {}
     worst = int(np.argmax(surprise))
     mean = float(surprise.mean())
-    text = (f"How did GPT-2 learn this? At each position it predicted the next token of your own prompt; "
+    facts = loaded.facts
+    repeats = f"{facts.repeats} " if facts.repeats else ""
+    text = (f"How did {facts.who} learn this? At each position it predicted the next token of your own prompt; "
             f"the **surprise** −ln p of the real next token is its loss. The most surprising here is "
             f"**{trace.tokens[worst + 1]}** (p = {percent(float(np.exp(-surprise[worst])))}); the mean, "
             f"{mean:.2f} nats, is the **cross-entropy loss**, and e^{mean:.2f} = {np.exp(mean):,.1f} the "
             f"**perplexity**. Training changed every weight to make this mean small over its training text. "
-            "Look at the coloured tokens: dark means surprising.")
+            f"{facts.trained_on} {repeats}Look at the coloured tokens: dark means surprising.")
     uniform = float(np.log(trace.config.n_vocab))
     if mean >= uniform:
         text += (f" This model does worse than a uniform guess over all {trace.config.n_vocab:,} tokens "

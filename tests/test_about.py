@@ -3,6 +3,7 @@ import torch
 
 import gpt2
 from explorer import about
+from explorer.model_facts import model_facts
 from gpt2.checkpoint import to_torch_layout, torch_name
 
 
@@ -43,7 +44,7 @@ def test_checkpoint_shapes_become_ours_through_the_loaders_layout_rule(tiny_mode
 
 
 def test_about_page_quotes_the_loaded_models_numbers(tiny_model):
-    text = about.about_markdown(tiny_model, "tiny")
+    text = about.about_markdown(tiny_model, model_facts("a random model", tiny_model, openai_layout=True))
     count = about.parameter_count(tiny_model)
     assert f"{count.total:,}" in text and f"{count.untied_total:,}" in text
     assert f"{tiny_model.config.n_ctx:,} positions" in text

@@ -38,8 +38,8 @@ def _filled(text):
     return not re.search(r"\{\w+(:[^}]*)?\}|<!--", text)
 
 
-def test_no_space_sentence_when_no_token_starts_with_a_space(analyses):
-    one, three = panels.tokens_text(analyses["one"].trace), panels.tokens_text(analyses["three"].trace)
+def test_no_space_sentence_when_no_token_starts_with_a_space(loaded, analyses):
+    one, three = (panels.tokens_text(analyses[name].trace, loaded.facts) for name in ("one", "three"))
     assert "A leading space belongs to the token" not in one and "No token of your prompt starts with a space" in one
     assert "A leading space belongs to the token: **␣effort**" in three
     assert _filled(one) and _filled(three)
@@ -48,7 +48,7 @@ def test_no_space_sentence_when_no_token_starts_with_a_space(analyses):
 def test_a_split_character_is_shown_from_the_prompt(loaded):
     trace = analyze(loaded, "東京").trace
     partial = [t for t in trace.tokens if "⟨" in t]
-    text = panels.tokens_text(trace)
+    text = panels.tokens_text(trace, loaded.facts)
     assert partial and f"like **{partial[0]}**" in text
 
 
@@ -149,7 +149,7 @@ def _independent_surprise(model, ids):
 def test_surprise_text_reports_mean_loss_and_perplexity(loaded, analyses):
     trace = analyses["long"].trace
     surprise = _independent_surprise(loaded.model, trace.token_ids.tolist())
-    text = panels.surprise_text(trace, surprise)
+    text = panels.surprise_text(trace, surprise, loaded.facts)
     assert f"{surprise.mean():.2f} nats" in text and f"**{np.exp(surprise.mean()):,.1f}**" in text
     assert f"ln {trace.config.n_vocab:,} = {np.log(trace.config.n_vocab):.2f}" in text and _filled(text)
 
@@ -162,13 +162,13 @@ def test_shift_table_puts_each_target_under_the_token_before_it(analyses):
     assert targets.split("|")[2:4] == [f" {t} " for t in trace.tokens[1:3]]
 
 
-def test_surprise_of_the_wrong_length_is_refused(analyses):
+def test_surprise_of_the_wrong_length_is_refused(loaded, analyses):
     with pytest.raises(ValueError, match="one value per target"):
-        panels.surprise_text(analyses["three"].trace, np.zeros(3))
+        panels.surprise_text(analyses["three"].trace, np.zeros(3), loaded.facts)
 
 
-def test_one_token_has_no_surprise_to_show(analyses):
-    assert "nothing to predict" in panels.surprise_text(analyses["one"].trace, np.zeros(0))
+def test_one_token_has_no_surprise_to_show(loaded, analyses):
+    assert "nothing to predict" in panels.surprise_text(analyses["one"].trace, np.zeros(0), loaded.facts)
 
 
 def test_generate_text_gives_the_sliding_window(loaded):

@@ -15,6 +15,6 @@ def build(shared: Shared) -> Tab:
         text = gr.Markdown(ANALYZE_FIRST, label="About this model", elem_classes=["wide-tables"])
 
     def show(view: View) -> dict:
-        return {text: about_markdown(view.loaded.view_model, view.loaded.name)}
+        return {text: about_markdown(view.loaded.view_model, view.loaded.facts)}
 
     return Tab(show=show, outputs=[text])

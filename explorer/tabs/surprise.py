@@ -21,16 +21,16 @@ def build(shared: Shared) -> Tab:
         text = explanation("Surprise explained", open=True)
         code = code_view("surprise")
 
-    def figures(analysis) -> dict:
+    def figures(analysis, facts) -> dict:
         trace = analysis.trace
         surprise = trace.token_surprise  # computed on first access, then kept on the trace
         return {tokens: plots.surprise_tokens(trace.tokens, surprise, analysis.model_name),
-                text: panels.surprise_text(trace, surprise)}
+                text: panels.surprise_text(trace, surprise, facts)}
 
     def show(view: View) -> dict:
-        return figures(view.analysis)
+        return figures(view.analysis, view.loaded.facts)
 
     def story(view: View, explanation_name: str) -> dict:
-        return figures(view.analysis) | opened(text)
+        return figures(view.analysis, view.loaded.facts) | opened(text)
 
     return Tab(show=show, outputs=[tokens, text], code=code, story=story, story_outputs=[text.accordion])

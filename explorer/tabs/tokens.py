@@ -18,7 +18,7 @@ def build(shared: Shared) -> Tab:
 
     def show(view: View) -> dict:
         trace = view.analysis.trace
-        return {chips: panels.token_chips(trace), text: panels.tokens_text(trace)}
+        return {chips: panels.token_chips(trace), text: panels.tokens_text(trace, view.loaded.facts)}
 
     return Tab(show=show, outputs=[chips, text], code=code, story=lambda view, name: opened(text),
                story_outputs=[text.accordion])
