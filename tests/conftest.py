@@ -71,3 +71,13 @@ def loaded(tiny_checkpoint_dir):
 
     store = ModelStore(tiny_checkpoint_dir)
     return store.get(store.default)
+
+
+@pytest.fixture(scope="session")
+def small_text(tmp_path_factory):
+    """A small training text (20 of pydoc's help topics) for training runs that take seconds."""
+    from gpt2.corpus import pydoc_topics
+
+    path = tmp_path_factory.mktemp("data") / "small.txt"
+    path.write_text("\n".join(list(pydoc_topics())[:20]), encoding="utf-8")
+    return path

@@ -16,7 +16,6 @@ import torch
 
 import gpt2
 from gpt2.__main__ import main
-from gpt2.corpus import pydoc_topics
 
 KILLER = Path(__file__).with_name("kill_during_save.py")
 # Saves at steps 0 (the first save), 2, 4 and once more at the end.
@@ -35,17 +34,10 @@ def keep_torch_threads():
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "small.txt"
-    path.write_text("\n".join(list(pydoc_topics())[:20]), encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
-def kills(data, tmp_path_factory):
+def kills(small_text, tmp_path_factory):
     """{save: [(what the run was about to do when it was killed, its folder)]}, in the order of the save."""
     root = tmp_path_factory.mktemp("kills")
-    result = subprocess.run([sys.executable, str(KILLER), str(data), str(root), "1,2", *TRAIN_ARGS],
+    result = subprocess.run([sys.executable, str(KILLER), str(small_text), str(root), "1,2", *TRAIN_ARGS],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     by_save = {1: [], 2: []}
@@ -56,15 +48,15 @@ def kills(data, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def never_killed(data, tmp_path_factory):
+def never_killed(small_text, tmp_path_factory):
     folder = tmp_path_factory.mktemp("straight") / "model"
-    assert main(["train", "--out", str(folder), "--data", str(data), *TRAIN_ARGS]) == 0
+    assert main(["train", "--out", str(folder), "--data", str(small_text), *TRAIN_ARGS]) == 0
     return gpt2.load_checkpoint(folder)
 
 
-def train(folder: Path, data: Path, capsys, *extra: str) -> tuple[int, str, str]:
+def train(folder: Path, small_text: Path, capsys, *extra: str) -> tuple[int, str, str]:
     capsys.readouterr()
-    code = main(["train", "--out", str(folder), "--data", str(data), *TRAIN_ARGS, *extra])
+    code = main(["train", "--out", str(folder), "--data", str(small_text), *TRAIN_ARGS, *extra])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -82,12 +74,12 @@ def test_every_file_of_a_save_is_renamed_into_place_and_each_rename_was_a_kill_p
                 "before renaming training_log.json.partial to training_log.json"} <= set(names), names
 
 
-def test_a_kill_at_any_point_of_a_later_save_resumes_from_the_newest_complete_pair(kills, data, never_killed,
+def test_a_kill_at_any_point_of_a_later_save_resumes_from_the_newest_complete_pair(kills, small_text, never_killed,
                                                                                   capsys):
     points = [point for point, _ in kills[2]]
     weights_written = points.index(WEIGHTS_IN_PLACE)
     for index, (point, folder) in enumerate(kills[2]):
-        code, out, err = train(folder, data, capsys, "--resume")
+        code, out, err = train(folder, small_text, capsys, "--resume")
         assert code == 0, f"killed {point}: {err}"
         step = 2 if index >= weights_written else 0
         assert f"resuming from step {step}" in out, f"killed {point}: {out}"
@@ -98,35 +90,35 @@ def test_a_kill_at_any_point_of_a_later_save_resumes_from_the_newest_complete_pa
 
 
 def test_a_kill_during_the_first_save_resumes_once_the_weights_are_in_place_else_says_to_start_again(
-        kills, data, never_killed, capsys):
+        kills, small_text, never_killed, capsys):
     points = [point for point, _ in kills[1]]
     weights_written = points.index(WEIGHTS_IN_PLACE)
     for index, (point, folder) in enumerate(kills[1]):
-        code, out, err = train(folder, data, capsys, "--resume")
+        code, out, err = train(folder, small_text, capsys, "--resume")
         if index >= weights_written:
             assert code == 0 and "resuming from step 0" in out, f"killed {point}: {err}"
         else:
             assert code == 1 and "without --resume" in err and "Traceback" not in err, f"killed {point}: {err}"
-            code, _, err = train(folder, data, capsys)
+            code, _, err = train(folder, small_text, capsys)
             assert code == 0, f"killed {point}, then trained afresh: {err}"
         assert_same_weights(folder, never_killed, point)
 
 
-def test_a_folder_whose_state_is_newer_than_its_weights_gets_both_steps_named(data, tmp_path, capsys):
+def test_a_folder_whose_state_is_newer_than_its_weights_gets_both_steps_named(small_text, tmp_path, capsys):
     # What the save order before issue 18 left after a kill between its two renames.
     folder = tmp_path / "model"
-    assert train(folder, data, capsys, "--max-steps", "2")[0] == 0
+    assert train(folder, small_text, capsys, "--max-steps", "2")[0] == 0
     state = torch.load(folder / "training_state.pt", weights_only=True)
     torch.save({**state, "step": 4}, folder / "training_state.pt")
-    code, _, err = train(folder, data, capsys, "--resume")
+    code, _, err = train(folder, small_text, capsys, "--resume")
     assert code == 1 and "model.safetensors is from step 2 but the training state (training_state.pt) is from step 4" \
         in err and "Traceback" not in err
 
 
-def test_a_damaged_newer_state_is_skipped_for_the_pair_that_agrees_and_said(data, tmp_path, capsys):
+def test_a_damaged_newer_state_is_skipped_for_the_pair_that_agrees_and_said(small_text, tmp_path, capsys):
     folder = tmp_path / "model"
-    assert train(folder, data, capsys, "--max-steps", "2")[0] == 0
+    assert train(folder, small_text, capsys, "--max-steps", "2")[0] == 0
     (folder / "training_state.next.pt").write_bytes(b"not a torch file")
-    code, out, err = train(folder, data, capsys, "--resume")
+    code, out, err = train(folder, small_text, capsys, "--resume")
     assert code == 0, err
     assert "resuming from step 2, the last save (skipped: training_state.next.pt is damaged" in out

@@ -27,7 +27,6 @@ from explorer.about import about_markdown
 from explorer.analysis import analyze
 from explorer.heads import induction_scores
 from explorer.store import SHIPPED, LoadedModel, ModelStore
-from gpt2.corpus import pydoc_topics
 
 PROMPT = "def add(a, b):\n    return a + b\n\nThe quick brown fox jumps over the lazy dog."
 SURPRISE_CARD = story.CARD_IDS.index("surprise")
@@ -35,18 +34,11 @@ GPT2_ONLY = ("50,000", "50256", "50,256", "WebText", "OpenAI's variable")
 
 
 @pytest.fixture(scope="module")
-def training_text(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "small.txt"
-    path.write_text("\n".join(list(pydoc_topics())[:20]), encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
-def trained_dir(training_text, tmp_path_factory):
+def trained_dir(small_text, tmp_path_factory):
     """A 1-layer model, a few steps of `python -m gpt2 train` with repeated windows (seconds)."""
     out = tmp_path_factory.mktemp("run") / "one-layer"
     result = subprocess.run(
-        [sys.executable, "-m", "gpt2", "train", "--data", str(training_text), "--out", str(out), "--n-layer", "1",
+        [sys.executable, "-m", "gpt2", "train", "--data", str(small_text), "--out", str(out), "--n-layer", "1",
          "--n-head", "2", "--n-embd", "32", "--n-ctx", "32", "--n-vocab", "300", "--max-steps", "4",
          "--batch-size", "4", "--eval-every", "4", "--eval-windows", "2", "--warmup-steps", "1",
          "--repeat-share", "0.25", "--repeat-vocab", "50", "--threads", "2", "--quiet"],
@@ -196,7 +188,7 @@ def test_about_states_the_models_sizes_and_parameter_count(case):
     assert f"a context of {model.wpe.weight.shape[0]:,} tokens" in about
 
 
-def test_the_training_data_stated_is_the_models(case, training_text):
+def test_the_training_data_stated_is_the_models(case, small_text):
     which, loaded, _, texts = case
     data = {name: text for name, text in texts.items() if name in ("surprise", "surprise card", "about")}
     for name, text in data.items():
@@ -205,7 +197,7 @@ def test_the_training_data_stated_is_the_models(case, training_text):
             assert "50%" in text and "500 most frequent tokens" in text, f"{name}: the repeat curriculum"
         elif which == "trained":
             assert "`small.txt`" in text, name
-            characters = len(training_text.read_text(encoding="utf-8"))
+            characters = len(small_text.read_text(encoding="utf-8"))
             assert f"{characters:,} characters" in text, name
             assert "25%" in text and "50 most frequent tokens" in text, f"{name}: the repeat curriculum"
         elif which == "gpt2-124M":

@@ -12,19 +12,11 @@ import torch
 import torch.nn.functional as F
 
 import gpt2
-from gpt2.corpus import pydoc_topics
 from gpt2.train import (Batches, TrainingError, TrainSettings, learning_rate, param_groups, prepare, train,
                         validation_windows)
 
 TINY = gpt2.GPTConfig(n_vocab=300, n_ctx=32, n_embd=32, n_head=2, n_layer=2)
 FAST = TrainSettings(batch_size=4, max_steps=20, eval_every=10, eval_windows=8, warmup_steps=5, threads=2)
-
-
-@pytest.fixture(scope="module")
-def small_text(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "small.txt"
-    path.write_text("\n".join(list(pydoc_topics())[:20]), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
