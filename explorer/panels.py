@@ -489,13 +489,18 @@ HURT_ROWS = 6  # tokens listed in the ablation's "most hurt" table
 
 
 def ablation_text(analysis: Analysis, result) -> str:
-    """What turning the components off changed, in this prompt's own numbers: the top next token,
-    the loss on the prompt, and the tokens whose surprise rose most (the ones that needed them)."""
+    """What turning the components off changed, in this prompt's own numbers: the next token whose
+    probability moved most, the top next token, the loss on the prompt, and the tokens whose surprise
+    rose most (the ones that needed them)."""
     trace, label = analysis.trace, analysis.label
     before, after = trace.next_token_probs, result.probs
     top_before, top_after = int(np.argmax(before)), int(np.argmax(after))
     lines = [f"**Turned off:** {result.ablation.describe()}. Everything else ran as before, in the same single "
              "forward pass; no weight was changed.", ""]
+    # The lesson first: the next token whose probability moved most (often not the top one).
+    moved = int(np.argmax(np.abs(after.astype(np.float64) - before.astype(np.float64))))
+    lines.append(f"**Largest change in the next token:** p(**{label(moved)}**) {percent(float(before[moved]))} → "
+                 f"{percent(float(after[moved]))}.")
     if top_before == top_after:
         lines.append(f"The most likely next token stays **{label(top_before)}**: {percent(float(before[top_before]))} "
                      f"→ {percent(float(after[top_after]))}.")

@@ -38,6 +38,8 @@ from .sampling import sampling_anatomy
 
 EXAMPLES_FILE = ASSETS / "examples.json"
 INDUCTION_THRESHOLD = dict((field, t) for _, field, t in LABEL_RULES)["induction"]
+PREVIOUS_TOKEN_LABEL = dict((field, t) for _, field, t in LABEL_RULES)["previous_token"]
+MIN_KEYS = 4  # the previous-token card outlines a row with at least this many keys to choose from
 STORY_SAMPLING = dict(temperature=0.8, top_k=40, top_p=0.95, seed=0)  # the sampling card's settings
 TOP_TOKENS = 5
 MAX_NEW_TOKENS = 40
@@ -157,20 +159,31 @@ def _card_embeddings(analysis: Analysis, loaded: LoadedModel):
 def _card_previous_token(analysis: Analysis, loaded: LoadedModel):
     trace = analysis.trace
     layer, head, score = previous_token_head(analysis)
-    # The row where this head looks back hardest: the clearest place to see it.
+    # The row where this head looks back hardest, among rows with at least MIN_KEYS keys to choose from
+    # (in row 1 the token before is one of only two keys, so any head gives it a large share).
     back = trace.attention[layer, head].astype(np.float32).diagonal(offset=-1)  # A[i, i-1] for i = 1..T-1
-    query = int(np.argmax(back)) + 1 if len(back) else 0
+    first = min(MIN_KEYS - 1, len(back))  # rows i >= MIN_KEYS - 1 have i + 1 >= MIN_KEYS keys
+    query = first + int(np.argmax(back[first - 1:])) if len(back) else 0
     if trace.n_tokens < 3:
         text = ("Attention lets each position read from earlier ones. In a trained model some heads mostly read "
                 "the token just before; the head scores need at least 3 tokens to find them: try a longer prompt.")
         return text, dict(layer=layer, head=head, query=query, mean_heads=False)
-    text = (f"Attention lets each position read from earlier ones. Of all {trace.config.n_layer * trace.config.n_head} "
-            f"heads, **layer {layer}, head {head}** looks most at the token just before: {score:.0%} of its "
-            "attention on average (query rows from position 2 on).")
+    n_heads = trace.config.n_layer * trace.config.n_head
     weight = float(trace.attention[layer, head, query, query - 1])
-    text += (f" In the outlined row, **{trace.tokens[query]}** gives {weight:.0%} of its attention to "
-             f"**{trace.tokens[query - 1]}**, the most of any row. Look for the bright diagonal just below "
-             "the grey triangle.")
+    row = (f" In the outlined row, **{trace.tokens[query]}** gives {weight:.0%} of its attention to "
+           f"**{trace.tokens[query - 1]}** (out of {_plural(query + 1, 'token')} it can see)")
+    if score >= PREVIOUS_TOKEN_LABEL:
+        text = (f"Attention lets each position read from earlier ones. Of all {n_heads} heads, **layer {layer}, "
+                f"head {head}** looks most at the token just before: {score:.0%} of its attention on average "
+                f"(query rows from position 2 on), enough for the app to label it a previous-token head." + row
+                + ", the most of any row with that many choices. Look for the bright diagonal just below the "
+                "grey triangle.")
+    else:
+        text = (f"Attention lets each position read from earlier ones. Trained models usually have a head that "
+                f"mostly reads the token just before. On this prompt no head of this model does: the closest, "
+                f"**layer {layer}, head {head}**, puts {score:.0%} of its attention there on average, under the "
+                f"{PREVIOUS_TOKEN_LABEL:.0%} the app asks before it labels a head previous-token." + row
+                + ". Its pattern shows no clear diagonal; try a longer prompt, or one the model knows well.")
     return text, dict(layer=layer, head=head, query=query, mean_heads=False)
 
 
@@ -233,11 +246,13 @@ def _card_sampling(analysis: Analysis, loaded: LoadedModel):
     s = STORY_SAMPLING
     anatomy = sampling_anatomy(analysis.trace.logits, s["temperature"], s["top_k"], s["top_p"], seed=s["seed"])
     text = (f"The last position's vector becomes one **logit** (a score) per token; softmax makes them "
-            f"probabilities. To write text, GPT-2 draws from them: temperature {s['temperature']:g} sharpens them, "
-            f"top-k {s['top_k']} keeps the {s['top_k']} most likely, top-p {s['top_p']:g} then keeps the fewest "
-            f"whose probability reaches {s['top_p']:.0%}. Here that leaves {_plural(anatomy.n_kept, 'token')} "
-            f"holding {percent(anatomy.kept_mass)} of the probability, and seed {s['seed']} draws "
-            f"**{analysis.label(anatomy.chosen)}**. Move the sliders and watch the solid bars.")
+            f"probabilities. To write text, the model draws from them: temperature {s['temperature']:g} sharpens "
+            f"them; top-k {s['top_k']} keeps the {s['top_k']} most likely and rescales them to add up to 1; "
+            f"top-p {s['top_p']:g} then keeps the fewest of those whose rescaled probabilities add up to "
+            f"{s['top_p']:.0%}. Here that leaves {_plural(anatomy.n_kept, 'token')}: "
+            f"{percent(float(anatomy.probs_after_top_k[anatomy.kept].sum()))} after top-k, "
+            f"{percent(anatomy.kept_mass)} of the whole distribution. They are rescaled once more, and seed "
+            f"{s['seed']} draws **{analysis.label(anatomy.chosen)}**. Move the sliders and watch the solid bars.")
     return text, dict(s)
 
 

@@ -246,3 +246,19 @@ def test_ablation_figures_compare_the_clean_run_with_the_ablated_one(tiny_checkp
     assert figures["moved"].data[0].x[0] == pytest.approx(100 * moved.change, rel=1e-4)
     z = np.asarray(figures["surprise"].data[1].z, dtype=float).ravel()
     np.testing.assert_allclose(z[1:analysis.trace.n_tokens], result.token_surprise, rtol=1e-5)
+
+
+def test_the_ablation_text_leads_with_the_next_token_that_moved_most(loaded):
+    from explorer import panels
+    from explorer.analysis import analyze
+
+    analysis = analyze(loaded, "one two three four five one two three four")
+    for layer in range(loaded.model.config.n_layer):
+        result = interventions.run_ablation(loaded.model, analysis.trace.token_ids.tolist(), mlps=[layer])
+        before, after = analysis.trace.next_token_probs, result.probs
+        moved = int(np.argmax(np.abs(after.astype(np.float64) - before.astype(np.float64))))
+        text = panels.ablation_text(analysis, result)
+        lead = text.split("\n")[2]  # after "Turned off: ..." and a blank line
+        assert lead.startswith("**Largest change in the next token:**")
+        assert f"p(**{analysis.label(moved)}**) {panels.percent(float(before[moved]))} → " \
+               f"{panels.percent(float(after[moved]))}" in lead

@@ -100,11 +100,34 @@ def test_an_example_with_an_unknown_target_is_refused(tmp_path):
 
 
 def test_previous_token_card_outlines_the_row_where_the_head_looks_back_hardest(loaded, analysis):
+    """Among rows with at least 4 keys (in row 1 any head gives the token before a large share of two)."""
     card = story.story_card(story.CARD_IDS.index("previous_token"), analysis, loaded)
     c, T = card["controls"], analysis.trace.n_tokens
-    if T > 1:
-        back = [float(analysis.trace.attention[c["layer"], c["head"], i, i - 1]) for i in range(1, T)]
-        assert c["query"] == 1 + int(np.argmax(back))
+    if T >= story.MIN_KEYS:
+        rows = range(story.MIN_KEYS - 1, T)
+        back = [float(analysis.trace.attention[c["layer"], c["head"], i, i - 1]) for i in rows]
+        assert c["query"] == rows[int(np.argmax(back))] and c["query"] + 1 >= story.MIN_KEYS
+
+
+def test_previous_token_card_promises_a_diagonal_only_for_a_head_the_app_labels(loaded, analysis):
+    card = story.story_card(story.CARD_IDS.index("previous_token"), analysis, loaded)
+    if analysis.trace.n_tokens >= 3:
+        labelled = analysis.scores.previous_token.max() >= story.PREVIOUS_TOKEN_LABEL
+        assert ("bright diagonal" in card["markdown"]) == labelled
+        assert ("no head of this model does" in card["markdown"]) == (not labelled)
+
+
+def test_the_sampling_card_says_top_p_counts_what_top_k_kept_rescaled(loaded, analysis):
+    from explorer.panels import percent
+    from explorer.sampling import sampling_anatomy
+
+    card = story.story_card(story.CARD_IDS.index("sampling"), analysis, loaded)
+    s = story.STORY_SAMPLING
+    anatomy = sampling_anatomy(analysis.trace.logits, s["temperature"], s["top_k"], s["top_p"], seed=s["seed"])
+    after_top_k = float(anatomy.probs_after_top_k[anatomy.kept].sum())
+    assert after_top_k >= s["top_p"] - 1e-6 or anatomy.n_kept == s["top_k"]  # what top-p asked for, after top-k
+    assert f"{percent(after_top_k)} after top-k" in card["markdown"] and "rescales them" in card["markdown"]
+    assert f"{percent(anatomy.kept_mass)} of the whole distribution" in card["markdown"]
 
 
 def test_surprise_card_says_when_a_model_has_not_learned(loaded):

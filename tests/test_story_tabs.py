@@ -169,3 +169,12 @@ def test_an_example_prompt_opens_its_target_card_and_says_why(page):
 
 def test_a_prompt_of_the_learners_own_keeps_the_card_they_are_on(page):
     assert page[1].for_prompt("My own words", {"index": 6, "on": True}) == (6, None)
+
+
+def test_the_embeddings_card_opens_the_sum_heatmap_it_reads(page, loaded, analysis):
+    tabs, strip = page
+    index = story.CARD_IDS.index("embeddings")
+    assert "*Sum* heatmap" in story.story_card(index, analysis, loaded)["markdown"]
+    out = strip.show_card(analysis, loaded, index)
+    views = next(c for c in tabs["embeddings"].story_outputs if isinstance(c, gr.Tabs))
+    assert out[views].selected == "sum"

@@ -12,12 +12,12 @@ from .parts.shared import Shared, Tab, View
 
 def build(shared: Shared) -> Tab:
     with gr.Tab("Embeddings", id="embeddings"):
-        with gr.Tabs():
-            with gr.Tab("Token"):
+        with gr.Tabs() as views:
+            with gr.Tab("Token", id="token"):
                 token = gr.Plot(label="Token embeddings", show_label=False)
-            with gr.Tab("Position"):
+            with gr.Tab("Position", id="position"):
                 position = gr.Plot(label="Position embeddings", show_label=False)
-            with gr.Tab("Sum"):
+            with gr.Tab("Sum", id="sum"):
                 total = gr.Plot(label="Embedding sum", show_label=False)
         with gr.Row():
             pca = gr.Plot(label="Embedding PCA", show_label=False)
@@ -31,5 +31,7 @@ def build(shared: Shared) -> Tab:
         figures = panels.embedding_figures(view.analysis, view.loaded)
         return {plots[name]: figure for name, figure in figures.items()} | {text: panels.embeddings_text(view.analysis, view.loaded)}
 
-    return Tab(show=show, outputs=[*plots.values(), text], code=code, story=lambda view, name: opened(text),
-               story_outputs=[text.accordion])
+    def story(view: View, name: str) -> dict:  # the story's card reads the Sum heatmap: show it
+        return opened(text) | {views: gr.Tabs(selected="sum")}
+
+    return Tab(show=show, outputs=[*plots.values(), text], code=code, story=story, story_outputs=[text.accordion, views])
