@@ -78,8 +78,8 @@ def ablation(store: ModelStore, model_name: str, token_ids: list[int], heads, mo
 
 
 def comparison(store: ModelStore, name_a: str, name_b: str, prompt: str) -> Comparison:
-    """One prompt through two models (compare.py)."""
-    return compare(store.get(name_a), store.get(name_b), prompt)
+    """One prompt through two models (compare.py); either may be a training snapshot (store.compare_choices)."""
+    return compare(store.compare_model(name_a), store.compare_model(name_b), prompt)
 
 
 @torch.inference_mode()

@@ -39,7 +39,7 @@ from gpt2.hub import available_offline, locate
 from gpt2.tokenizer import TOKENIZER_NAME
 from gpt2.weights import is_project_checkpoint
 
-from .heads import induction_scores
+from .heads import LABEL_RULES, induction_scores
 from .embeddings import pca_2d
 from .model_facts import FOLDER, RELEASED, TRAINED_HERE, ModelFacts, model_facts
 
@@ -48,6 +48,8 @@ SIZES_ENV = "EXPLORER_SIZES"
 # The menu's names of the models this project trained and ships (gpt2.SHIPPED_MODELS): one fixed choice each.
 SHIPPED = {"tiny (trained here)": "tiny"}
 SHIPPED_BY_FLAG = {flag: name for name, flag in SHIPPED.items()}  # app.py --size tiny
+SNAPSHOT_MARK = " · step "  # a training snapshot as a Compare choice: "tiny (trained here) · step 2,000"
+INDUCTION_LABEL = dict((field, t) for _, field, t in LABEL_RULES)["induction"]
 MAX_SNAPSHOTS_LOADED = 4  # a training snapshot of the shipped model is ~4 MB in float32; keep a few
 PARAMETERS = {"124M": 124_439_808, "355M": 354_823_168, "774M": 774_030_080, "1558M": 1_557_611_200}
 
@@ -387,6 +389,40 @@ class ModelStore:
         # A checkpoint folder may carry its own tokenizer (a model trained here); OpenAI's sizes speak GPT-2's.
         folder = self.folder(name)
         return gpt2.get_tokenizer(folder) if folder is not None else gpt2.get_tokenizer()
+
+    def compare_choices(self) -> list[str]:
+        """What Compare offers: the models that can be loaded now (a released size only when it is loaded or
+        on disk: Compare never starts a download), and the training snapshots of models trained here."""
+        names = [name for name in self.choices
+                 if name not in gpt2.SIZES or name in self._loaded or available_offline(name, self.cache_dir)]
+        for name in list(names):
+            run = self.training_run(name)
+            if run is not None:
+                names += [f"{name}{SNAPSHOT_MARK}{s.step:,}" for s in run.snapshots[:-1]]
+        return names
+
+    def compare_model(self, choice: str) -> LoadedModel:
+        """A Compare choice loaded: a model of the menu, or a training snapshot named by `compare_choices`."""
+        name, mark, step = choice.partition(SNAPSHOT_MARK)
+        if not mark:
+            return self.get(choice)
+        run = self.training_run(name)
+        steps = [f"{s.step:,}" for s in run.snapshots] if run is not None else []
+        if step not in steps[:-1]:
+            raise ValueError(f"Model: unknown snapshot {choice!r}")
+        return dataclasses.replace(self.snapshot(name, steps.index(step)), name=choice)
+
+    def before_heads_formed(self, name: str) -> str | None:
+        """The Compare choice of `name`'s last snapshot with no induction head, when a later one (or the finished
+        model) has one: the model just before its heads formed. None without such a pair of snapshots."""
+        run = self.training_run(name)
+        if run is None or len(run.snapshots) < 2:
+            return None
+        formed = [self.snapshot(name, i).induction.max() >= INDUCTION_LABEL for i in range(len(run.snapshots))]
+        for i in range(len(formed) - 1, 0, -1):
+            if formed[i] and not formed[i - 1]:
+                return f"{name}{SNAPSHOT_MARK}{run.snapshots[i - 1].step:,}"
+        return None
 
     def training_run(self, name: str) -> TrainingRun | None:
         """The training log and snapshots of a model trained here (None for OpenAI's sizes), read once."""

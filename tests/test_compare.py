@@ -89,3 +89,23 @@ def test_a_one_token_prompt_says_why_there_is_nothing_to_compare_not_nan(tiny, o
     for b, tokenizer_b in ((other, None), (byte_model, byte_tokenizer())):
         result = compare.compare(tiny, b, " the", tokenizer_b=tokenizer_b)
         assert "nan" not in result.note and "single token" in result.note and "second token" in result.note
+
+
+def test_compare_offers_what_loads_now_and_the_shipped_models_snapshots(monkeypatch, tmp_path):
+    from explorer.store import INDUCTION_LABEL, SHIPPED, SNAPSHOT_MARK, ModelStore
+    from explorer.tabs.compare import default_pair
+
+    store = ModelStore(None, cache_dir=tmp_path / "empty-cache", sizes=["124M"])  # 124M: not on disk
+    shipped = next(iter(SHIPPED))
+    run = store.training_run(shipped)
+    choices = store.compare_choices()
+    assert "124M" not in choices
+    assert choices == [shipped] + [f"{shipped}{SNAPSHOT_MARK}{s.step:,}" for s in run.snapshots[:-1]]
+    a, b = default_pair(store)
+    assert a == shipped and b.startswith(shipped + SNAPSHOT_MARK)
+    before = store.compare_model(b)
+    index = [f"{s.step:,}" for s in run.snapshots].index(b.rsplit(" ", 1)[-1])
+    after = store.snapshot(shipped, index + 1)
+    assert before.name == b and before.induction.max() < INDUCTION_LABEL <= after.induction.max()
+    with pytest.raises(ValueError, match="unknown snapshot"):
+        store.compare_model(f"{shipped}{SNAPSHOT_MARK}7")

@@ -80,3 +80,19 @@ def test_size_tiny_starts_with_the_shipped_model_without_a_notice(tmp_path_facto
         assert SHIPPED_NAME in status and "cannot be reached" not in status
     finally:
         server.stop()
+
+
+def test_offline_compare_offers_only_what_loads_and_its_default_pair_compares(client):
+    """Offline: no GPT-2 size to compare (it is not on disk); the shipped model against its own snapshot from
+    just before its heads formed, which works."""
+    from app_server import page_call, sent
+
+    components = {c["id"]: c for c in client.config["components"]}
+    menus = {c["props"]["label"]: c["props"] for c in components.values()
+             if c["type"] == "dropdown" and c["props"].get("label") in ("Model A", "Model B")}
+    offered = [choice[0] if isinstance(choice, list) else choice for choice in menus["Model A"]["choices"]]
+    assert "124M" not in offered and SHIPPED_NAME in offered
+    assert menus["Model A"]["value"] == SHIPPED_NAME and menus["Model B"]["value"].startswith(f"{SHIPPED_NAME} · step ")
+    out = sent(client, "/compare", page_call(client, "/compare", Prompt=PROMPT))
+    text = out["Comparison explained"]
+    assert "Error" not in json.dumps(out) and menus["Model B"]["value"] in text and "token by token" in text

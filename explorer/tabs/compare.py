@@ -14,18 +14,31 @@ import gradio as gr
 from .. import panels
 from ..analysis import analysis_bytes
 from .. import model_runs
+from ..store import SNAPSHOT_MARK
 from .parts.controls import Dropdown
 from .parts.shared import Shared, Tab, user_errors
 
 
+def default_pair(store) -> tuple[str, str]:
+    """Model A is the app's first model; B another model that can be loaded now, else A's own snapshot from
+    just before its heads formed (the shipped model alone, offline), else A's first snapshot."""
+    choices = store.compare_choices()
+    first = choices[0]
+    others = [name for name in choices if name != first and SNAPSHOT_MARK not in name]
+    if others:
+        return first, others[0]
+    return first, store.before_heads_formed(first) or next((c for c in choices if c != first), first)
+
+
 def build(shared: Shared) -> Tab:
-    choices = shared.store.choices
+    choices = shared.store.compare_choices()
+    model_a_default, model_b_default = default_pair(shared.store)
     with gr.Tab("Compare", id="compare"):
         gr.Markdown("The prompt above on two models: what each predicts next, how surprised each is by every "
                     "token, and what kinds of head each has.")
         with gr.Row(equal_height=True):
-            model_a = Dropdown(choices, value=choices[0], label="Model A")
-            model_b = Dropdown(choices, value=choices[min(1, len(choices) - 1)], label="Model B")
+            model_a = Dropdown(choices, value=model_a_default, label="Model A")
+            model_b = Dropdown(choices, value=model_b_default, label="Model B")
             run = gr.Button("Compare", variant="primary", elem_id="compare-run")
         text = gr.Markdown("Press Compare to run the prompt on both models.", label="Comparison explained",
                            elem_id="compare-text")
@@ -40,7 +53,8 @@ def build(shared: Shared) -> Tab:
 
     @user_errors
     def run_comparison(prompt, name_a, name_b, progress=gr.Progress()) -> dict:
-        loaded_a, loaded_b = shared.load(name_a, progress), shared.load(name_b, progress)
+        loaded_a, loaded_b = (shared.store.compare_model(name) if SNAPSHOT_MARK in name else shared.load(name, progress)
+                              for name in (name_a, name_b))
         n_tokens = max(min(len(m.tokenizer.encode(prompt)), m.model.config.n_ctx) for m in (loaded_a, loaded_b))
         configs = (loaded_a.model.config, loaded_b.model.config)
         shared.budget.make_room(max(analysis_bytes(c, n_tokens) for c in configs))  # one trace at a time
