@@ -612,6 +612,22 @@ def layer_norm_before_after(before: np.ndarray, after: np.ndarray, title: str) -
     return _figure(data, _styled(layout, title, height=380, header=30))
 
 
+NEURON_LABEL_GAP = 14  # px between two neuron labels' centres: a 10 px number and a little air
+
+
+def _spread(wanted: np.ndarray, gap: float, highest: float) -> np.ndarray:
+    """Positions (px, in ascending order) moved apart to at least `gap` each, none past `highest`.
+
+    Each label goes as close to its own place as the labels before it allow; if that pushes the last one
+    past `highest`, they are pushed back from there."""
+    placed = np.array(wanted, dtype=np.float64)
+    for i in range(1, len(placed)):
+        placed[i] = max(placed[i], placed[i - 1] + gap)
+    for i in range(len(placed) - 1, -1, -1):
+        placed[i] = min(placed[i], highest if i == len(placed) - 1 else placed[i + 1] - gap)
+    return placed
+
+
 def gelu_curve(pre: np.ndarray, post: np.ndarray, top: np.ndarray, title: str) -> go.Figure:
     """GPT-2's GELU as a curve, and every MLP neuron of one position as a point on it.
 
@@ -631,16 +647,33 @@ def gelu_curve(pre: np.ndarray, post: np.ndarray, top: np.ndarray, title: str) -
         dict(type="scatter", x=pre, y=post, mode="markers", name=f"all {len(pre):,} neurons",
              marker=dict(size=4, color=ATTENTION_COLOUR, opacity=0.5), customdata=ids,
              hovertemplate="neuron %{customdata}<br>before %{x:.2f} → after %{y:.2f}<extra></extra>"),
-        dict(type="scatter", x=pre[top], y=post[top], mode="markers+text", name="most active",
-             text=[str(n) for n in top], textposition="top left", textfont=dict(size=10),
+        dict(type="scatter", x=pre[top], y=post[top], mode="markers", name="most active",
              marker=dict(size=8, color=PICKED_COLOUR), customdata=top.astype(np.int32),
              hovertemplate="neuron %{customdata}<br>before %{x:.2f} → after %{y:.2f}<extra></extra>"),
     ]
-    layout = dict(xaxis=_axis("pre-activation u (before GELU)", zeroline=True),
-                  yaxis=_axis("GELU(u) (after)", zeroline=True),
-                  legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"))
-    note = f"{int((pre > 0).sum()):,} of {len(pre):,} pre-activations are positive"
-    return _figure(data, _styled(layout, title, height=420, note=note, header=30))
+    height, note = 420, f"{int((pre > 0).sum()):,} of {len(pre):,} pre-activations are positive"
+    layout = _styled(dict(legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom")), title, height, note, header=30)
+    # The most active neurons sit close together on the curve, so their numbers, written beside each point,
+    # would overprint each other. Each number stands up and to the left instead, in the empty corner above
+    # the rising curve, moved up to keep NEURON_LABEL_GAP px from the one below, with a thin line to its
+    # point. The y range is fixed here (what Plotly's autorange would choose, give or take) so that data
+    # units convert to pixels.
+    y_low = float(min(curve_y.min(), post.min()))
+    y_high = float(max(curve_y.max(), post.max()))
+    pad = 0.06 * (y_high - y_low)
+    y_range = [y_low - pad, y_high + pad]
+    plot_px = height - layout["margin"]["t"] - layout["margin"]["b"]
+    to_px = plot_px / (y_range[1] - y_range[0])
+    lowest_first = top[np.argsort(post[top], kind="stable")]
+    points_px = (post[lowest_first].astype(np.float64) - y_range[0]) * to_px  # up from the plot's bottom
+    labels_px = _spread(points_px + 8, NEURON_LABEL_GAP, highest=plot_px - NEURON_LABEL_GAP / 2)
+    layout.update(
+        xaxis=_axis("pre-activation u (before GELU)", zeroline=True),
+        yaxis=_axis("GELU(u) (after)", zeroline=True, range=y_range),
+        annotations=[dict(x=float(pre[n]), y=float(post[n]), text=str(n), showarrow=True, arrowhead=0,
+                          arrowwidth=1, arrowcolor="#999", ax=-34, ay=float(point - label), font=dict(size=10))
+                     for n, point, label in zip(lowest_first, points_px, labels_px)])
+    return _figure(data, layout)
 
 
 def head_walk_bars(tokens: list[str], weights: np.ndarray, value_norms: np.ndarray, title: str,
@@ -652,11 +685,14 @@ def head_walk_bars(tokens: list[str], weights: np.ndarray, value_norms: np.ndarr
     """
     start, note = _window(len(weights), max_keys, what="keys")
     keys = token_axis_labels(tokens[start:len(weights)], start)
+    # Two y axes, one bar pair per key. barmode="group" alone would draw the second axis's bars on top of
+    # the first's (orange over blue reads brown, like neither legend entry); an offsetgroup each puts them
+    # side by side, so each bar is drawn in its own legend colour.
     data = [
         dict(type="bar", x=keys, y=_f32(weights[start:]), name="weight wⱼ", marker=dict(color=ATTENTION_COLOUR),
-             hovertemplate="key %{x}<br>weight %{y:.3f}<extra></extra>"),
+             offsetgroup="weight", hovertemplate="key %{x}<br>weight %{y:.3f}<extra></extra>"),
         dict(type="bar", x=keys, y=_f32(value_norms[start:]), name="‖vⱼ‖", marker=dict(color=MLP_COLOUR),
-             yaxis="y2", hovertemplate="key %{x}<br>‖v‖ = %{y:.2f}<extra></extra>", opacity=0.6),
+             offsetgroup="value size", yaxis="y2", hovertemplate="key %{x}<br>‖v‖ = %{y:.2f}<extra></extra>"),
     ]
     layout = dict(barmode="group", legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"),
                   xaxis=_axis("key (position:token)", type="category"),

@@ -53,6 +53,16 @@ def app_server(tiny_checkpoint_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def shipped_app_server(tmp_path_factory):
+    """`python app.py --model-dir assets/models/tiny`: the model the app ships, shared by the browser modules that
+    walk it (one server start instead of one per module)."""
+    from app_server import ROOT, serving
+
+    with serving(ROOT / "assets" / "models" / "tiny", tmp_path_factory.mktemp("shipped") / "app.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def offline_app_server(tmp_path_factory):
     """`python app.py` with no flags, an empty cache and the download server a closed 127.0.0.1 port: offline."""
     from app_server import serving

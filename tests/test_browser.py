@@ -109,11 +109,14 @@ def test_a_learner_turns_a_head_off_and_sees_the_distribution_before_and_after(p
         field.press("Enter")
     page.wait_for_function("document.querySelector('#attention-heatmap').innerText.includes('head 3 (')",
                            timeout=30_000)
+    assert not page.locator("#ablation-bars").is_visible()  # no empty figures before the first ablation
     page.locator("#ablation-turn-off").click()
     page.wait_for_function("document.querySelector('#ablation-bars .js-plotly-plot')?.data?.length === 2",
                            timeout=30_000)
+    assert page.locator("#ablation-bars .main-svg").first.bounding_box()["width"] > 200  # drawn at its full width
     names = page.evaluate("() => document.querySelector('#ablation-bars .js-plotly-plot').data.map(t => t.name)")
     assert names == ["before", "ablated"]
     assert "head 1.3 (layer.head) set to zero" in page.locator("#ablation-summary").inner_text()
     page.locator("#ablation-clear").click()
     page.get_by_text("Nothing is turned off").wait_for(timeout=30_000)
+    page.locator("#ablation-bars").wait_for(state="hidden", timeout=30_000)  # and the figures go with it

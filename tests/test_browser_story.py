@@ -21,11 +21,8 @@ if not (SHIPPED / "model.safetensors").exists():
 
 
 @pytest.fixture(scope="module")
-def shipped_server(tmp_path_factory):
-    from app_server import serving
-
-    with serving(SHIPPED, tmp_path_factory.mktemp("story-app") / "app.log") as server:
-        yield server
+def shipped_server(shipped_app_server):
+    return shipped_app_server  # conftest.py: one server for this module and test_browser_phone.py
 
 
 @pytest.fixture(scope="module")

@@ -626,8 +626,29 @@ def test_gelu_curve_puts_each_neuron_on_its_pre_and_post_activation():
     fig = plots.gelu_curve(pre, post, np.array([2]), "x")
     neurons, top = fig.data[1], fig.data[2]
     np.testing.assert_allclose(neurons.x, pre) and np.testing.assert_allclose(neurons.y, post)
-    assert list(top.text) == ["2"] and float(top.x[0]) == 3.0
+    assert float(top.x[0]) == 3.0
+    (label,) = fig.layout.annotations  # its number, with a line to its point
+    assert (label.text, label.x, label.y) == ("2", 3.0, pytest.approx(2.99))
     assert "2 of 3 pre-activations are positive" in note_of(fig)
+
+
+def test_the_most_active_neurons_numbers_do_not_overprint_each_other():
+    """Ten neurons bunched on the curve (as the most active ones are): their numbers, placed in the figure's own
+    pixel scale, stand at least NEURON_LABEL_GAP apart and inside the plot, each with a line to its own point."""
+    rng = np.random.default_rng(0)
+    pre = np.concatenate([rng.normal(size=500), 2.0 + rng.uniform(0, 0.3, size=10)])
+    post = 0.5 * pre * (1 + np.tanh(np.sqrt(2 / np.pi) * (pre + 0.044715 * pre**3)))  # GELU
+    top = np.argsort(-post)[:10]
+    fig = plots.gelu_curve(pre, post, top, "x")
+    low, high = fig.layout.yaxis.range
+    plot_px = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    labels = fig.layout.annotations
+    assert sorted(int(a.text) for a in labels) == sorted(top.tolist())
+    for a in labels:
+        assert a.showarrow and (a.x, a.y) == (pytest.approx(pre[int(a.text)]), pytest.approx(post[int(a.text)]))
+    at_px = sorted((high - a.y) / (high - low) * plot_px + a.ay for a in labels)
+    assert np.diff(at_px).min() >= plots.NEURON_LABEL_GAP - 1e-6
+    assert 0 <= at_px[0] and at_px[-1] <= plot_px
 
 
 def test_layer_norm_figure_gives_each_side_its_mean_and_std():
@@ -641,3 +662,13 @@ def test_head_walk_bars_put_weights_and_value_sizes_on_their_own_axes():
     weights, sizes = fig.data
     np.testing.assert_allclose(weights.y, [0.5, 0.3, 0.2]) and np.testing.assert_allclose(sizes.y, [4.0, 1.0, 2.0])
     assert sizes.yaxis == "y2" and list(weights.x) == ["0:␣the", "1:␣cat", "2:␣sat"]
+
+
+def test_head_walk_bars_stand_side_by_side_in_their_legend_colours():
+    """Bars on two y axes overlap unless each has its own offsetgroup; blue under translucent orange reads brown."""
+    fig = plots.head_walk_bars(words(3), np.array([0.5, 0.3, 0.2]), np.array([4.0, 1.0, 2.0]), "x")
+    weights, sizes = fig.data
+    assert fig.layout.barmode == "group"
+    assert weights.offsetgroup and sizes.offsetgroup and weights.offsetgroup != sizes.offsetgroup
+    assert (weights.marker.color, sizes.marker.color) == (plots.ATTENTION_COLOUR, plots.MLP_COLOUR)
+    assert weights.opacity in (None, 1) and sizes.opacity in (None, 1)  # the legend's swatch is the bar's colour

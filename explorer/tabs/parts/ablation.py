@@ -39,23 +39,26 @@ def build_ablation(shared: Shared, layer, head) -> None:
             turn_off = gr.Button("Turn off", variant="primary", elem_id="ablation-turn-off")
             clear = gr.Button("Clear", elem_id="ablation-clear")
         summary = gr.Markdown(NOTHING_OFF, label="Ablation explained", elem_id="ablation-summary")
-        with gr.Row():
-            bars = gr.Plot(label="Ablation before and after", show_label=False, elem_id="ablation-bars")
-            moved = gr.Plot(label="Ablation moved most", show_label=False)
-        surprise = gr.Plot(label="Ablation surprise", show_label=False)
+        # The three figures show only while something is turned off: empty, they were a screen of blank plots.
+        with gr.Column(visible=False, elem_id="ablation-figures") as comparison:
+            with gr.Row():
+                bars = gr.Plot(label="Ablation before and after", show_label=False, elem_id="ablation-bars")
+                moved = gr.Plot(label="Ablation moved most", show_label=False)
+            surprise = gr.Plot(label="Ablation surprise", show_label=False)
     turned_off = gr.State(None, time_to_live=1800)  # an interventions.Ablation, or None
-    figures = [summary, bars, moved, surprise]
+    figures = [summary, comparison, bars, moved, surprise]
 
     def panel(analysis, loaded, ablation) -> dict:
         if ablation is None:
             blank = plots.empty_figure("Turn a head off to compare.")
-            return {summary: NOTHING_OFF, bars: blank, moved: blank, surprise: blank, turned_off: None}
+            return {summary: NOTHING_OFF, comparison: gr.Column(visible=False), bars: blank, moved: blank,
+                    surprise: blank, turned_off: None}
         ids = analysis.trace.token_ids.tolist()
         result = shared.run(model_runs.ablation, loaded.name, ids, ablation.heads, ablation.mode,
                             seconds=model_runs.gpu_seconds(shared.store, loaded.name, len(ids), passes=2))
         shown = panels.ablation_figures(analysis, result)
-        return {summary: panels.ablation_text(analysis, result), bars: shown["bars"], moved: shown["moved"],
-                surprise: shown["surprise"], turned_off: ablation}
+        return {summary: panels.ablation_text(analysis, result), comparison: gr.Column(visible=True),
+                bars: shown["bars"], moved: shown["moved"], surprise: shown["surprise"], turned_off: ablation}
 
     @user_errors
     def add(handle, layer_index, head_index, scope_name, mode_name, ablation) -> dict:
