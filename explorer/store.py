@@ -390,6 +390,12 @@ class ModelStore:
         folder = self.folder(name)
         return gpt2.get_tokenizer(folder) if folder is not None else gpt2.get_tokenizer()
 
+    def speaks_gpt2(self, name: str) -> bool:
+        """Whether a choice reads text with GPT-2's tokenizer (OpenAI's sizes, or a folder without a tokenizer of
+        its own): then English is its language; a model trained here reads what it was trained on."""
+        folder = self.folder(name)
+        return folder is None or not (folder / TOKENIZER_NAME).is_file()
+
     def compare_choices(self) -> list[str]:
         """What Compare offers: the models that can be loaded now (a released size only when it is loaded or
         on disk: Compare never starts a download), and the training snapshots of models trained here."""

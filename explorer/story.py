@@ -319,14 +319,30 @@ def story_card(index, analysis: Analysis, loaded: LoadedModel) -> dict:
 
 # ---------------------------------------------------------------------------- example prompts
 
+# Which models an example's "why" is true of: GPT-2 (English; the why says "on GPT-2"), the models trained
+# here on Python (the shipped model), or any model.
+EXAMPLE_MODELS = {"gpt2": "GPT-2", "trained": "the small model trained here", "any": "any model"}
+
+
 def load_examples(path: Path = EXAMPLES_FILE) -> list[dict]:
-    """The example prompts, each with its `why` and the story card it targets (checked against CARD_IDS)."""
+    """The example prompts, each with its `why`, the story card it targets (checked against CARD_IDS) and the
+    models it is for (`for`, a key of EXAMPLE_MODELS)."""
     examples = json.loads(Path(path).read_text(encoding="utf-8"))
     for example in examples:
         if example.get("target") not in CARD_IDS:
             raise ValueError(f"example {example['prompt']!r} targets {example.get('target')!r}; "
                              f"choose one of {', '.join(CARD_IDS)}")
+        if example.get("for") not in EXAMPLE_MODELS:
+            raise ValueError(f"example {example['prompt']!r} is for {example.get('for')!r}; "
+                             f"choose one of {', '.join(EXAMPLE_MODELS)}")
     return examples
+
+
+def default_prompt(speaks_gpt2: bool, examples: list[dict] | None = None) -> str:
+    """The page's first prompt: the first example for GPT-2 (English) or for the models trained here (Python),
+    the text each reads well."""
+    kind = "gpt2" if speaks_gpt2 else "trained"
+    return next(e["prompt"] for e in (examples if examples is not None else load_examples()) if e["for"] == kind)
 
 
 def card_for_example(prompt: str, examples: list[dict] | None = None) -> int:

@@ -17,7 +17,6 @@ redraws and step mode are `undocumented`: callable by the page and by scripts, n
 from __future__ import annotations
 
 import itertools
-import json
 
 import gradio as gr
 
@@ -38,7 +37,6 @@ from .tabs.parts.open_tabs import NOTHING_SHOWN, OpenTabs, marked
 from .tabs.parts.sessions import lean_sessions, session_capacity
 from .routes import OnlyPageRoutes
 
-EXAMPLES = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))
 CSS = (ASSETS / "style.css").read_text(encoding="utf-8")
 DRAW_ONCE = (ASSETS / "draw_once.js").read_text(encoding="utf-8")  # each new figure drawn once, not twice
 # The tabs in page order, the order data flows through the model. A tab may read controls published by
@@ -61,7 +59,8 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
         analysis_state = gr.State(None, time_to_live=STATE_SECONDS,
                                   delete_callback=lambda handle: handle is not None and budget.drop(handle.key))
         with gr.Row(equal_height=True):
-            prompt = checked(Textbox(label="Prompt", value=EXAMPLES[0]["prompt"], lines=3,
+            first_prompt = story.cards.default_prompt(store.speaks_gpt2(default or store.default))
+            prompt = checked(Textbox(label="Prompt", value=first_prompt, lines=3,
                                      max_length=validation.MAX_PROMPT_CHARS, scale=5), validation.prompt)
             with gr.Column(scale=1, min_width=200):
                 model_name = Dropdown(store.choices, value=default or store.default, label="Model")

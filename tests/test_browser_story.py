@@ -40,7 +40,7 @@ def expected_cards():
     """The cards as the story module makes them for the page's first prompt, computed here independently."""
     store = ModelStore(SHIPPED, sizes=[])
     loaded = store.get(store.default)
-    analysis = analyze(loaded, story.load_examples()[0]["prompt"])
+    analysis = analyze(loaded, story.default_prompt(speaks_gpt2=False))  # the shipped model reads Python
     return [story.story_card(i, analysis, loaded) for i in range(len(story.CARDS))]
 
 

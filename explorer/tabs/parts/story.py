@@ -140,9 +140,12 @@ def build(shared: Shared) -> StoryStrip:
 def examples_table(prompt: gr.Textbox) -> gr.Dataset:
     """The example prompts with why each is worth running; `pick` puts the clicked one in the prompt."""
     # The why as HTML: a Textbox or Markdown column would cut it after 60 characters.
+    # Which models each example is for leads its why (a third column would not fit a phone).
     return gr.Dataset(components=[gr.Textbox(visible=False), gr.HTML(visible=False)],
-                      samples=[[e["prompt"], html.escape(e["why"])] for e in EXAMPLES], headers=["Example prompt", "Why try it"],
-                      type="index", label="Example prompts: click one to run it", samples_per_page=9,
+                      samples=[[e["prompt"], f"<b>For {cards.EXAMPLE_MODELS[e['for']]}.</b> {html.escape(e['why'])}"]
+                               for e in EXAMPLES],
+                      headers=["Example prompt", "Why try it"],
+                      type="index", label="Example prompts: click one to run it", samples_per_page=len(EXAMPLES),
                       elem_id="examples")
 
 
