@@ -116,7 +116,14 @@ def induction_pattern_score(attention: np.ndarray, half: int, offset: int = 1) -
     return np.asarray(attention, dtype=np.float32)[..., query, key].mean(-1)
 
 
-_induction_cache: "weakref.WeakKeyDictionary[GPT2, np.ndarray]" = weakref.WeakKeyDictionary()
+# model -> {the token pool (None: any ordinary token) -> scores}
+_induction_cache: "weakref.WeakKeyDictionary[GPT2, dict]" = weakref.WeakKeyDictionary()
+
+
+def ordinary_token_range(config) -> tuple[int, int]:
+    """The ids the induction test draws from when no pool is given, [low, high): past the bytes and the
+    first merges, short of GPT-2's rarest tokens and of the last id (the special token in GPT-2's layout)."""
+    return min(1000, config.n_vocab // 4), min(20000, config.n_vocab - 1)
 
 
 def induction_scores(model: GPT2, half: int = 50, seed: int = 0, tokens: list[int] | None = None) -> np.ndarray:
@@ -125,7 +132,9 @@ def induction_scores(model: GPT2, half: int = 50, seed: int = 0, tokens: list[in
     The random sequence draws from `tokens` when given: a model trained here with repeated
     windows learned to copy its most frequent tokens, and its training log lists them.
     """
-    if model not in _induction_cache:
+    pool_key = tuple(tokens) if tokens else None
+    cached = _induction_cache.setdefault(model, {})
+    if pool_key not in cached:
         config = model.config
         half = min(half, (config.n_ctx - 1) // 2)
         generator = torch.Generator().manual_seed(seed)
@@ -133,12 +142,12 @@ def induction_scores(model: GPT2, half: int = 50, seed: int = 0, tokens: list[in
             pool = torch.as_tensor(tokens)
             random_ids = pool[torch.randint(len(pool), (half,), generator=generator)].tolist()
         else:  # ordinary word-piece ids (not bytes, not rare tokens), preceded by <|endoftext|> as GPT-2's start
-            low, high = min(1000, config.n_vocab // 4), min(20000, config.n_vocab - 1)
+            low, high = ordinary_token_range(config)
             random_ids = torch.randint(low, high, (half,), generator=generator).tolist()
         start = [min(50256, config.n_vocab - 1)]
         trace = capture(model, start + random_ids + random_ids)
-        _induction_cache[model] = induction_pattern_score(trace.attention, half, offset=1)
-    return _induction_cache[model]
+        cached[pool_key] = induction_pattern_score(trace.attention, half, offset=1)
+    return cached[pool_key]
 
 
 @torch.inference_mode()

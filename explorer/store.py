@@ -127,6 +127,9 @@ class LoadedModel:
     # attention row, one block at one position, one head's walk) read a CPU copy instead: no GPU
     # wait and no GPU quota for a slider move. Elsewhere None, and they use `model` where it is.
     cpu_twin: gpt2.GPT2 | None = None
+    # For a model whose training drilled repeats of a pool of tokens (its `induction` is measured on that pool):
+    # the same test on ordinary tokens from its whole vocabulary, to say whether it copies any token. Else None.
+    induction_any_token: np.ndarray | None = None
     # What texts may say about this model (its merges, special id, training data): see model_facts.py.
     facts: ModelFacts = None
 
@@ -383,7 +386,9 @@ class ModelStore:
         place(model, device or self.device, self.dtype if device is None else torch.float32)
         # One capture of a repeated random sequence; on ZeroGPU the GPU is not there yet, so the twin runs it.
         induction = induction_scores(twin or model, tokens=run.repeat_tokens if run else None)
-        return LoadedModel(name, model, induction, 0.0, tokenizer=tokenizer, wpe=wpe, cpu_twin=twin, facts=facts)
+        anywhere = induction_scores(twin or model) if run and run.repeat_tokens else None
+        return LoadedModel(name, model, induction, 0.0, tokenizer=tokenizer, wpe=wpe, cpu_twin=twin, facts=facts,
+                           induction_any_token=anywhere)
 
     def _tokenizer(self, name: str):
         # A checkpoint folder may carry its own tokenizer (a model trained here); OpenAI's sizes speak GPT-2's.

@@ -30,7 +30,7 @@ import numpy as np
 from gpt2.resources import ASSETS
 
 from .block import open_block
-from .heads import LABEL_RULES
+from .heads import LABEL_RULES, ordinary_token_range
 from .store import LoadedModel
 from .analysis import LENS_POSITIONS, MAX_LENS_POSITIONS, Analysis
 from .panels import most_likely, norm_change, percent
@@ -194,18 +194,36 @@ def _card_induction(analysis: Analysis, loaded: LoadedModel):
         return "This model has no induction scores, so there is no induction head to show.", {}
     layer, head, score = found
     controls = dict(layer=layer, head=head, query=trace.n_tokens - 1, mean_heads=False)
-    measured = (f"on a random token sequence repeated twice, it puts {score:.0%} of its attention on the token "
-                "that followed the current token's earlier copy")
+    data = loaded.facts.data if loaded.facts is not None else None
+    drilled = loaded.induction_any_token is not None and data is not None and data.repeat_share > 0
+    pool = (f"of its {data.repeat_vocab:,} most frequent tokens" if drilled and data.repeat_vocab
+            else "of the tokens its training repeated" if drilled else "")
+    measured = (f"on a random sequence{' ' + pool if pool else ' of tokens'} written twice, it puts {score:.0%} of its "
+                "attention on the token that followed the current token's earlier copy")
     if score >= INDUCTION_THRESHOLD:
         text = f"**Layer {layer}, head {head}** is an induction head: {measured}."
     else:  # the test sequence may be unlike the model's training text; the prompt below is the better evidence
         text = (f"**Layer {layer}, head {head}** has this model's highest induction score: {measured} "
                 f"(a clear induction head passes {INDUCTION_THRESHOLD:g}).")
     text += " That lets the model continue a pattern it has seen: after *A B … A*, predict *B*."
+    if drilled:  # say how the head was grown, and where it works and where it does not
+        anywhere = float(loaded.induction_any_token[layer, head])
+        low, high = ordinary_token_range(trace.config)
+        text += (f" **How it grew:** {data.repeat_share:.0%} of this model's training windows held such a "
+                 f"sequence, drawn from that pool, so copying them paid. On a random sequence of any of its "
+                 f"ordinary tokens (ids {low:,}–{high - 1:,}) the same head puts {anywhere:.0%} there: "
+                 + ("it copies any token, as GPT-2's induction heads do."
+                    if anywhere >= INDUCTION_THRESHOLD else
+                    "it learned to copy the tokens it was drilled on, not any token (GPT-2's induction heads "
+                    "copy any token)."))
     fires = induction_query(analysis, layer, head)
     if fires is None:
+        speaks_python = loaded.facts is not None and not loaded.facts.gpt2_tokenizer
+        example = next(e["prompt"] for e in load_examples()
+                       if e["target"] == "induction" and e["for"] == ("trained" if speaks_python else "gpt2"))
         text += (" No token of your prompt repeats, so it has nothing to copy here: try the example "
-                 "*a b c d e f g h a b c d e f g*.")
+                 f"*{example.splitlines()[0]} …*." if "\n" in example else
+                 f" No token of your prompt repeats, so it has nothing to copy here: try the example *{example}*.")
     else:
         query, key, weight = fires
         controls["query"] = query

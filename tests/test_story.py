@@ -153,3 +153,19 @@ def test_attention_opens_on_a_clear_induction_head_where_it_fires(loaded, monkey
     view = story.suggested_head(analysis, loaded)
     assert (view["layer"], view["head"]) == (1, 2)
     assert view["query"] == story.induction_query(analysis, 1, 2)[0]
+
+
+def test_the_induction_card_says_how_a_drilled_head_grew_and_where_it_fails(loaded):
+    from explorer.store import SHIPPED, ModelStore
+
+    shipped = ModelStore(None, sizes=[]).get(next(iter(SHIPPED)))
+    data = shipped.facts.data
+    card = story.story_card(story.CARD_IDS.index("induction"), analyze(shipped, "x = 1\nx = 1"), shipped)
+    layer, head = card["controls"]["layer"], card["controls"]["head"]
+    anywhere = float(shipped.induction_any_token[layer, head])
+    assert f"{data.repeat_share:.0%} of this model's training windows" in card["markdown"]
+    assert f"of its {data.repeat_vocab:,} most frequent tokens" in card["markdown"]
+    assert f"the same head puts {anywhere:.0%} there" in card["markdown"]
+    assert ("not any token" in card["markdown"]) == (anywhere < story.INDUCTION_THRESHOLD)
+    plain = story.story_card(story.CARD_IDS.index("induction"), analyze(loaded, "a b a b"), loaded)
+    assert loaded.induction_any_token is None and "How it grew" not in plain["markdown"]
