@@ -65,11 +65,16 @@ def default_head(loaded: LoadedModel) -> tuple[int, int]:
     return int(layer), int(head)
 
 
-def sections(loaded: LoadedModel, analysis: Analysis, layer: int, head: int) -> list[Section]:
-    """What the page shows, in the app's order, from the app's own panel functions."""
+NO_SAMPLING = (1.0, 0, 1.0)  # temperature 1, top-k and top-p off: the model's own distribution
+
+
+def sections(loaded: LoadedModel, analysis: Analysis, layer: int, head: int,
+             sampling: tuple = NO_SAMPLING) -> list[Section]:
+    """What the page shows, in the app's order, from the app's own panel functions; `sampling` is the
+    (temperature, top-k, top-p) the learner had set (0 and 1 switch top-k and top-p off)."""
     trace = analysis.trace
     query = trace.n_tokens - 1
-    bars, anatomy = panels.distribution_figure(analysis.label, trace.logits, 1.0, 0, 1.0)
+    bars, anatomy = panels.distribution_figure(analysis.label, trace.logits, *sampling)
     heatmap, overview = panels.attention_figures(analysis, layer, head, False, query)
     return [
         Section("Tokens", panels.token_chips(trace), teaching=panels.tokens_text(trace, loaded.facts)),
@@ -89,14 +94,14 @@ def _figure_json(figure) -> str:
 
 
 def render_html(loaded: LoadedModel, analysis: Analysis, layer: int | None = None,
-                head: int | None = None) -> str:
+                head: int | None = None, sampling: tuple = NO_SAMPLING) -> str:
     """The whole page as one string: plotly.js once, then each section with its figures."""
     if layer is None or head is None:
         layer, head = default_head(loaded)
     layer, head = panels.check_head(analysis, layer, head)
     markdown = MarkdownIt("commonmark").enable("table")
     body, scripts, count = [], [], 0
-    for section in sections(loaded, analysis, layer, head):
+    for section in sections(loaded, analysis, layer, head, sampling):
         body.append(f"<h2>{html.escape(section.title)}</h2>{section.html}")
         for figure in section.figures:
             body.append(f'<div class="figure" id="figure-{count}"></div>')
@@ -127,7 +132,7 @@ def _rounded(array) -> list:
     return np.round(np.asarray(array, dtype=np.float64), DIGITS).tolist()
 
 
-def numbers(loaded: LoadedModel, analysis: Analysis, layer: int, head: int) -> dict:
+def numbers(loaded: LoadedModel, analysis: Analysis, layer: int, head: int, sampling: tuple = NO_SAMPLING) -> dict:
     """What the page shows, as plain numbers and strings (see the module docstring for what is left out)."""
     trace, scores, lens = analysis.trace, analysis.scores, analysis.lens
     probs = trace.next_token_probs
@@ -143,6 +148,9 @@ def numbers(loaded: LoadedModel, analysis: Analysis, layer: int, head: int) -> d
                   "trained_on": facts.trained_on},
         "prompt": analysis.prompt,
         "notice": analysis.notice,
+        "as_seen": {"layer": layer, "head": head, "temperature": float(sampling[0]), "top_k": int(sampling[1] or 0),
+                    "top_p": float(sampling[2]), "about": "the head and sampling settings the page was made with "
+                                                          "(top-k 0 and top-p 1: off)"},
         "tokens": [{"position": i, "id": int(token_id), "text": text, "bytes": list(piece)}
                    for i, (token_id, text, piece) in enumerate(zip(trace.token_ids, trace.tokens, trace.token_bytes))],
         "token_surprise_nats": {"about": "entry i is -ln p(token i+1 | tokens 0..i)", "values": _rounded(surprise),
@@ -166,7 +174,7 @@ def numbers(loaded: LoadedModel, analysis: Analysis, layer: int, head: int) -> d
 
 
 def write_export(loaded: LoadedModel, analysis: Analysis, out: str | Path, layer: int | None = None,
-                 head: int | None = None) -> tuple[Path, Path]:
+                 head: int | None = None, sampling: tuple = NO_SAMPLING) -> tuple[Path, Path]:
     """Write the page to `out` (.html) and its numbers next to it (.json); returns both paths.
 
     `out` is chosen by whoever runs the command line, or by the app itself (a file in its own
@@ -179,8 +187,9 @@ def write_export(loaded: LoadedModel, analysis: Analysis, out: str | Path, layer
         layer, head = default_head(loaded)
     layer, head = panels.check_head(analysis, layer, head)
     numbers_path = out.with_suffix(".json")
-    out.write_text(render_html(loaded, analysis, layer, head), encoding="utf-8")
-    numbers_path.write_text(json.dumps(numbers(loaded, analysis, layer, head), ensure_ascii=False), encoding="utf-8")
+    out.write_text(render_html(loaded, analysis, layer, head, sampling), encoding="utf-8")
+    numbers_path.write_text(json.dumps(numbers(loaded, analysis, layer, head, sampling), ensure_ascii=False),
+                            encoding="utf-8")
     return out, numbers_path
 
 
@@ -200,11 +209,11 @@ class HandoutShelf:
         self._lock = threading.Lock()
 
     def write(self, owner: str, loaded: LoadedModel, analysis: Analysis, layer: int | None = None,
-              head: int | None = None) -> tuple[Path, Path]:
+              head: int | None = None, sampling: tuple = NO_SAMPLING) -> tuple[Path, Path]:
         """Write this owner's handout (replacing their last one); returns the page and the numbers."""
         folder = self.folder / uuid.uuid4().hex  # a fresh folder per handout, so names stay readable
         folder.mkdir()
-        paths = write_export(loaded, analysis, folder / "gpt2-explorer-run.html", layer, head)
+        paths = write_export(loaded, analysis, folder / "gpt2-explorer-run.html", layer, head, sampling)
         now = time.monotonic()
         with self._lock:
             old = self._written.pop(owner, None)

@@ -70,7 +70,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
         status = gr.Markdown("Loading…", label="Status", elem_id="status")
 
         shared = Shared(store, budget, prompt, model_name, analysis_state)
-        build_handout(shared, HandoutShelf(shelf_folder))  # take this run home: one click, a self-contained page
+        connect_handout = build_handout(shared, HandoutShelf(shelf_folder))  # take this run home: one click
         strip = story.build(shared)  # the story's cards, above the tabs
         open_tab = gr.State(tabs_in_order[0].__name__.rsplit(".", 1)[-1], time_to_live=STATE_SECONDS)
         shown = gr.State(dict(NOTHING_SHOWN), time_to_live=STATE_SECONDS)
@@ -82,6 +82,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
                 tabs[module.__name__.rsplit(".", 1)[-1]] = tab
         check_unique_inputs(tabs)
         values = {name: c for tab in tabs.values() for name, c in tab.inputs.items()}
+        connect_handout(values)  # the handout is made with the head and sampling the learner set
         open_tabs = OpenTabs(shared, tabs, open_tab, shown, values)
         open_tabs.connect(tab_strip)
         strip.connect(tab_strip, open_tabs)

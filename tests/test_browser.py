@@ -120,3 +120,19 @@ def test_a_learner_turns_a_head_off_and_sees_the_distribution_before_and_after(p
     page.locator("#ablation-clear").click()
     page.get_by_text("Nothing is turned off").wait_for(timeout=30_000)
     page.locator("#ablation-bars").wait_for(state="hidden", timeout=30_000)  # and the figures go with it
+
+
+def test_take_this_run_home_downloads_the_page_with_the_head_the_learner_chose(page):
+    """One click makes the handout and downloads it, with the head set on the Attention tab."""
+    page.get_by_role("tab", name="Attention").click()
+    for name, value in (("Layer", "1"), ("Head", "3")):
+        field = page.get_by_label(f"number input for {name}")
+        field.fill(value)
+        field.press("Enter")
+    page.wait_for_function("document.querySelector('#attention-heatmap').innerText.includes('head 3 (')",
+                           timeout=30_000)
+    with page.expect_download(timeout=60_000) as download:
+        page.locator("#handout-make").click()
+    assert download.value.suggested_filename == "gpt2-explorer-run.html"
+    handout = Path(download.value.path()).read_text(encoding="utf-8")
+    assert "head 3 (" in handout and page.get_by_label("Prompt").input_value().split()[0] in handout

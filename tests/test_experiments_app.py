@@ -10,6 +10,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
+from app_server import page_call
 from explorer import interventions
 from explorer.analysis import analyze as analyze_prompt, labels_for
 
@@ -115,22 +116,30 @@ def test_ablating_before_any_analysis_asks_for_one(app_server):
 
 def test_one_click_writes_the_page_and_the_numbers_of_the_current_analysis(client, app_server):
     analyze(client, "A handout about the lazy dog")
-    page, numbers = (update["value"] for update in client.predict(api_name="/handout"))  # downloaded over HTTP
+    page, numbers = (update["value"] for update in page_call(client, "/handout"))  # downloaded over HTTP
     html_text = open(page, encoding="utf-8").read()
     assert html_text.count("Plotly.newPlot") >= 1 and "A handout about the lazy dog" in html_text
     assert json.load(open(numbers, encoding="utf-8"))["prompt"] == "A handout about the lazy dog"
 
 
+def test_a_handout_is_made_with_the_head_and_sampling_the_learner_set(client):
+    analyze(client, "A handout about the lazy dog")
+    chosen = {"Layer": 1, "Head": 2, "Temperature (0 = greedy)": 0.5, "Top-k (0 = off)": 7, "Top-p (1 = off)": 0.9}
+    _, numbers = (update["value"] for update in page_call(client, "/handout", **chosen))
+    seen = json.load(open(numbers, encoding="utf-8"))["as_seen"]
+    assert (seen["layer"], seen["head"], seen["temperature"], seen["top_k"], seen["top_p"]) == (1, 2, 0.5, 7, 0.9)
+
+
 def test_handouts_are_served_from_the_apps_shelf_not_copied_into_gradios_cache(client, app_server):
     analyze(client)
-    client.predict(api_name="/handout")
+    page_call(client, "/handout")
     assert list((app_server.workspace / "handouts").rglob("gpt2-explorer-run.*"))
     assert not list((app_server.workspace / "gradio").rglob("gpt2-explorer-run.*"))  # deleting really frees space
 
 
 def test_a_handout_before_any_analysis_asks_for_one(app_server):
     with pytest.raises(AppError, match="Analyze a prompt first"):
-        Client(app_server.url, verbose=False).predict(api_name="/handout")
+        page_call(Client(app_server.url, verbose=False), "/handout")
 
 
 # ---- branching generation ----
@@ -165,7 +174,10 @@ def test_going_back_continues_the_text_from_that_token(app_server):
     client = Client(app_server.url, verbose=False)
     first = step(client)[0]
     step(client)
-    assert client.predict("1", api_name="/go_back")[0] == first
+    back = client.predict("1", api_name="/go_back")
+    assert back[0] == first
+    stale = [value for value in back[1:] if isinstance(value, dict) and "plot" in value]
+    assert stale and "Back at token 1" in json.dumps(figure(stale[-1]))  # no longer the later step's distribution
     text, *_ = step(client)
     assert text.startswith(first) and len(text) > len(first)
 

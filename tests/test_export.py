@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from explorer import export
+from explorer import export, panels
 from explorer.analysis import analyze
 from explorer.export import HandoutShelf
 
@@ -134,3 +134,15 @@ def test_a_handout_older_than_max_age_is_deleted_at_the_next_write(loaded, analy
 def test_handout_files_are_named_by_the_app_not_the_visitor(loaded, analysis, tmp_path):
     page, _ = HandoutShelf(tmp_path / "shelf").write("../../etc/passwd", loaded, analysis)
     assert page.name == "gpt2-explorer-run.html" and page.parent.parent == tmp_path / "shelf"
+
+
+def test_the_export_keeps_the_head_and_sampling_the_learner_set(loaded, tmp_path):
+    analysis = analyze(loaded, "Every effort moves you")
+    page, numbers_path = export.write_export(loaded, analysis, tmp_path / "run.html", layer=1, head=2,
+                                             sampling=(0.7, 5, 0.9))
+    seen = json.loads(numbers_path.read_text(encoding="utf-8"))["as_seen"]
+    assert (seen["layer"], seen["head"], seen["temperature"], seen["top_k"], seen["top_p"]) == (1, 2, 0.7, 5, 0.9)
+    html_text = page.read_text(encoding="utf-8")
+    as_set = panels.distribution_figure(analysis.label, analysis.trace.logits, 0.7, 5, 0.9)[0]
+    untouched = panels.distribution_figure(analysis.label, analysis.trace.logits, 1.0, 0, 1.0)[0]
+    assert export._figure_json(as_set) in html_text and export._figure_json(untouched) not in html_text

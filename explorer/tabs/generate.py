@@ -34,7 +34,7 @@ def build(shared: Shared) -> Tab:
         output = gr.Textbox(label="Text", lines=8, buttons=["copy"], interactive=False)
         step_plot = gr.Plot(label="Step distribution", show_label=False)
         # ---- branching (explorer/tabs/parts/branches.py): pick another token, go back through the tree ----
-        branches = build_branches(shared, step_state, output, reset_button)
+        branches = build_branches(shared, step_state, output, reset_button, step_plot)
         # ---- end of branching ----
         text = explanation("Generation explained")
         code = code_view("generate")

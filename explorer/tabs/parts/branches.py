@@ -48,7 +48,10 @@ def _alternatives(label, probs: np.ndarray) -> tuple[Alternative, ...]:
     return tuple(Alternative(int(i), label(int(i)), float(probs[i])) for i in panels.most_likely(probs, ALTERNATIVES))
 
 
-def build_branches(shared: Shared, step_state: gr.State, output: gr.Textbox, reset_button: gr.Button) -> Branches:
+def build_branches(shared: Shared, step_state: gr.State, output: gr.Textbox, reset_button: gr.Button,
+                   step_plot: gr.Plot | None = None) -> Branches:
+    """`step_plot`, the last step's distribution, is cleared when the learner goes back: it no longer shows
+    where the text is."""
     with gr.Accordion("Branches: what if the model had picked another token?", open=True):
         with gr.Row(equal_height=True):
             alternative = TreeChoice([], label="Instead of the last token, take", elem_id="branch-alternative")
@@ -100,12 +103,15 @@ def build_branches(shared: Shared, step_state: gr.State, output: gr.Textbox, res
         if index is None:
             raise ValueError("Go back to token: choose a token of the tree first.")
         tree.go_to(int(index))
-        return updates(loaded, state, tree)
+        back = {step_plot: plots.empty_figure(f"Back at token {int(index)}: press Step to see the distribution of "
+                                              "the next token from here.")} if step_plot is not None else {}
+        return updates(loaded, state, tree) | back
 
     outputs = [tree_state, step_state, output, tree_plot, alternative, node]
     take.click(take_instead, inputs=[step_state, tree_state, alternative], outputs=outputs, api_name="branch",
                api_visibility="undocumented")
-    go.click(go_back, inputs=[step_state, tree_state, node], outputs=outputs, api_name="go_back",
+    go.click(go_back, inputs=[step_state, tree_state, node], outputs=outputs + ([step_plot] if step_plot else []),
+             api_name="go_back",
              api_visibility="undocumented")
     cleared = {tree_state: None, tree_plot: plots.empty_figure(NO_TREE), alternative: gr.update(choices=[], value=None),
                node: gr.update(choices=[], value=None)}

@@ -11,15 +11,29 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ... import panels
 from ...export import HandoutShelf
 from .shared import Shared, user_errors
 
 # Press the (now filled) download button, so the page downloads with the same click that made it.
-START_DOWNLOAD = "() => { document.querySelector('#handout-html')?.click(); }"
+# The button gets its file in the same update that shows it, and the page applies that update after this
+# script starts: so press it once it is on screen, and a moment later, when its file has arrived.
+START_DOWNLOAD = """() => {
+  const press = (tries) => {
+    const button = document.querySelector('#handout-html');
+    if (button && button.offsetParent !== null) setTimeout(() => button.click(), 150);
+    else if (tries > 0) setTimeout(() => press(tries - 1), 100);
+  };
+  press(50);
+}"""
 
 
-def build_handout(shared: Shared, shelf: HandoutShelf | None = None) -> HandoutShelf:
-    """A "Take this run home" button and the two downloads it fills (the page, the numbers)."""
+def build_handout(shared: Shared, shelf: HandoutShelf | None = None):
+    """A "Take this run home" button and the two downloads it fills (the page, the numbers).
+
+    Returns `connect(values)`, called once the tabs exist with their inputs by name: the handout is made
+    with the head and the sampling settings the learner has set (layer, head, temperature, top_k, top_p).
+    """
     shelf = shelf or HandoutShelf()
     gr.set_static_paths([str(shelf.folder)])
     make = gr.Button("Take this run home", size="sm", elem_id="handout-make")
@@ -28,16 +42,21 @@ def build_handout(shared: Shared, shelf: HandoutShelf | None = None) -> HandoutS
         numbers = gr.DownloadButton("Numbers (.json)", size="sm", visible=False, elem_id="handout-json")
 
     @user_errors
-    def write(handle, request: gr.Request) -> dict:
+    def write(handle, layer, head, temperature, top_k, top_p, request: gr.Request) -> dict:
         analysis, loaded = shared.analysis_of(handle)
         analysis = shared.lens_for(analysis, handle.lens_positions)  # the page and numbers include the lens
         shared.remember(handle)
-        html_path, json_path = shelf.write(request.session_hash or handle.key, loaded, analysis)
+        panels.parse_sampling(temperature, top_k, top_p)  # numbers, or a message naming what is wrong
+        html_path, json_path = shelf.write(request.session_hash or handle.key, loaded, analysis, layer, head,
+                                           (temperature, top_k, top_p))
         return {page: gr.DownloadButton(value=str(html_path), visible=True),
                 numbers: gr.DownloadButton(value=str(json_path), visible=True)}
 
     hidden = {page: gr.DownloadButton(visible=False), numbers: gr.DownloadButton(visible=False)}
     shared.analysis.change(lambda: hidden, outputs=[page, numbers], api_visibility="private", queue=False)
-    make.click(write, inputs=[shared.analysis], outputs=[page, numbers], api_name="handout",
-               api_visibility="undocumented").success(None, js=START_DOWNLOAD, api_visibility="private")
-    return shelf
+
+    def connect(values: dict) -> None:
+        seen = [values[name] for name in ("layer", "head", "temperature", "top_k", "top_p")]
+        make.click(write, inputs=[shared.analysis, *seen], outputs=[page, numbers], api_name="handout",
+                   api_visibility="undocumented").success(None, js=START_DOWNLOAD, api_visibility="private")
+    return connect
