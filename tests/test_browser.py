@@ -1,6 +1,7 @@
 """A real browser (Debian's headless Chromium, driven by Playwright) uses the app like a learner."""
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,19 @@ if not CHROMIUM.exists():
     if os.environ.get("REQUIRE_BROWSER"):
         raise RuntimeError("REQUIRE_BROWSER is set but /usr/bin/chromium is missing (apt-get install chromium)")
     pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
+
+
+@contextmanager
+def launched():
+    """Debian's headless Chromium through Playwright, closed afterwards (other browser modules use it too)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +121,7 @@ def test_a_learner_turns_a_head_off_and_sees_the_distribution_before_and_after(p
         field = page.get_by_label(f"number input for {name}")
         field.fill(value)
         field.press("Enter")
-    page.wait_for_function("document.querySelector('#attention-heatmap').innerText.includes('head 3 (')",
+    page.wait_for_function("document.querySelector('#attention-heatmap').innerText.includes('Layer 1, head 3 (')",
                            timeout=30_000)
     assert not page.locator("#ablation-bars").is_visible()  # no empty figures before the first ablation
     page.locator("#ablation-turn-off").click()
@@ -129,10 +143,10 @@ def test_take_this_run_home_downloads_the_page_with_the_head_the_learner_chose(p
         field = page.get_by_label(f"number input for {name}")
         field.fill(value)
         field.press("Enter")
-    page.wait_for_function("document.querySelector('#attention-heatmap').innerText.includes('head 3 (')",
+    page.wait_for_function("document.querySelector('#attention-heatmap').innerText.includes('Layer 1, head 3 (')",
                            timeout=30_000)
     with page.expect_download(timeout=60_000) as download:
         page.locator("#handout-make").click()
     assert download.value.suggested_filename == "gpt2-explorer-run.html"
     handout = Path(download.value.path()).read_text(encoding="utf-8")
-    assert "head 3 (" in handout and page.get_by_label("Prompt").input_value().split()[0] in handout
+    assert "Layer 1, head 3 (" in handout and page.get_by_label("Prompt").input_value().split()[0] in handout

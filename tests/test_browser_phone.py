@@ -7,7 +7,7 @@ outlined row's end. That is allowed only when a box between the figure and the c
 import pytest
 
 from app_server import ROOT
-from test_browser import CHROMIUM, FLAGS  # skips this module too when chromium is missing
+from test_browser import launched  # skips this module too when chromium is missing
 
 if not (ROOT / "assets" / "models" / "tiny" / "model.safetensors").exists():
     pytest.skip("the shipped model (assets/models/tiny) is not in this checkout", allow_module_level=True)
@@ -49,12 +49,8 @@ CLIPPED_FIGURES = """() => {
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+    with launched() as browser:
         yield browser
-        browser.close()
 
 
 def open_tab(page, name: str):

@@ -9,7 +9,7 @@ import pytest
 from explorer import story
 from explorer.analysis import analyze
 from explorer.store import ModelStore
-from test_browser import CHROMIUM, FLAGS  # skips this module too when chromium is missing
+from test_browser import launched  # skips this module too when chromium is missing
 
 SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "models" / "tiny"
 TAB_LABELS = {"tokens": "Tokens", "embeddings": "Embeddings", "attention": "Attention", "block": "Inside a block",
@@ -27,12 +27,8 @@ def shipped_server(shipped_app_server):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+    with launched() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
