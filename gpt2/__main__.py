@@ -217,9 +217,15 @@ def _train(args) -> None:
 
 
 def _corpus(args) -> None:
+    import hashlib
+
     from .corpus import write_corpus
 
-    print(f"wrote {write_corpus(args.out):,} characters to {args.out}")
+    characters = write_corpus(args.out)
+    with open(args.out, "rb") as written:
+        digest = hashlib.sha256(written.read()).hexdigest()
+    print(f"wrote {characters:,} characters to {args.out} (sha256 {digest}: a model trained on this text "
+          "records the same in its training_log.json, data.text_sha256)")
 
 
 COMMANDS = {"download": _download, "generate": _generate, "train": _train, "corpus": _corpus}

@@ -7,14 +7,19 @@
                gradients clipped to a global norm
     every eval_every steps: the validation loss on fixed windows, a checkpoint, the log and a loss curve
 
-Repeated windows (`repeat_share`): a share of the training windows can be a random
-sequence of the most frequent tokens followed by the same sequence again, written into a
-window of natural text at a random place and with a random length (from n_ctx/8 to half the
-window), so no fixed distance or position gives the answer away. Nothing predicts the first copy, but every token of the second copy is predicted
-by finding its earlier occurrence and copying the token after it: the job of an
-induction head (Olsson et al. 2022). A small model trained briefly on natural text
-alone may not grow one; these windows make copying worth learning. The log records
-the share so the explorer can say the model saw them.
+Repeated windows (`repeat_share`): a share of the training windows hold a sequence
+followed by the same sequence again, written into a window of natural text at a random
+place and with a random length (from n_ctx/8 to half the window), so no fixed distance or
+position gives the answer away. The sequence is random tokens, drawn uniformly from the whole
+vocabulary (`repeat_vocab` 0, the default) or from its `repeat_vocab` most frequent tokens;
+or, for a share `repeat_text_share` of these windows, a span of the window's own natural text
+written again. Nothing predicts the first copy of random tokens, but every token of the second
+copy is predicted by finding its earlier occurrence and copying the token after it: the job of
+an induction head (Olsson et al. 2022). A small model trained briefly on natural text alone may
+not grow one; these windows make copying worth learning. A pool of only frequent tokens teaches
+a head to copy those tokens, not any token; repeated natural text makes copying pay on the kind
+of text the model reads. The log records all three settings so the explorer can say what the
+model saw.
 
 Everything random (init, batches, repeated windows, dropout) comes from `seed`, and the
 random states are saved with the checkpoint, so `resume` continues the same run.
@@ -40,6 +45,7 @@ import torch.nn.functional as F
 from .checkpoint import (PROJECT_FORMAT, CheckpointError, ResumePoint, load_checkpoint, project_hparams, read_hparams,
                          resume_point, save_checkpoint, write_text_atomically, write_weights)
 from .config import GPTConfig
+from .fast import make_fast
 from .model import GPT2
 from .tokenizer import BPE_FILE, TOKENIZER_NAME, GPT2Encoding, get_tokenizer
 
@@ -69,24 +75,27 @@ class TrainSettings:
     eval_windows: int = 64  # validation windows per evaluation (fixed, the same each time)
     val_fraction: float = 0.1
     seed: int = 1337
-    repeat_share: float = 0.0  # share of training windows that are a random sequence repeated
-    repeat_vocab: int = 500  # the repeated sequences draw from this many most frequent tokens
+    repeat_share: float = 0.0  # share of training windows that hold a sequence written twice
+    repeat_vocab: int = 0  # random repeats draw from this many most frequent tokens; 0: every token but <|endoftext|>
+    repeat_text_share: float = 0.0  # share of those windows whose sequence is a span of their own text
     snapshot_steps: tuple[int, ...] = ()
     device: str = "cpu"
     threads: int | None = None  # CPU threads (default: every CPU this process may use)
 
     def check(self) -> None:
-        positive = ("batch_size", "grad_accum", "max_steps", "eval_every", "eval_windows", "repeat_vocab")
+        positive = ("batch_size", "grad_accum", "max_steps", "eval_every", "eval_windows")
         for name in positive:
             if getattr(self, name) < 1:
                 raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         ranges = {"lr": (0, 1), "min_lr_ratio": (0, 1), "weight_decay": (0, 10), "val_fraction": (0, 0.5),
-                  "repeat_share": (0, 1), "beta1": (0, 1), "beta2": (0, 1), "grad_clip": (0, 1e6)}
+                  "repeat_share": (0, 1), "repeat_text_share": (0, 1), "beta1": (0, 1), "beta2": (0, 1), "grad_clip": (0, 1e6)}
         for name, (low, high) in ranges.items():
             value, low_open = getattr(self, name), name in ("lr", "val_fraction")
             if not low <= value <= high or (low_open and value == low):
                 allowed = f"{'(' if low_open else '['}{low}, {high}]"
                 raise TrainingError(f"--{name.replace('_', '-')} must be in {allowed}, got {value}")
+        if self.repeat_vocab < 0:
+            raise TrainingError(f"--repeat-vocab must be 0 (every token) or more, got {self.repeat_vocab}")
         if self.warmup_steps < 0:
             raise TrainingError(f"--warmup-steps must be 0 or more, got {self.warmup_steps}")
         if self.max_minutes is not None and not self.max_minutes > 0:
@@ -109,10 +118,10 @@ def check_config(config: GPTConfig) -> None:
 
 def read_texts(paths: list[str | Path] | None) -> tuple[list[str], list[str]]:
     """(documents, their names): each file is one document; no files = the standard library's text."""
-    if not paths:
-        from .corpus import stdlib_documents
+    if not paths:  # one document, exactly the text `python -m gpt2 corpus` writes, so both train alike
+        from .corpus import stdlib_corpus
 
-        return list(stdlib_documents()), ["python-stdlib"]
+        return [stdlib_corpus()], ["python-stdlib"]
     documents = []
     for path in paths:
         try:
@@ -152,19 +161,29 @@ def validation_windows(val: torch.Tensor, n_ctx: int, max_windows: int) -> tuple
     return x, y
 
 
+def repeat_pool(train: torch.Tensor, n_vocab: int, eot: int, repeat_vocab: int) -> torch.Tensor:
+    """The token ids random repeats draw from: every id but <|endoftext|> (repeat_vocab 0), or the
+    repeat_vocab most frequent tokens of the training text."""
+    if repeat_vocab == 0:
+        ids = torch.arange(n_vocab)
+        return ids[ids != eot]
+    counts = torch.bincount(train, minlength=n_vocab)
+    counts[eot] = 0  # a document boundary is not a token to copy
+    return counts.argsort(descending=True)[: min(repeat_vocab, int((counts > 0).sum()))]
+
+
 class Batches:
-    """Random training windows, some of them (repeat_share) a random sequence of frequent tokens repeated."""
+    """Random training windows, some of them (repeat_share) holding a sequence written twice."""
 
     def __init__(self, train: torch.Tensor, n_ctx: int, settings: TrainSettings, n_vocab: int, eot: int):
         self.train, self.n_ctx, self.settings = train, n_ctx, settings
         self.generator = torch.Generator().manual_seed(settings.seed)
         self.offsets = torch.arange(n_ctx + 1)
-        counts = torch.bincount(train, minlength=n_vocab)
-        counts[eot] = 0  # a document boundary is not a token to copy
-        self.frequent = counts.argsort(descending=True)[: min(settings.repeat_vocab, int((counts > 0).sum()))]
+        self.pool = repeat_pool(train, n_vocab, eot, settings.repeat_vocab)
 
     def _repeat_inside(self, window: torch.Tensor) -> torch.Tensor:
-        """The window with a random sequence of frequent tokens written into it twice in a row.
+        """The window with a sequence written into it twice in a row: random tokens of the pool, or
+        (for a share repeat_text_share) the window's own text at that place, written again.
 
         Its length and where it starts are random, so the only way to predict the second copy
         is to find the current token earlier in the window and copy what followed it: no fixed
@@ -173,10 +192,11 @@ class Batches:
         size = len(window)
         length = int(torch.randint(max(2, size // 8), size // 2 + 1, (), generator=self.generator))
         start = int(torch.randint(0, size - 2 * length + 1, (), generator=self.generator))
-        sequence = self.frequent[torch.randint(len(self.frequent), (length,), generator=self.generator)]
         window = window.clone()
-        window[start:start + length] = sequence
-        window[start + length:start + 2 * length] = sequence
+        if float(torch.rand((), generator=self.generator)) >= self.settings.repeat_text_share:
+            window[start:start + length] = self.pool[torch.randint(len(self.pool), (length,),
+                                                                   generator=self.generator)]
+        window[start + length:start + 2 * length] = window[start:start + length]
         return window
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -363,6 +383,8 @@ def prepare(config: GPTConfig, settings: TrainSettings, out: str | Path, data: l
     train, val = split_tokens(tokens, config.n_ctx, settings.val_fraction)
     torch.manual_seed(settings.seed)  # the model's initialisation and dropout
     model = GPT2(config).to(device).train()
+    if device == "cpu":  # the same model with fused attention and cheaper hook points (gpt2/fast.py); no
+        make_fast(model, memory_share=0.0)  # prepacked copy, which weights that change every step cannot use
     optimizer = torch.optim.AdamW(param_groups(model, settings.weight_decay), lr=settings.lr,
                                   betas=(settings.beta1, settings.beta2))
     batches = Batches(train, config.n_ctx, settings, config.n_vocab, enc.eot_token)
@@ -374,8 +396,8 @@ def prepare(config: GPTConfig, settings: TrainSettings, out: str | Path, data: l
             raise TrainingError(f"--resume: the data differs from the run saved in {out}; give the same --data")
     else:
         log = _new_log(config, settings, enc, tokenizer_stats, documents, sources, fingerprint, train, val, command)
-        if settings.repeat_share > 0:  # the explorer's induction test draws from the tokens copying was taught on
-            log["repeat_windows"]["token_ids"] = sorted(batches.frequent.tolist())
+        if settings.repeat_share > 0 and settings.repeat_vocab:  # a pool of frequent tokens: the explorer's
+            log["repeat_windows"]["token_ids"] = sorted(batches.pool.tolist())  # induction test draws from it
     run = Run(model, optimizer, batches, val_x, val_y, settings, out, tokenizer_file, log)
     if resume:
         _restore(run, out, point, device)
@@ -435,13 +457,17 @@ def _new_log(config, settings, enc, tokenizer_stats, documents, sources, fingerp
         "settings": _jsonable(settings),
         "tokenizer": tokenizer_stats,
         "data": {"sources": sources, "documents": len(documents), "characters": chars, "sha256": fingerprint,
+                 # what `sha256sum` prints for each file (for the default text: for `python -m gpt2 corpus`'s file)
+                 "text_sha256": [hashlib.sha256(d.encode("utf-8")).hexdigest() for d in documents],
                  "train_tokens": len(train), "val_tokens": len(val),
                  "split": "the last val_tokens of the token stream are the validation text"},
         "repeat_windows": {
-            "share": settings.repeat_share, "vocab": settings.repeat_vocab,
-            "what": "this share of training windows was a random sequence of the repeat_vocab most frequent "
-                    "tokens written twice in a row into a window of natural text (length from an eighth to half "
-                    "of the window, place random), so that copying by content is worth learning"},
+            "share": settings.repeat_share, "vocab": settings.repeat_vocab, "text_share": settings.repeat_text_share,
+            "what": "this share of training windows held a sequence written twice in a row into a window of natural "
+                    "text (length from an eighth to half of the window, place random), so that copying by content "
+                    "is worth learning. The sequence was random tokens, drawn uniformly from every token but "
+                    "<|endoftext|> (vocab 0) or from the vocab most frequent tokens, or, in a share text_share of "
+                    "these windows, the window's own text at that place, written again"},
         "evals": [], "snapshots": [], "step": 0, "tokens_seen": 0, "stopped": None,
     }
 

@@ -151,11 +151,42 @@ def test_repeated_windows_hold_one_sequence_twice_at_a_random_place_and_are_seed
     windows = torch.cat([x, y[:, -1:]], dim=1)  # (B, 17)
     found = [_repeat_in(window) for window in windows]
     assert all(f is not None and f[1] >= 17 // 8 for f in found)
-    frequent = set(batches.frequent.tolist())
+    frequent = set(batches.pool.tolist())
+    assert len(frequent) == 20
     assert all(set(w[s:s + 2 * n].tolist()) <= frequent for w, (s, n) in zip(windows, found))
     assert len({f for f in found}) > 1  # neither the place nor the length is fixed
     x_again, _ = Batches(train_tokens, 16, settings, 300, eot=299).next()
     assert torch.equal(x, x_again)
+
+
+def test_random_repeats_draw_from_the_whole_vocabulary_by_default():
+    """repeat_vocab 0: every id but <|endoftext|>, also ids the training text never uses."""
+    train_tokens = torch.arange(1000) % 50
+    settings = TrainSettings(batch_size=64, repeat_share=1.0, seed=5)
+    batches = Batches(train_tokens, 32, settings, 300, eot=299)
+    assert batches.pool.tolist() == list(range(299))
+    x, y = batches.next()
+    seen = set(torch.cat([x, y[:, -1:]], dim=1).flatten().tolist())
+    assert 299 not in seen and max(seen) > 250  # far past the 50 ids of the text
+
+
+def test_text_repeats_write_the_windows_own_text_again():
+    """repeat_text_share 1: every repeated sequence is the natural text at that place, written twice."""
+    train_tokens = torch.arange(5000) % 700  # natural windows count up by one
+    settings = TrainSettings(batch_size=16, repeat_share=1.0, repeat_text_share=1.0, seed=2)
+    x, y = Batches(train_tokens, 32, settings, 1000, eot=999).next()
+    for window in torch.cat([x, y[:, -1:]], dim=1):
+        start, length = _repeat_in(window)
+        copied = window[start:start + length]
+        assert torch.all(copied[1:] - copied[:-1] == 1)  # a span of the text itself, not random tokens
+        assert torch.all(window[:start + 1][1:] - window[:start + 1][:-1] == 1)  # the text before is untouched
+
+
+def test_repeat_settings_are_checked():
+    with pytest.raises(TrainingError, match="--repeat-vocab must be 0"):
+        TrainSettings(repeat_vocab=-1).check()
+    with pytest.raises(TrainingError, match=r"--repeat-text-share must be in \[0, 1\]"):
+        TrainSettings(repeat_text_share=1.5).check()
 
 
 def test_repeated_windows_are_seeded():
@@ -238,5 +269,13 @@ def test_out_of_range_setting_names_the_flag_and_what_is_allowed(change, message
 
 def test_log_lists_the_tokens_the_repeated_windows_draw_from(small_text, tmp_path):
     run = _run(tmp_path / "run", small_text, settings=replace(FAST, repeat_share=0.5, repeat_vocab=20))
-    assert run.log["repeat_windows"]["token_ids"] == sorted(run.batches.frequent.tolist())
+    assert run.log["repeat_windows"]["token_ids"] == sorted(run.batches.pool.tolist())
     assert len(run.log["repeat_windows"]["token_ids"]) == 20
+
+
+def test_a_whole_vocabulary_pool_is_not_listed_but_its_settings_are(small_text, tmp_path):
+    """The explorer then tests induction on tokens from across the vocabulary (no token_ids to draw from)."""
+    run = _run(tmp_path / "run", small_text, settings=replace(FAST, repeat_share=0.5, repeat_text_share=0.25))
+    repeats = run.log["repeat_windows"]
+    assert "token_ids" not in repeats
+    assert (repeats["share"], repeats["vocab"], repeats["text_share"]) == (0.5, 0, 0.25)
