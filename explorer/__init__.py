@@ -12,6 +12,7 @@ From a prompt to numbers (no Gradio in any of these):
     block.py         one block opened at one position: its LayerNorms and MLP neurons
     head_walk.py     one head end to end for one query: q·k, ÷√d, softmax, Σ w·v, z W_O
     interventions.py ablation: heads and MLPs turned off through the hook points
+    attribution.py   who voted: a logit split into every head's and MLP's part; activation patching
     compare.py       two models side by side on one prompt
     stepping.py      step-by-step generation, one drawn token at a time
     branching.py     the tree of choices in step-by-step generation

@@ -3,9 +3,10 @@
 The page works from a USB stick or an e-mail attachment with no network: plotly.js (the
 library that draws the figures, ~4.8 MB) is written into the page once, and every figure
 is a few lines that hand it their data. The figures are the app's own (`panels`, `plots`),
-so the page shows what the learner saw: the tokens, the next-token bars, the surprise of
-each token, one head's attention and all heads at a glance, the residual stream and the
-logit lens, and the teaching texts filled with the prompt's numbers.
+so the page shows what the learner saw: the tokens, the next-token bars, who voted for the
+next token (logit attribution), the surprise of each token, one head's attention and all heads
+at a glance, the residual stream and the logit lens, a patching run if the learner made one,
+and the teaching texts filled with the prompt's numbers.
 
 The numbers go in a JSON file next to the page. JSON rather than NumPy's NPZ because a
 handout is read by people and by any tool (a spreadsheet import, JavaScript, a text
@@ -34,6 +35,7 @@ from gpt2.resources import ASSETS
 
 from . import panels, plots
 from .analysis import Analysis
+from .attribution import Attribution, Patching, logit_attribution
 from .store import LoadedModel
 
 FORMAT = "gpt2-explorer export, version 1"
@@ -68,23 +70,56 @@ def default_head(loaded: LoadedModel) -> tuple[int, int]:
 NO_SAMPLING = (1.0, 0, 1.0)  # temperature 1, top-k and top-p off: the model's own distribution
 
 
+@dataclass
+class Experiments:
+    """What the learner ran beside Analyze, for the handout: the Who voted tab's attribution (the one they
+    left on screen; without it the handout splits the most likely token's logit) and their last patching run."""
+    attribution: Attribution | None = None
+    patching: Patching | None = None
+    clean_tokens: list[str] | None = None  # the patching prompts' tokens, as the page labels them
+    corrupted_tokens: list[str] | None = None
+    clean_prompt: str = ""
+    corrupted_prompt: str = ""
+
+
+def _with_attribution(loaded: LoadedModel, analysis: Analysis, experiments: Experiments | None) -> Experiments:
+    experiments = experiments or Experiments()
+    if experiments.attribution is None:  # one forward pass, on the CPU copy where the model is on a ZeroGPU GPU
+        experiments.attribution = logit_attribution(loaded.view_model, analysis.trace.token_ids.tolist())
+    return experiments
+
+
 def sections(loaded: LoadedModel, analysis: Analysis, layer: int, head: int,
-             sampling: tuple = NO_SAMPLING) -> list[Section]:
+             sampling: tuple = NO_SAMPLING, experiments: Experiments | None = None) -> list[Section]:
     """What the page shows, in the app's order, from the app's own panel functions; `sampling` is the
     (temperature, top-k, top-p) the learner had set (0 and 1 switch top-k and top-p off)."""
     trace = analysis.trace
     query = trace.n_tokens - 1
     bars, anatomy = panels.distribution_figure(analysis.label, trace.logits, *sampling)
     heatmap, overview = panels.attention_figures(analysis, layer, head, False, query)
+    experiments = _with_attribution(loaded, analysis, experiments)
+    voted = panels.attribution_figures(experiments.attribution, analysis.label)
+    patching = []
+    if experiments.patching is not None:
+        e = experiments
+        prompts = (f'<p>Clean: <span class="prompt">{html.escape(e.clean_prompt)}</span></p>'
+                   f'<p>Corrupted: <span class="prompt">{html.escape(e.corrupted_prompt)}</span></p>')
+        patching = [Section("Patching: where the answer is decided", prompts,
+                            figures=(panels.patching_figure(e.patching, e.clean_tokens),),
+                            teaching=panels.patching_text(e.patching, analysis.label, e.clean_tokens,
+                                                          e.corrupted_tokens))]
     return [
         Section("Tokens", panels.token_chips(trace), teaching=panels.tokens_text(trace, loaded.facts)),
         Section("Next token", figures=(bars,), teaching=panels.next_token_text(trace, anatomy, analysis.label)),
+        Section("Who voted for it: logit attribution", figures=(voted["heads"], voted["layers"]),
+                teaching=panels.attribution_text(experiments.attribution, analysis.label, trace.config)),
         Section("Surprise: the loss on your own text",
                 figures=(plots.surprise_tokens(trace.tokens, trace.token_surprise, analysis.model_name),),
                 teaching=panels.surprise_text(trace, trace.token_surprise, loaded.facts)),
         Section("Attention", figures=(heatmap, overview, panels.head_scores_figure(analysis)),
                 teaching=panels.attention_text(loaded, analysis, layer, head, False, query)),
         Section("Layers", figures=panels.layer_figures(analysis), teaching=panels.layers_text(analysis)),
+        *patching,
     ]
 
 
@@ -94,14 +129,14 @@ def _figure_json(figure) -> str:
 
 
 def render_html(loaded: LoadedModel, analysis: Analysis, layer: int | None = None,
-                head: int | None = None, sampling: tuple = NO_SAMPLING) -> str:
+                head: int | None = None, sampling: tuple = NO_SAMPLING, experiments: Experiments | None = None) -> str:
     """The whole page as one string: plotly.js once, then each section with its figures."""
     if layer is None or head is None:
         layer, head = default_head(loaded)
     layer, head = panels.check_head(analysis, layer, head)
     markdown = MarkdownIt("commonmark").enable("table")
     body, scripts, count = [], [], 0
-    for section in sections(loaded, analysis, layer, head, sampling):
+    for section in sections(loaded, analysis, layer, head, sampling, experiments):
         body.append(f"<h2>{html.escape(section.title)}</h2>{section.html}")
         for figure in section.figures:
             body.append(f'<div class="figure" id="figure-{count}"></div>')
@@ -132,9 +167,33 @@ def _rounded(array) -> list:
     return np.round(np.asarray(array, dtype=np.float64), DIGITS).tolist()
 
 
-def numbers(loaded: LoadedModel, analysis: Analysis, layer: int, head: int, sampling: tuple = NO_SAMPLING) -> dict:
+def _experiment_numbers(analysis: Analysis, experiments: Experiments) -> dict:
+    a, p = experiments.attribution, experiments.patching
+    out = {"attribution": {
+        "about": "the last position's logit of `target` (minus the foil's, if any) split into what each part wrote "
+                 "into the residual stream, read through LN_f with its scale sigma held fixed; the parts add up "
+                 "to `logit`. heads[layer][head]; mlps[layer]; rest: attention output biases and LN_f's beta",
+        "target": {"id": a.target, "token": analysis.label(a.target)},
+        "foil": None if a.foil is None else {"id": a.foil, "token": analysis.label(a.foil)},
+        "logit": a.logit, "sigma": a.sigma, "embed": a.embed, "heads": _rounded(a.heads), "mlps": _rounded(a.mlps),
+        "rest": a.rest}}
+    if p is not None:
+        out["patching"] = {
+            "about": "recovered = (patched - corrupted) / (clean - corrupted) of logit(target) - logit(foil) at the "
+                     "last position, one site copied from the clean run into the corrupted run; rows are layers, "
+                     "columns positions (or heads, for head_out)",
+            "clean": experiments.clean_prompt, "corrupted": experiments.corrupted_prompt, "site": p.site,
+            "target": {"id": p.target, "token": analysis.label(p.target)},
+            "foil": {"id": p.foil, "token": analysis.label(p.foil)},
+            "clean_diff": p.clean_diff, "corrupted_diff": p.corrupted_diff, "recovered": _rounded(p.recovered)}
+    return out
+
+
+def numbers(loaded: LoadedModel, analysis: Analysis, layer: int, head: int, sampling: tuple = NO_SAMPLING,
+            experiments: Experiments | None = None) -> dict:
     """What the page shows, as plain numbers and strings (see the module docstring for what is left out)."""
     trace, scores, lens = analysis.trace, analysis.scores, analysis.lens
+    experiments = _with_attribution(loaded, analysis, experiments)
     probs = trace.next_token_probs
     top = panels.most_likely(probs, TOP_TOKENS)
     surprise = trace.token_surprise
@@ -170,11 +229,13 @@ def numbers(loaded: LoadedModel, analysis: Analysis, layer: int, head: int, samp
         "mlp_out_norms": _rounded(trace.mlp_out_norms),
         "logit_lens": {"layers": lens.layers.tolist(), "positions": lens.positions.tolist(),
                        "top_tokens": analysis.lens_labels, "top_probs": _rounded(lens.top_probs)},
+        **_experiment_numbers(analysis, experiments),
     }
 
 
 def write_export(loaded: LoadedModel, analysis: Analysis, out: str | Path, layer: int | None = None,
-                 head: int | None = None, sampling: tuple = NO_SAMPLING) -> tuple[Path, Path]:
+                 head: int | None = None, sampling: tuple = NO_SAMPLING,
+                 experiments: Experiments | None = None) -> tuple[Path, Path]:
     """Write the page to `out` (.html) and its numbers next to it (.json); returns both paths.
 
     `out` is chosen by whoever runs the command line, or by the app itself (a file in its own
@@ -187,9 +248,10 @@ def write_export(loaded: LoadedModel, analysis: Analysis, out: str | Path, layer
         layer, head = default_head(loaded)
     layer, head = panels.check_head(analysis, layer, head)
     numbers_path = out.with_suffix(".json")
-    out.write_text(render_html(loaded, analysis, layer, head, sampling), encoding="utf-8")
-    numbers_path.write_text(json.dumps(numbers(loaded, analysis, layer, head, sampling), ensure_ascii=False),
-                            encoding="utf-8")
+    experiments = _with_attribution(loaded, analysis, experiments)  # computed once for the page and the numbers
+    out.write_text(render_html(loaded, analysis, layer, head, sampling, experiments), encoding="utf-8")
+    numbers_path.write_text(json.dumps(numbers(loaded, analysis, layer, head, sampling, experiments),
+                                       ensure_ascii=False), encoding="utf-8")
     return out, numbers_path
 
 
@@ -209,11 +271,12 @@ class HandoutShelf:
         self._lock = threading.Lock()
 
     def write(self, owner: str, loaded: LoadedModel, analysis: Analysis, layer: int | None = None,
-              head: int | None = None, sampling: tuple = NO_SAMPLING) -> tuple[Path, Path]:
+              head: int | None = None, sampling: tuple = NO_SAMPLING,
+              experiments: Experiments | None = None) -> tuple[Path, Path]:
         """Write this owner's handout (replacing their last one); returns the page and the numbers."""
         folder = self.folder / uuid.uuid4().hex  # a fresh folder per handout, so names stay readable
         folder.mkdir()
-        paths = write_export(loaded, analysis, folder / "gpt2-explorer-run.html", layer, head, sampling)
+        paths = write_export(loaded, analysis, folder / "gpt2-explorer-run.html", layer, head, sampling, experiments)
         now = time.monotonic()
         with self._lock:
             old = self._written.pop(owner, None)

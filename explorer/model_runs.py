@@ -26,6 +26,7 @@ import gpt2
 from gpt2.device import model_device
 
 from .analysis import LENS_TOP_K, Analysis, analyze
+from .attribution import Attribution, Patching, logit_attribution, patch
 from .compare import Comparison, compare
 from .interventions import AblationResult, run_ablation
 from .lens import LensResult, lens_of_rows
@@ -75,6 +76,19 @@ def lens(store: ModelStore, model_name: str, rows: np.ndarray, positions: np.nda
 def ablation(store: ModelStore, model_name: str, token_ids: list[int], heads, mode: str) -> AblationResult:
     """The prompt again with some heads turned off (interventions.py)."""
     return run_ablation(store.get(model_name).model, token_ids, heads, mode=mode)
+
+
+def attribution(store: ModelStore, model_name: str, token_ids: list[int], target: int | None,
+                foil: int | None) -> Attribution:
+    """The last position's logit of `target` (or its difference with `foil`'s) split into parts (attribution.py)."""
+    return logit_attribution(store.get(model_name).model, token_ids, target, foil)
+
+
+def patching(store: ModelStore, model_name: str, clean: list[int], corrupted: list[int], target: int, foil: int,
+             site: str) -> Patching:
+    """Every site of one kind patched from the clean run into the corrupted one (attribution.py)."""
+    loaded = store.get(model_name)
+    return patch(loaded.model, clean, corrupted, target, foil, site=site, tokenizer=loaded.tokenizer)
 
 
 def comparison(store: ModelStore, name_a: str, name_b: str, prompt: str) -> Comparison:

@@ -549,3 +549,103 @@ def comparison_text(comparison) -> str:
                  "head each model has on this prompt (labels from the prompt's own attention, except induction, "
                  "which comes from a repeated random sequence).")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- who voted for this token
+
+ATTRIBUTION_CHOICES = 10  # the most likely next tokens offered as the token to split (and as its foil)
+MAX_TOKEN_TEXT = 100  # characters a typed token may have
+
+
+def token_choices(analysis: Analysis, n: int = ATTRIBUTION_CHOICES) -> list[tuple[str, str]]:
+    """(label, value) of the n most likely next tokens, for a dropdown: the value is the token id as text."""
+    probs = analysis.trace.next_token_probs
+    return [(f"{analysis.label(i)} · {percent(float(probs[i]))}", str(int(i))) for i in most_likely(probs, n)]
+
+
+def resolve_token(tokenizer, n_vocab: int, value, field: str, optional: bool = False) -> int | None:
+    """A token the visitor picked or typed: an id from the list, or text that is exactly one token."""
+    if value is None or (isinstance(value, str) and value == "" and optional):
+        if optional:
+            return None
+        raise validation.BadInput(f"{field}: pick a token from the list, or type one")
+    if not isinstance(value, str) or len(value) > MAX_TOKEN_TEXT:
+        raise validation.BadInput(f"{field} must be a token: pick one from the list or type one (at most "
+                                  f"{MAX_TOKEN_TEXT} characters)")
+    if value.isdigit():
+        token_id = int(value)
+        if token_id >= n_vocab:
+            raise validation.BadInput(f"{field}: token id {token_id:,} does not exist; this model's ids are "
+                                      f"0–{n_vocab - 1:,}")
+        return token_id
+    ids = tokenizer.encode(value, allowed_special="all")
+    if len(ids) != 1:
+        pieces = ", ".join(repr(tokenizer.decode([i])) for i in ids) or "no token"
+        raise validation.BadInput(f"{field}: {value!r} is {len(ids)} tokens for this model ({pieces}); it must be "
+                                  "exactly one. Mind the leading space: ' Mary' and 'Mary' are different tokens.")
+    return ids[0]
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.2f}".replace("-", "−")
+
+
+def attribution_figures(attribution, label) -> dict:
+    """The heads' map and the per-layer bars of one attribution; `label` names token ids."""
+    what = (f"logit({label(attribution.target)}) − logit({label(attribution.foil)})" if attribution.foil is not None
+            else f"the logit of {label(attribution.target)}")
+    by_layer = attribution.by_layer()
+    return {
+        "heads": plots.attribution_heads(attribution.heads, f"What each head wrote into {what}",
+                                         note="red pushed it up, blue pushed it down; hover for the numbers"),
+        "layers": plots.attribution_layers(attribution.embed, by_layer["heads"], by_layer["mlps"], attribution.rest,
+                                           f"The same by layer, with the embeddings and biases: {what}"),
+    }
+
+
+def top_heads(attribution, n: int = 3) -> list[tuple[int, int, float]]:
+    """The n heads with the largest parts in size, (layer, head, part), largest first."""
+    heads = attribution.heads
+    order = np.argsort(-np.abs(heads), axis=None, kind="stable")[:n]
+    return [(int(i // heads.shape[1]), int(i % heads.shape[1]), float(heads.flat[i])) for i in order]
+
+
+def attribution_text(attribution, label, config) -> str:
+    """What the split says, with this prompt's numbers, and what it does not say (assets/teaching/attribution.md)."""
+    a = attribution
+    if a.foil is None:
+        head = f"At the last position the model gives **{label(a.target)}** a logit of {a.logit:.2f}"
+    else:
+        head = (f"At the last position the model prefers **{label(a.target)}** to **{label(a.foil)}** by "
+                f"{_signed(a.logit)} in logits (the difference of their two logits)")
+    largest = ", ".join(f"{name} {_signed(value)}" for name, value in a.parts()[:5])
+    return teaching.render("attribution", when={"no_foil": a.foil is None}, head=head,
+                           n_heads=config.n_layer * config.n_head, n_layer=config.n_layer, sigma=a.sigma,
+                           total=a.total, rest=_signed(a.rest), largest=largest)
+
+
+def patching_figure(result, tokens: list[str]) -> object:
+    """The recovery map of one patching run; `tokens` label the positions."""
+    if result.by_head:
+        columns = [str(h) for h in range(result.recovered.shape[1])]
+        return plots.patching_heatmap(result.recovered, columns, "Each head's output copied from the clean run",
+                                      "head", note="1 = the clean answer comes back, 0 = nothing changes")
+    where = {"resid_pre": "the residual stream before each block", "resid_post": "the residual stream after each block",
+             "attn_out": "each block's attention output", "mlp_out": "each block's MLP output"}[result.site]
+    return plots.patching_heatmap(result.recovered, plots.token_axis_labels(tokens),
+                                  f"{where[0].upper() + where[1:]}, copied one position at a time",
+                                  "token (position:token)", note="1 = the clean answer comes back, 0 = nothing changes")
+
+
+def patching_text(result, label, clean_tokens: list[str], corrupted_tokens: list[str]) -> str:
+    """What one patching run shows, with its numbers (assets/teaching/patching.md)."""
+    r = result
+    changed = [i for i, (a, b) in enumerate(zip(clean_tokens, corrupted_tokens)) if a != b]
+    swaps = ", ".join(f"position {i} (**{clean_tokens[i]}** → **{corrupted_tokens[i]}**)" for i in changed[:4])
+    best = np.unravel_index(int(np.argmax(r.recovered)), r.recovered.shape)
+    place = (f"head {best[0]}.{best[1]}" if r.by_head
+             else f"layer {best[0]} at position {best[1]} (**{clean_tokens[best[1]]}**)")
+    return teaching.render("patching", when={"by_head": r.by_head}, target=f"**{label(r.target)}**",
+                           foil=f"**{label(r.foil)}**", clean_diff=_signed(r.clean_diff),
+                           corrupted_diff=_signed(r.corrupted_diff), swaps=swaps, best_place=place,
+                           best=float(r.recovered[best]), first=r.first_difference, rows=r.rows, passes=r.passes)

@@ -923,3 +923,46 @@ def head_type_map(labels: list[list[str]], kinds: list[str], title: str) -> go.F
     layout = dict(xaxis=_axis("head", dtick=1), yaxis=_axis("layer", dtick=1, autorange="reversed"))
     legend = " · ".join(f"<span style='color:{KIND_COLOURS[i]}'>■</span> {kind}" for i, kind in enumerate(kinds))
     return _figure([cells], _styled(layout, title, height=max(260, 22 * len(labels) + 150), note=legend))
+
+
+# ---------------------------------------------------------------------------- attribution and patching
+
+def attribution_heads(heads: np.ndarray, title: str, note: str | None = None) -> go.Figure:
+    """Each head's part of a logit, layer x head: red pushed the token up, blue pushed it down."""
+    values = _f32(heads)
+    limit = max(float(np.abs(values).max()), 1e-6)
+    heatmap = dict(type="heatmap", z=values, colorscale=RED_BLUE, zmin=-limit, zmax=limit, zmid=0,
+                   colorbar=_colorbar("logit"), xgap=1, ygap=1,
+                   hovertemplate="head %{y}.%{x} (layer.head)<br>part of the logit: %{z:+.3f}<extra></extra>")
+    layout = dict(xaxis=_axis("head", dtick=1), yaxis=_axis("layer", autorange="reversed", dtick=1))
+    return _figure([heatmap], _styled(layout, title, height=max(300, 60 + 28 * values.shape[0]), note=note))
+
+
+def attribution_layers(embed: float, heads_by_layer: np.ndarray, mlps: np.ndarray, rest: float,
+                       title: str) -> go.Figure:
+    """The same logit by layer: all heads of a layer summed, next to its MLP; the embeddings and the
+    biases no part owns at the ends."""
+    layers = [f"layer {layer}" for layer in range(len(mlps))]
+    data = [dict(type="bar", x=["embeddings"], y=[float(embed)], name="embeddings", marker=dict(color="#7f7f7f"),
+                 hovertemplate="embeddings: %{y:+.3f}<extra></extra>"),
+            dict(type="bar", x=layers, y=_f32(heads_by_layer), name="attention heads (sum)",
+                 marker=dict(color=ATTENTION_COLOUR), hovertemplate="%{x}, heads: %{y:+.3f}<extra></extra>"),
+            dict(type="bar", x=layers, y=_f32(mlps), name="MLP", marker=dict(color=MLP_COLOUR),
+                 hovertemplate="%{x}, MLP: %{y:+.3f}<extra></extra>"),
+            dict(type="bar", x=["biases"], y=[float(rest)], name="biases (no part's)", marker=dict(color="#bdbdbd"),
+                 hovertemplate="attention output biases and LN_f's β: %{y:+.3f}<extra></extra>")]
+    layout = dict(barmode="group", legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"),
+                  xaxis=_axis("", type="category"), yaxis=_axis("part of the logit"))
+    return _figure(data, _styled(layout, title, height=380, header=30))
+
+
+def patching_heatmap(recovered: np.ndarray, columns: list[str], title: str, column_axis: str,
+                     note: str | None = None) -> go.Figure:
+    """The share of the clean answer each patched site brings back: layer (rows) x position or head."""
+    values = _f32(recovered)
+    limit = max(1.0, float(np.abs(values).max()))
+    heatmap = dict(type="heatmap", z=values, x=columns, colorscale=RED_BLUE, zmin=-limit, zmax=limit, zmid=0,
+                   colorbar=_colorbar("recovered"), xgap=1, ygap=1,
+                   hovertemplate=f"layer %{{y}}, {column_axis} %{{x}}<br>recovered: %{{z:.0%}}<extra></extra>")
+    layout = dict(xaxis=_axis(column_axis, type="category"), yaxis=_axis("layer", autorange="reversed", dtick=1))
+    return _figure([heatmap], _styled(layout, title, height=max(320, 80 + 26 * values.shape[0]), note=note))

@@ -27,8 +27,8 @@ from .analysis import analysis_bytes
 from .budget import AnalysisBudget, AnalysisHandle
 from .export import HandoutShelf
 from .store import ModelStore
-from .tabs import (Shared, View, about, attention, block, compare, embeddings, generate, layers, next_token, surprise,
-                   tokens, training, user_errors)
+from .tabs import (Shared, View, about, attention, attribution, block, compare, embeddings, generate, layers,
+                   next_token, surprise, tokens, training, user_errors)
 from .tabs.parts import story
 from .tabs.parts.controls import Dropdown, Textbox, checked
 from .tabs.parts.handout import build_handout
@@ -41,7 +41,8 @@ CSS = (ASSETS / "style.css").read_text(encoding="utf-8")
 DRAW_ONCE = (ASSETS / "draw_once.js").read_text(encoding="utf-8")  # each new figure drawn once, not twice
 # The tabs in page order, the order data flows through the model. A tab may read controls published by
 # a tab before it (Generate uses Next token's). A tab's id (gr.Tab(id=...), used by the story) is its module's name.
-TABS = (tokens, embeddings, attention, block, layers, next_token, surprise, generate, training, compare, about)
+TABS = (tokens, embeddings, attention, block, layers, next_token, attribution, surprise, generate, training, compare,
+        about)
 _serials = itertools.count(1)  # each Analyze's handle gets the next (tabs/parts/open_tabs.py)
 STATE_SECONDS = 1800  # an abandoned session's handle (and with it its analysis) is dropped after this
 SESSIONS_BYTES = 256 * 2**20  # what Gradio may keep for all sessions together, analyses aside
@@ -85,6 +86,9 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
         connect_handout(values)  # the handout is made with the head and sampling the learner set
         open_tabs = OpenTabs(shared, tabs, open_tab, shown, values)
         open_tabs.connect(tab_strip)
+        for tab in tabs.values():
+            if tab.wire is not None:
+                tab.wire(open_tabs)
         strip.connect(tab_strip, open_tabs)
 
         @user_errors

@@ -79,8 +79,8 @@ def serving(model_dir: Path | None, log_path: Path, *extra_args: str, env: dict 
 
 # ---- what the page's events send, read through gradio_client ----
 
-TAB_IDS = ("tokens", "embeddings", "attention", "block", "layers", "next_token", "surprise", "generate", "training",
-           "compare", "about")
+TAB_IDS = ("tokens", "embeddings", "attention", "block", "layers", "next_token", "attribution", "surprise", "generate",
+           "training", "compare", "about")
 UNCHANGED = {"__type__": "update"}  # what Gradio sends for an output the handler left as it was
 
 

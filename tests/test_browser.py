@@ -150,3 +150,33 @@ def test_take_this_run_home_downloads_the_page_with_the_head_the_learner_chose(p
     assert download.value.suggested_filename == "gpt2-explorer-run.html"
     handout = Path(download.value.path()).read_text(encoding="utf-8")
     assert "Layer 1, head 3 (" in handout and page.get_by_label("Prompt").input_value().split()[0] in handout
+
+
+def test_a_learner_asks_who_voted_patches_a_pair_and_opens_a_head(page):
+    """Logit attribution, a head opened from it in the Attention tab, and the patching example run."""
+    import re
+
+    page.get_by_label("Prompt").fill("Every effort moves you forward, every effort moves you")
+    page.get_by_role("button", name="Analyze").click()
+    page.get_by_text("prompt: 10 tokens").wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Who voted").click()
+    page.wait_for_function("document.querySelector('#attribution-heads .js-plotly-plot')?.data?.[0]?.type"
+                           " === 'heatmap'", timeout=30_000)
+    assert "What each head wrote" in page.locator("#attribution-heads").inner_text()
+    button = page.locator("#attribution-open-0")
+    button.wait_for(state="visible", timeout=30_000)
+    layer, head = re.match(r"Open head (\d+)\.(\d+) ", button.inner_text()).groups()
+    button.click()
+    page.wait_for_function(f"document.querySelector('#attention-heatmap')?.innerText.includes('Layer {layer}, head "
+                           f"{head} (')", timeout=30_000)
+    assert page.get_by_role("tab", name="Attention").get_attribute("aria-selected") == "true"
+
+    page.get_by_role("tab", name="Who voted").click()
+    page.get_by_role("tab", name="Patching").click()
+    page.locator("#patching-example").click()
+    page.locator("#patching-run").click()
+    page.wait_for_function("document.querySelector('#patching-map .js-plotly-plot')?.data?.[0]?.type === 'heatmap'",
+                           timeout=60_000)
+    assert "The clean prompt prefers" in page.locator("#patching-text").inner_text()
+    errors = page.locator(".toast-body.error").all_inner_texts()
+    assert not [text for text in errors if "empty" not in text], errors

@@ -37,9 +37,10 @@ def test_the_page_embeds_plotly_once_and_loads_nothing_from_the_network(written)
 
 def test_the_page_draws_every_section_with_the_apps_figures(written, analysis):
     page = written[0].read_text(encoding="utf-8")
-    # next token 1, surprise 1, attention 3 (head, overview, scores), layers 3 (norms, contributions, lens)
-    assert page.count("draw('figure-") == 8
-    for title in ("Tokens", "Next token", "Surprise", "Attention", "Layers"):
+    # next token 1, who voted 2 (heads, layers), surprise 1, attention 3 (head, overview, scores), layers 3 (norms,
+    # contributions, lens); no patching section without a patching run
+    assert page.count("draw('figure-") == 10
+    for title in ("Tokens", "Next token", "Who voted", "Surprise", "Attention", "Layers"):
         assert f"<h2>{title}" in page
     assert page.count('class="token-chip c') == analysis.trace.n_tokens
     assert "Layer 1, head 2" in page  # the head asked for
@@ -146,3 +147,37 @@ def test_the_export_keeps_the_head_and_sampling_the_learner_set(loaded, tmp_path
     as_set = panels.distribution_figure(analysis.label, analysis.trace.logits, 0.7, 5, 0.9)[0]
     untouched = panels.distribution_figure(analysis.label, analysis.trace.logits, 1.0, 0, 1.0)[0]
     assert export._figure_json(as_set) in html_text and export._figure_json(untouched) not in html_text
+
+
+def test_the_export_holds_the_learners_attribution_and_patching_run(loaded, analysis, tmp_path):
+    """Both Who voted views, as the learner left them, in the page and in the numbers."""
+    from explorer.attribution import logit_attribution, patch
+
+    enc = loaded.tokenizer
+    ids = analysis.trace.token_ids.tolist()
+    target, foil = enc.encode(" jumps")[0], enc.encode(" fox")[0]
+    split = logit_attribution(loaded.model, ids, target, foil)
+    clean, corrupted = "When Mary and John went", "When Mary and Bob went"
+    run = patch(loaded.model, enc.encode(clean), enc.encode(corrupted), target, foil)
+    labels = [analysis.label(i) for i in enc.encode(clean)], [analysis.label(i) for i in enc.encode(corrupted)]
+    experiments = export.Experiments(split, run, *labels, clean, corrupted)
+    page_path, numbers_path = export.write_export(loaded, analysis, tmp_path / "run.html", 1, 2,
+                                                  experiments=experiments)
+    page = page_path.read_text(encoding="utf-8")
+    assert "<h2>Patching: where the answer is decided" in page and "When Mary and Bob went" in page
+    assert page.count("draw('figure-") == 11
+    numbers = json.loads(numbers_path.read_text(encoding="utf-8"))
+    assert numbers["attribution"]["target"]["id"] == target and numbers["attribution"]["foil"]["id"] == foil
+    np.testing.assert_allclose(numbers["attribution"]["heads"], split.heads, atol=1e-6)
+    assert numbers["attribution"]["logit"] == pytest.approx(split.logit)
+    np.testing.assert_allclose(numbers["patching"]["recovered"], run.recovered, atol=1e-6)
+    assert numbers["patching"]["corrupted"] == corrupted and numbers["patching"]["site"] == "resid_pre"
+
+
+def test_without_the_tab_the_export_splits_the_most_likely_tokens_logit(written, loaded, analysis):
+    from explorer.attribution import logit_attribution
+
+    numbers = json.loads(written[1].read_text(encoding="utf-8"))
+    want = logit_attribution(loaded.model, analysis.trace.token_ids.tolist())
+    assert numbers["attribution"]["target"]["id"] == int(np.argmax(analysis.trace.next_token_probs)) == want.target
+    assert numbers["attribution"]["foil"] is None and "patching" not in numbers

@@ -568,6 +568,10 @@ BUILDER_CASES = {
     "top_token_bars": lambda rng: plots.top_token_bars(words(5), rng.uniform(size=5), "x"),
     "head_type_map": lambda rng: plots.head_type_map([["mixed", "broad"], ["induction", "self"]],
                                                      ["induction", "self", "broad", "mixed"], "x"),
+    "attribution_heads": lambda rng: plots.attribution_heads(rng.normal(size=(3, 4)), "x", note="y"),
+    "attribution_layers": lambda rng: plots.attribution_layers(0.5, rng.normal(size=3), rng.normal(size=3), -0.2, "x"),
+    "patching_heatmap": lambda rng: plots.patching_heatmap(rng.uniform(-0.2, 1.1, size=(3, 5)), words(5), "x",
+                                                           "token", note="y"),
 }
 
 

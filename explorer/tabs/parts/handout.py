@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ... import panels
-from ...export import HandoutShelf
+from ... import model_runs, panels
+from ...export import Experiments, HandoutShelf
 from .shared import Shared, user_errors
 
 # Press the (now filled) download button, so the page downloads with the same click that made it.
@@ -32,7 +32,8 @@ def build_handout(shared: Shared, shelf: HandoutShelf | None = None):
     """A "Take this run home" button and the two downloads it fills (the page, the numbers).
 
     Returns `connect(values)`, called once the tabs exist with their inputs by name: the handout is made
-    with the head and the sampling settings the learner has set (layer, head, temperature, top_k, top_p).
+    with the head and the sampling settings the learner has set (layer, head, temperature, top_k, top_p),
+    and the Who voted tab's token, foil and last patching run (published in shared.controls).
     """
     shelf = shelf or HandoutShelf()
     gr.set_static_paths([str(shelf.folder)])
@@ -41,14 +42,29 @@ def build_handout(shared: Shared, shelf: HandoutShelf | None = None):
         page = gr.DownloadButton("Page (.html)", size="sm", visible=False, elem_id="handout-html")
         numbers = gr.DownloadButton("Numbers (.json)", size="sm", visible=False, elem_id="handout-json")
 
+    def experiments(analysis, loaded, target=None, foil=None, patched=None) -> Experiments:
+        """The Who voted tab as the learner left it: their token and foil split, their last patching run."""
+        n_vocab, tokenizer = analysis.trace.config.n_vocab, loaded.tokenizer
+        target_id = panels.resolve_token(tokenizer, n_vocab, target or None, "Token to explain", optional=True)
+        foil_id = panels.resolve_token(tokenizer, n_vocab, foil or None, "Foil", optional=True)
+        if foil_id == target_id:
+            foil_id = None
+        ids = analysis.trace.token_ids.tolist()
+        split = shared.run(model_runs.attribution, loaded.name, ids, target_id, foil_id,
+                           seconds=model_runs.gpu_seconds(shared.store, loaded.name, len(ids)))
+        if not isinstance(patched, dict) or patched.get("model") != loaded.name:
+            return Experiments(split)
+        return Experiments(split, patched["result"], patched["clean_tokens"], patched["corrupted_tokens"],
+                           patched["clean"], patched["corrupted"])
+
     @user_errors
-    def write(handle, layer, head, temperature, top_k, top_p, request: gr.Request) -> dict:
+    def write(handle, layer, head, temperature, top_k, top_p, request: gr.Request, **tab_values) -> dict:
         analysis, loaded = shared.analysis_of(handle)
         analysis = shared.lens_for(analysis, handle.lens_positions)  # the page and numbers include the lens
         shared.remember(handle)
         panels.parse_sampling(temperature, top_k, top_p)  # numbers, or a message naming what is wrong
         html_path, json_path = shelf.write(request.session_hash or handle.key, loaded, analysis, layer, head,
-                                           (temperature, top_k, top_p))
+                                           (temperature, top_k, top_p), experiments(analysis, loaded, **tab_values))
         return {page: gr.DownloadButton(value=str(html_path), visible=True),
                 numbers: gr.DownloadButton(value=str(json_path), visible=True)}
 
@@ -57,6 +73,11 @@ def build_handout(shared: Shared, shelf: HandoutShelf | None = None):
 
     def connect(values: dict) -> None:
         seen = [values[name] for name in ("layer", "head", "temperature", "top_k", "top_p")]
-        make.click(write, inputs=[shared.analysis, *seen], outputs=[page, numbers], api_name="handout",
-                   api_visibility="undocumented").success(None, js=START_DOWNLOAD, api_visibility="private")
+        who_voted = {key: shared.controls[name] for key, name in (("target", "attribution_target"),
+                                                                   ("foil", "attribution_foil"),
+                                                                   ("patched", "patching_run"))
+                     if name in shared.controls}  # absent from a page built without the Who voted tab
+        make.click(write, inputs=[shared.analysis, *seen], inputs_kwargs=who_voted, outputs=[page, numbers],
+                   api_name="handout", api_visibility="undocumented").success(None, js=START_DOWNLOAD,
+                                                                              api_visibility="private")
     return connect

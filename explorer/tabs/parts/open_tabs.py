@@ -47,6 +47,7 @@ class OpenTabs:
     open_tab: gr.State  # the id of the tab the visitor has open
     shown: gr.State  # see the module's docstring
     values: dict = field(default_factory=dict)  # every tab's inputs by name: what `show` reads as view.values
+    strip: gr.Tabs | None = None  # the tab strip, once `connect` has seen it
 
     def outputs_of(self, tab_id: str) -> list:
         """Every component building `tab_id` may fill: its panels and its code box."""
@@ -81,8 +82,27 @@ class OpenTabs:
         self.shared.remember(handle)  # a view may have cached something on the analysis (e.g. the surprise)
         return result | {self.shown: marked(handle, shown, tab_id)}
 
+    def go_to(self, tab_id: str, handle, shown, values: dict, controls: dict) -> dict:
+        """Select `tab_id` with some of its controls set (e.g. {"layer": 3, "head": 1}): the tab is built
+        first if the page does not show it for this analysis, then its `story` sets the controls and
+        redraws what they change."""
+        analysis, loaded = self.shared.analysis_of(handle)
+        result = {self.strip: gr.Tabs(selected=tab_id), self.open_tab: tab_id}
+        if not is_fresh(handle, shown, tab_id):
+            result |= self.panels(tab_id, View(analysis, loaded, {**values, **controls}))
+            result |= {self.shown: marked(handle, shown, tab_id)}
+        result |= self.tabs[tab_id].story(View(analysis, loaded, controls), "")
+        self.shared.remember(handle)
+        return result
+
+    def go_to_outputs(self, tab_id: str) -> list:
+        tab = self.tabs[tab_id]
+        return list(dict.fromkeys([self.strip, self.open_tab, self.shown, *self.outputs_of(tab_id),
+                                   *tab.story_outputs]))
+
     def connect(self, tab_strip: gr.Tabs) -> None:
         """Build a tab when the visitor opens it; keep the open tab's id for Analyze."""
+        self.strip = tab_strip
         for child in tab_strip.children:
             if isinstance(child, gr.Tab) and child.id in self.tabs:
                 self._connect_tab(child)

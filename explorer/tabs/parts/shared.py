@@ -59,6 +59,9 @@ class Tab:
     story: Callable[[View, str], dict] | None = None
     story_keys: frozenset = frozenset()
     story_outputs: list = field(default_factory=list)  # what `story` may return beyond `outputs`
+    # Events that reach into other tabs (e.g. a button that opens another tab at a head): `wire(open_tabs)`
+    # is called once every tab exists (open_tabs.OpenTabs: go_to, go_to_outputs).
+    wire: Callable | None = None
 
 
 @dataclass
