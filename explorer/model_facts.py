@@ -40,8 +40,25 @@ class TrainingData:
     characters: int
     train_tokens: int
     tokens_seen: int
-    repeat_share: float  # the share of training windows that held a repeated random sequence (0: none)
-    repeat_vocab: int | None  # how many of the most frequent tokens those sequences were drawn from
+    repeat_share: float  # the share of training windows that held a sequence written twice (0: none)
+    repeat_vocab: int | None  # random sequences drew from this many most frequent tokens; 0 or None: every token
+    repeat_text_share: float = 0.0  # the share of those windows whose sequence was a span of the training text
+
+    @property
+    def repeat_pool(self) -> str:
+        """Where the random repeated sequences came from, in words."""
+        if self.repeat_vocab:
+            return f"its {self.repeat_vocab:,} most frequent tokens"
+        return "its whole vocabulary, every token equally likely"
+
+    @property
+    def repeat_kinds(self) -> str:
+        """What the repeated sequences were, in words: "random tokens of ..." and, if any, spans of its text."""
+        random_part = f"random tokens drawn from {self.repeat_pool}"
+        if not self.repeat_text_share:
+            return random_part
+        return (f"{random_part} or, in {self.repeat_text_share:.0%} of those windows, a span of its own training "
+                "text written again")
 
 
 @dataclass(frozen=True)
@@ -120,9 +137,8 @@ class ModelFacts:
         """The repeat curriculum, from the training log, or "" when there was none."""
         if self.data is None or not self.data.repeat_share:
             return ""
-        pool = f"its {self.data.repeat_vocab:,} most frequent tokens" if self.data.repeat_vocab else "its tokens"
-        return (f"Besides that text, {self.data.repeat_share:.0%} of its training windows held a random sequence of "
-                f"{pool} written twice in a row, so that copying was worth learning.")
+        return (f"Besides that text, {self.data.repeat_share:.0%} of its training windows held a sequence written "
+                f"twice in a row, so that copying was worth learning: {self.data.repeat_kinds}.")
 
 
 def _corpus_words(data: dict) -> str:
@@ -143,7 +159,8 @@ def training_data(log: dict | None) -> TrainingData | None:
     data, repeats = log.get("data", {}), log.get("repeat_windows", {})
     return TrainingData(corpus=_corpus_words(data), characters=int(data.get("characters", 0)),
                         train_tokens=int(data.get("train_tokens", 0)), tokens_seen=int(log.get("tokens_seen", 0)),
-                        repeat_share=float(repeats.get("share") or 0.0), repeat_vocab=repeats.get("vocab"))
+                        repeat_share=float(repeats.get("share") or 0.0), repeat_vocab=repeats.get("vocab"),
+                        repeat_text_share=float(repeats.get("text_share") or 0.0))
 
 
 def model_facts(name: str, model: gpt2.GPT2, tokenizer=None, origin: str = FOLDER, openai_layout: bool = False,

@@ -630,11 +630,14 @@ def patching_figure(result, tokens: list[str]) -> object:
         columns = [str(h) for h in range(result.recovered.shape[1])]
         return plots.patching_heatmap(result.recovered, columns, "Each head's output copied from the clean run",
                                       "head", note="1 = the clean answer comes back, 0 = nothing changes")
-    where = {"resid_pre": "the residual stream before each block", "resid_post": "the residual stream after each block",
-             "attn_out": "each block's attention output", "mlp_out": "each block's MLP output"}[result.site]
+    where, rows = {"resid_pre": ("the residual stream before each block", "block (the stream before it)"),
+                   "resid_post": ("the residual stream after each block", "block (the stream after it)"),
+                   "attn_out": ("each block's attention output", "block"),
+                   "mlp_out": ("each block's MLP output", "block")}[result.site]
     return plots.patching_heatmap(result.recovered, plots.token_axis_labels(tokens),
                                   f"{where[0].upper() + where[1:]}, copied one position at a time",
-                                  "token (position:token)", note="1 = the clean answer comes back, 0 = nothing changes")
+                                  "token (position:token)", note="1 = the clean answer comes back, 0 = nothing changes",
+                                  row_axis=rows)
 
 
 def patching_text(result, label, clean_tokens: list[str], corrupted_tokens: list[str]) -> str:
@@ -644,8 +647,14 @@ def patching_text(result, label, clean_tokens: list[str], corrupted_tokens: list
     swaps = ", ".join(f"position {i} (**{clean_tokens[i]}** → **{corrupted_tokens[i]}**)" for i in changed[:4])
     best = np.unravel_index(int(np.argmax(r.recovered)), r.recovered.shape)
     place = (f"head {best[0]}.{best[1]}" if r.by_head
-             else f"layer {best[0]} at position {best[1]} (**{clean_tokens[best[1]]}**)")
-    return teaching.render("patching", when={"by_head": r.by_head}, target=f"**{label(r.target)}**",
+             else f"row {best[0]} at position {best[1]} (**{clean_tokens[best[1]]}**)")
+    last = r.recovered[:, -1] if not r.by_head else np.zeros(0)
+    moved_rows = np.flatnonzero(last > 0.5)
+    moved = not r.by_head and len(moved_rows) > 0
+    stays = not r.by_head and not moved and r.site in ("resid_pre", "attn_out", "mlp_out")
+    return teaching.render("patching", when={"by_head": r.by_head, "moved": moved, "stays": stays},
+                           moved_row=int(moved_rows[0]) if moved else 0,
+                           moved=float(last[moved_rows[0]]) if moved else 0.0, target=f"**{label(r.target)}**",
                            foil=f"**{label(r.foil)}**", clean_diff=_signed(r.clean_diff),
                            corrupted_diff=_signed(r.corrupted_diff), swaps=swaps, best_place=place,
                            best=float(r.recovered[best]), first=r.first_difference, rows=r.rows, passes=r.passes)

@@ -957,12 +957,12 @@ def attribution_layers(embed: float, heads_by_layer: np.ndarray, mlps: np.ndarra
 
 
 def patching_heatmap(recovered: np.ndarray, columns: list[str], title: str, column_axis: str,
-                     note: str | None = None) -> go.Figure:
+                     note: str | None = None, row_axis: str = "layer") -> go.Figure:
     """The share of the clean answer each patched site brings back: layer (rows) x position or head."""
     values = _f32(recovered)
     limit = max(1.0, float(np.abs(values).max()))
     heatmap = dict(type="heatmap", z=values, x=columns, colorscale=RED_BLUE, zmin=-limit, zmax=limit, zmid=0,
                    colorbar=_colorbar("recovered"), xgap=1, ygap=1,
                    hovertemplate=f"layer %{{y}}, {column_axis} %{{x}}<br>recovered: %{{z:.0%}}<extra></extra>")
-    layout = dict(xaxis=_axis(column_axis, type="category"), yaxis=_axis("layer", autorange="reversed", dtick=1))
+    layout = dict(xaxis=_axis(column_axis, type="category"), yaxis=_axis(row_axis, autorange="reversed", dtick=1))
     return _figure([heatmap], _styled(layout, title, height=max(320, 80 + 26 * values.shape[0]), note=note))

@@ -423,17 +423,24 @@ class ModelStore:
             raise ValueError(f"Model: unknown snapshot {choice!r}")
         return dataclasses.replace(self.snapshot(name, steps.index(step)), name=choice)
 
-    def before_heads_formed(self, name: str) -> str | None:
-        """The Compare choice of `name`'s last snapshot with no induction head, when a later one (or the finished
-        model) has one: the model just before its heads formed. None without such a pair of snapshots."""
+    def heads_formed(self, name: str) -> tuple[int, int, float] | None:
+        """(step before, step after, best induction score after) around the last snapshot at which `name`'s
+        induction head appeared: the last snapshot with no head labelled induction and the next one, which has
+        one. None without such a pair of snapshots."""
         run = self.training_run(name)
         if run is None or len(run.snapshots) < 2:
             return None
-        formed = [self.snapshot(name, i).induction.max() >= INDUCTION_LABEL for i in range(len(run.snapshots))]
-        for i in range(len(formed) - 1, 0, -1):
-            if formed[i] and not formed[i - 1]:
-                return f"{name}{SNAPSHOT_MARK}{run.snapshots[i - 1].step:,}"
+        best = [float(self.snapshot(name, i).induction.max()) for i in range(len(run.snapshots))]
+        for i in range(len(best) - 1, 0, -1):
+            if best[i] >= INDUCTION_LABEL > best[i - 1]:
+                return run.snapshots[i - 1].step, run.snapshots[i].step, best[i]
         return None
+
+    def before_heads_formed(self, name: str) -> str | None:
+        """The Compare choice of `name`'s last snapshot with no induction head, when a later one (or the finished
+        model) has one: the model just before its heads formed. None without such a pair of snapshots."""
+        formed = self.heads_formed(name)
+        return None if formed is None else f"{name}{SNAPSHOT_MARK}{formed[0]:,}"
 
     def training_run(self, name: str) -> TrainingRun | None:
         """The training log and snapshots of a model trained here (None for OpenAI's sizes), read once."""

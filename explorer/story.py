@@ -1,4 +1,4 @@
-"""The guided story: ten cards that walk a learner through the model in the order data flows.
+"""The guided story: thirteen cards that walk a learner through the model in the order data flows.
 
 Each card is data: the tab it opens, the explanation it expands, and a rule that picks
 its controls from the analysed prompt (the head with the highest previous-token score,
@@ -112,7 +112,7 @@ def suggested_head(analysis: Analysis, loaded: LoadedModel) -> dict:
 class Card:
     id: str
     title: str
-    tab: str  # tokens, embeddings, attention, block, layers, next_token, surprise, generate
+    tab: str  # tokens, embeddings, attention, block, layers, next_token, attribution, surprise, generate
     explanation: str  # the teaching panel to open (teaching.PANELS)
     fill: Callable[[Analysis, LoadedModel], tuple[str, dict]]  # -> (markdown, controls)
 
@@ -195,7 +195,8 @@ def _card_induction(analysis: Analysis, loaded: LoadedModel):
     layer, head, score = found
     controls = dict(layer=layer, head=head, query=trace.n_tokens - 1, mean_heads=False)
     data = loaded.facts.data if loaded.facts is not None else None
-    drilled = loaded.induction_any_token is not None and data is not None and data.repeat_share > 0
+    grown = data is not None and data.repeat_share > 0  # its training repeated sequences on purpose
+    drilled = grown and loaded.induction_any_token is not None  # ... drawn from a pool of frequent tokens only
     pool = (f"of its {data.repeat_vocab:,} most frequent tokens" if drilled and data.repeat_vocab
             else "of the tokens its training repeated" if drilled else "")
     measured = (f"on a random sequence{' ' + pool if pool else ' of tokens'} written twice, it puts {score:.0%} of its "
@@ -216,6 +217,13 @@ def _card_induction(analysis: Analysis, loaded: LoadedModel):
                     if anywhere >= INDUCTION_THRESHOLD else
                     "it learned to copy the tokens it was drilled on, not any token (GPT-2's induction heads "
                     "copy any token)."))
+    elif grown:
+        low, high = ordinary_token_range(trace.config)
+        text += (f" **How it grew:** {data.repeat_share:.0%} of this model's training windows held a sequence "
+                 f"written twice ({data.repeat_kinds}), so copying paid. The random sequence above draws ordinary "
+                 f"tokens (ids {low:,}–{high - 1:,}) from across its vocabulary: "
+                 + ("it copies any token, as GPT-2's induction heads do."
+                    if score >= INDUCTION_THRESHOLD else "on such tokens this head does not copy reliably."))
     fires = induction_query(analysis, layer, head)
     if fires is None:
         speaks_python = loaded.facts is not None and not loaded.facts.gpt2_tokenizer
@@ -249,13 +257,15 @@ def _card_block(analysis: Analysis, loaded: LoadedModel):
 def _card_layers(analysis: Analysis, loaded: LoadedModel):
     trace, lens = analysis.trace, analysis.lens
     norms = trace.residual_norms[:, -1]
-    text = (f"Block by block, each adds to the residual stream: for **{trace.tokens[-1]}** its norm "
-            f"{norm_change(norms[0], norms[-1])} from {norms[0]:.1f} to {norms[-1]:.1f}.")
+    text = (f"Block by block, each adds to the residual stream: for **{trace.tokens[-1]}** its norm (the vector's "
+            f"length, ‖x‖) {norm_change(norms[0], norms[-1])} from {norms[0]:.1f} to {norms[-1]:.1f}.")
     if lens is not None:
         tops = lens.top_ids[:, -1, 0]
         first = int(np.argmax(tops == tops[-1]))
         where = "already in the embeddings" if first == 0 else f"after block {first - 1}"
-        text += (f" The **logit lens** reads the stream as if it were the last: the final answer "
+        text += (" At the end the model turns the stream into one **logit** per token of its vocabulary, a score "
+                 "that softmax makes a probability (card 8 shows how).")
+        text += (f" The **logit lens** reads the stream after each block as if it were the last: the final answer "
                  f"**{analysis.label(tops[-1])}** is first on top {where}. Look at the last column of the lens, top to bottom.")
     return text, dict(lens_positions=int(min(max(trace.n_tokens, 1), MAX_LENS_POSITIONS, LENS_POSITIONS)))
 
@@ -274,6 +284,20 @@ def _card_sampling(analysis: Analysis, loaded: LoadedModel):
     return text, dict(s)
 
 
+def _card_attribution(analysis: Analysis, loaded: LoadedModel):
+    trace, c = analysis.trace, analysis.trace.config
+    top = int(most_likely(trace.next_token_probs, 1)[0])
+    text = (f"**Who voted for {analysis.label(top)}?** Its probability, "
+            f"{percent(float(trace.next_token_probs[top]))}, comes from its logit, and that logit is a sum: the "
+            f"embeddings, each of the {c.n_layer * c.n_head:,} heads and each of the {c.n_layer} MLPs wrote a vector "
+            "into the residual stream, and the final LayerNorm and the output matrix read their sum. The map splits "
+            "the logit into one number per head: **red heads pushed the token up, blue ones pushed it down**. The "
+            "buttons open the largest in the Attention tab. Pick a second token as the foil to see what separates "
+            "two answers. This counts only what each part wrote directly; the *Patching* view beside it measures "
+            "what a part does through the layers after it.")
+    return text, {}
+
+
 def _card_surprise(analysis: Analysis, loaded: LoadedModel):
     trace = analysis.trace
     surprise = token_surprise(analysis, loaded)
@@ -285,7 +309,8 @@ def _card_surprise(analysis: Analysis, loaded: LoadedModel):
     facts = loaded.facts
     repeats = f"{facts.repeats} " if facts.repeats else ""
     text = (f"How did {facts.who} learn this? At each position it predicted the next token of your own prompt; "
-            f"the **surprise** −ln p of the real next token is its loss. The most surprising here is "
+            f"the **surprise** −ln p of the real next token is its loss, in *nats* (natural-log units; 0 means it was "
+            f"certain and right). The most surprising here is "
             f"**{trace.tokens[worst + 1]}** (p = {percent(float(np.exp(-surprise[worst])))}); the mean, "
             f"{mean:.2f} nats, is the **cross-entropy loss**, and e^{mean:.2f} = {np.exp(mean):,.1f} the "
             f"**perplexity**. Training changed every weight to make this mean small over its training text. "
@@ -305,6 +330,33 @@ def _card_generate(analysis: Analysis, loaded: LoadedModel):
     return text, dict(max_new_tokens=MAX_NEW_TOKENS, **STORY_SAMPLING)
 
 
+def _card_training(analysis: Analysis, loaded: LoadedModel):
+    facts = loaded.facts
+    data = facts.data if facts is not None else None
+    if data is None:
+        who = facts.who if facts is not None else "this model"
+        text = (f"**How did the heads you saw get there?** {who[0].upper() + who[1:]} was trained "
+                "elsewhere, and its training snapshots were not published, so this tab cannot replay it. The small "
+                "model trained here kept its snapshots: pick **tiny (trained here)** in the Model menu and press "
+                "Analyze to watch its previous-token and induction heads appear, step by step, on your prompt.")
+    else:
+        text = (f"**How did the heads you saw get there?** {facts.who[0].upper() + facts.who[1:]} was trained here, from random weights, on "
+                f"{data.tokens_seen:,} tokens of {data.corpus}, and kept snapshots of its weights on the way. The "
+                "**Snapshot** slider replays them on *your* prompt: watch the loss curve fall, the heads get their "
+                "labels, and the greedy sample turn from repeated nonsense into text. The explanation below says "
+                "between which snapshots its induction head formed.")
+    return text, {}
+
+
+def _card_compare(analysis: Analysis, loaded: LoadedModel):
+    text = ("**One prompt, two models.** Press **Compare** to run your prompt through the two models in the menus: "
+            "what each predicts next, how surprised each is by every token, and where each model's heads look. "
+            "Bigger models are less surprised; a model trained briefly here, or one of its own early snapshots, "
+            "is more. Try a prompt that repeats itself: a model with an induction head is far less surprised by "
+            "the repeat.")
+    return text, {}
+
+
 CARDS: tuple[Card, ...] = (
     Card("top", "What GPT-2 does", "next_token", "next_token", _card_top),
     Card("tokens", "Text becomes tokens", "tokens", "tokens", _card_tokens),
@@ -314,8 +366,11 @@ CARDS: tuple[Card, ...] = (
     Card("block", "Inside a block: LayerNorm and MLP", "block", "block", _card_block),
     Card("layers", "Layer by layer: the logit lens", "layers", "layers", _card_layers),
     Card("sampling", "From logits to the next token", "next_token", "next_token", _card_sampling),
+    Card("attribution", "Who voted for this token?", "attribution", "attribution", _card_attribution),
     Card("surprise", "Surprise = loss: how it learned", "surprise", "surprise", _card_surprise),
     Card("generate", "Generating text", "generate", "generate", _card_generate),
+    Card("training", "How the heads formed", "training", "training", _card_training),
+    Card("compare", "One prompt, two models", "compare", "compare", _card_compare),
 )
 CARD_IDS = tuple(card.id for card in CARDS)
 

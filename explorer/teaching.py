@@ -20,7 +20,8 @@ import re
 from gpt2.resources import ASSETS
 
 TEACHING_DIR = ASSETS / "teaching"
-PANELS = ("tokens", "embeddings", "attention", "head_walk", "block", "layers", "next_token", "surprise", "generate")
+PANELS = ("tokens", "embeddings", "attention", "head_walk", "block", "layers", "next_token", "surprise", "generate",
+          "attribution", "patching", "training", "compare")
 _SECTION = re.compile(r"<!-- if (not )?(\w+) -->\n?(.*?)<!-- end -->\n?", re.DOTALL)
 
 

@@ -16,9 +16,10 @@ import numpy as np
 
 import gpt2
 
-from . import plots
+from . import plots, teaching
 from .capture import Trace, capture
 from .heads import LABEL_RULES, HeadScores, head_scores
+from .model_facts import training_data
 from .store import LoadedModel, TrainingRun
 from .analysis import encode_prompt
 
@@ -132,6 +133,21 @@ def _best(scores: np.ndarray) -> tuple[float, int, int]:
     return float(scores[layer, head]), int(layer), int(head)
 
 
+def reading_text(run: TrainingRun | None, model_name: str, before: int | None = None,
+                 after_score: float | None = None, after: int | None = None) -> str:
+    """How to read the tab, with the run's own numbers; `before`/`after` are the steps between which its
+    induction head formed (store.before_heads_formed), when it did, with the best score after."""
+    if not has_snapshots(run):
+        return teaching.render("training", when={"snapshots": False, "formed": False}, model=model_name)
+    evals = run.log.get("evals", [])
+    formed = before is not None and after is not None and after_score is not None
+    return teaching.render(
+        "training", when={"snapshots": True, "formed": formed}, model=model_name, last_step=run.snapshots[-1].step,
+        first_loss=evals[0]["val_loss"] if evals else float("nan"),
+        last_loss=evals[-1]["val_loss"] if evals else float("nan"), before=before or 0, after=after or 0,
+        after_score=after_score or 0.0, threshold=dict((f, t) for _, f, t in LABEL_RULES)["induction"])
+
+
 def heads_text(view: SnapshotView, run: TrainingRun, layer: int, head: int) -> str:
     """What the map shows at this snapshot, with its own numbers, and what to look for."""
     s, thresholds = view.scores, {field: threshold for _, field, threshold in LABEL_RULES}
@@ -168,11 +184,12 @@ def about_text(run: TrainingRun | None, model_name: str) -> str:
              "snapshot reading *your* prompt."]
     share = repeat_share(run)
     if share:
-        vocab = log["repeat_windows"].get("vocab")
-        lines.append(f"**It saw repeated sequences on purpose.** {share:.0%} of its training windows held a random "
-                     f"sequence of its {vocab} most frequent tokens written twice in a row. In this project's "
-                     "trials, a model of this size trained on the standard library's text alone grew no induction "
-                     "head in 18M tokens; in a random sequence written twice, nothing but copying predicts the second "
-                     "copy. So the induction head you can watch form here was taught by these repeats, "
-                     "and the induction scores use random sequences of the same frequent tokens.")
+        data = training_data(log)
+        tested_on = ("random sequences of the same frequent tokens" if data.repeat_vocab
+                     else "random sequences of ordinary tokens from across its vocabulary")
+        lines.append(f"**It saw repeated sequences on purpose.** {share:.0%} of its training windows held a sequence "
+                     f"written twice in a row: {data.repeat_kinds}. In this project's trials, a model of this size "
+                     "trained on the standard library's text alone grew no induction head in 18M tokens; in a random "
+                     "sequence written twice, nothing but copying predicts the second copy. So the induction head "
+                     f"you can watch form here was taught by these repeats, and the induction scores use {tested_on}.")
     return "\n\n".join(lines)

@@ -69,3 +69,24 @@ def induction_probe(model, frequent: list[int], length: int | None = None, seque
         "first_copy_loss": float(losses[:, :length - 1].mean()),  # predicting s[1..L-1] the first time
         "second_copy_loss": float(losses[:, length:].mean()),  # predicting s[1..L-1] again
     }
+
+
+def every_token(model, eot: int) -> list[int]:
+    """Every token id of the model's vocabulary but <|endoftext|>: the pool of a uniform random sequence."""
+    return [token for token in range(model.config.n_vocab) if token != eot]
+
+
+# About forty tokens of plain English for the model trained on Python's standard library (whose docstrings
+# and comments are English), with no repeat inside it.
+ENGLISH = ("The committee met on a cold morning to decide where the new library should be built, and most of "
+           "them agreed on the old market square.")
+
+
+def repeated_text_probe(model, token_ids: list[int]) -> dict:
+    """The loss on a text's tokens the first time and when the same text follows again."""
+    ids = torch.tensor([token_ids + token_ids])
+    _, logits = _patterns_and_logits(model, ids)
+    losses = F.cross_entropy(logits[0, :-1], ids[0, 1:], reduction="none")
+    n = len(token_ids)
+    return {"first_copy_loss": float(losses[:n - 1].mean()), "second_copy_loss": float(losses[n:].mean()),
+            "tokens": n}

@@ -199,7 +199,12 @@ def test_the_trained_models_example_pair_points_the_right_way():
     (target,), (foil,) = enc.encode(example.answer), enc.encode(example.foil)
     result = patch(model, clean, corrupted, target, foil, site="resid_pre")
     assert result.clean_diff > 1 and result.corrupted_diff < -1
-    assert result.recovered[0, result.first_difference] == pytest.approx(1.0, abs=1e-4)  # one token differs
-    assert result.recovered[-1, -1] > 0.5  # by the last block, the last position carries most of it
+    first = result.first_difference
+    assert result.recovered[0, first] == pytest.approx(1.0, abs=1e-4)  # one token differs: that is the clean run
+    assert result.recovered[1, first] > 0.5  # the last block still reads the answer where it was written
+    after = patch(model, clean, corrupted, target, foil, site="resid_post")
+    assert after.recovered[-1, -1] == pytest.approx(1.0, abs=1e-4) and after.recovered[-1, first] < 0.1  # moved
+    heads = patch(model, clean, corrupted, target, foil, site="head_out").recovered
+    assert np.unravel_index(int(np.argmax(heads)), heads.shape)[0] == 1  # a head of the last layer carried it
     split = logit_attribution(model, clean, target, foil)
     assert split.total == pytest.approx(result.clean_diff, abs=1e-3)

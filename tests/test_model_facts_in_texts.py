@@ -194,7 +194,9 @@ def test_the_training_data_stated_is_the_models(case, small_text):
     for name, text in data.items():
         if which == "shipped":
             assert "Python standard library" in text, name
-            assert "50%" in text and "500 most frequent tokens" in text, f"{name}: the repeat curriculum"
+            repeats = loaded.facts.data
+            pool = "whole vocabulary" if not repeats.repeat_vocab else f"{repeats.repeat_vocab} most frequent tokens"
+            assert f"{repeats.repeat_share:.0%}" in text and pool in text, f"{name}: the repeat curriculum"
         elif which == "trained":
             assert "`small.txt`" in text, name
             characters = len(small_text.read_text(encoding="utf-8"))

@@ -186,8 +186,9 @@ def test_the_shipped_model_loads_with_its_own_tokenizer_and_its_training_snapsho
     loaded = store.get(SHIPPED_NAME)
     assert loaded.tokenizer.n_vocab == loaded.model.config.n_vocab == 4096
     run = store.training_run(SHIPPED_NAME)
-    assert [s.step for s in run.snapshots] == [0, 300, 600, 900, 1200, 1600, 2000, 2500, 4000]
-    assert run.repeat_tokens and len(run.repeat_tokens) == 500
+    logged = [s["step"] for s in run.log["snapshots"]]
+    assert [s.step for s in run.snapshots] == logged + [run.log["step"]] and len(logged) >= 8  # and the finished model
+    assert run.repeat_tokens is None  # its repeats drew from the whole vocabulary: no pool of tokens to list
 
 
 def test_the_shipped_model_is_labelled_with_an_induction_head_by_the_explorers_own_test():
@@ -197,7 +198,8 @@ def test_the_shipped_model_is_labelled_with_an_induction_head_by_the_explorers_o
 
 def test_a_snapshot_is_loaded_with_the_finished_models_tokenizer_and_differs_from_it():
     store = ModelStore(sizes=[])
-    first, finished = store.snapshot(SHIPPED_NAME, 0), store.snapshot(SHIPPED_NAME, 8)
+    last = len(store.training_run(SHIPPED_NAME).snapshots) - 1
+    first, finished = store.snapshot(SHIPPED_NAME, 0), store.snapshot(SHIPPED_NAME, last)
     assert finished is store.get(SHIPPED_NAME)
     assert first.tokenizer is finished.tokenizer
     assert not np.allclose(first.model.wte.weight.detach().numpy(), finished.model.wte.weight.detach().numpy())
@@ -213,10 +215,13 @@ def test_at_most_max_snapshots_stay_loaded():
     assert len(store._snapshots) == 2 and store.snapshot(SHIPPED_NAME, 0) is not first
 
 
-@pytest.mark.parametrize("index", [-1, 9, 1.5, "3", True, None])
+@pytest.mark.parametrize("index", [-1, "past the end", 1.5, "3", True, None])
 def test_snapshot_indices_outside_the_run_are_refused(index):
-    with pytest.raises(ValueError, match="Snapshot must be a whole number from 0 to 8"):
-        ModelStore(sizes=[]).snapshot(SHIPPED_NAME, index)
+    store = ModelStore(sizes=[])
+    last = len(store.training_run(SHIPPED_NAME).snapshots) - 1
+    index = last + 1 if index == "past the end" else index
+    with pytest.raises(ValueError, match=f"Snapshot must be a whole number from 0 to {last}"):
+        store.snapshot(SHIPPED_NAME, index)
 
 
 def test_openai_sizes_and_folders_without_a_log_have_no_training_run(tiny_checkpoint_dir):

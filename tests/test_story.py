@@ -155,17 +155,31 @@ def test_attention_opens_on_a_clear_induction_head_where_it_fires(loaded, monkey
     assert view["query"] == story.induction_query(analysis, 1, 2)[0]
 
 
-def test_the_induction_card_says_how_a_drilled_head_grew_and_where_it_fails(loaded):
+def test_the_induction_card_says_how_the_shipped_models_head_grew(loaded):
     from explorer.store import SHIPPED, ModelStore
 
     shipped = ModelStore(None, sizes=[]).get(next(iter(SHIPPED)))
     data = shipped.facts.data
     card = story.story_card(story.CARD_IDS.index("induction"), analyze(shipped, "x = 1\nx = 1"), shipped)
     layer, head = card["controls"]["layer"], card["controls"]["head"]
-    anywhere = float(shipped.induction_any_token[layer, head])
-    assert f"{data.repeat_share:.0%} of this model's training windows" in card["markdown"]
-    assert f"of its {data.repeat_vocab:,} most frequent tokens" in card["markdown"]
-    assert f"the same head puts {anywhere:.0%} there" in card["markdown"]
-    assert ("not any token" in card["markdown"]) == (anywhere < story.INDUCTION_THRESHOLD)
+    score = float(shipped.induction[layer, head])
+    assert f"{data.repeat_share:.0%} of this model's training windows held a sequence written twice" in card["markdown"]
+    assert data.repeat_kinds in card["markdown"] and "whole vocabulary" in data.repeat_kinds
+    assert ("it copies any token" in card["markdown"]) == (score >= story.INDUCTION_THRESHOLD)
+
+
+def test_the_induction_card_says_where_a_head_drilled_on_a_pool_fails(loaded, monkeypatch):
+    """A model whose repeats drew from its most frequent tokens only: the card measures both and says so."""
+    import dataclasses
+
+    from explorer.store import SHIPPED, ModelStore
+
+    shipped = ModelStore(None, sizes=[]).get(next(iter(SHIPPED)))
+    drilled_data = dataclasses.replace(shipped.facts.data, repeat_vocab=500, repeat_text_share=0.0)
+    drilled = dataclasses.replace(shipped, facts=dataclasses.replace(shipped.facts, data=drilled_data),
+                                  induction_any_token=np.zeros_like(shipped.induction))
+    card = story.story_card(story.CARD_IDS.index("induction"), analyze(drilled, "x = 1\nx = 1"), drilled)
+    assert "of its 500 most frequent tokens" in card["markdown"]
+    assert "the same head puts 0% there" in card["markdown"] and "not any token" in card["markdown"]
     plain = story.story_card(story.CARD_IDS.index("induction"), analyze(loaded, "a b a b"), loaded)
     assert loaded.induction_any_token is None and "How it grew" not in plain["markdown"]

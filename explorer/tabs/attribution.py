@@ -20,7 +20,8 @@ from .parts.shared import Shared, Tab, View, user_errors
 
 OPEN_BUTTONS = 3  # the largest heads get a button that opens them in the Attention tab
 MAX_PATCH_TOKENS = 40  # a patching prompt's tokens: the run costs one pass per layer and position
-SITE_CHOICES = [("residual stream, before each block (layer × position)", "resid_pre"),
+SITE_CHOICES = [("residual stream, after each block (layer × position)", "resid_post"),
+                ("residual stream, before each block (layer × position)", "resid_pre"),
                 ("each head's output (layer × head)", "head_out"),
                 ("attention output (layer × position)", "attn_out"),
                 ("MLP output (layer × position)", "mlp_out")]
@@ -76,7 +77,7 @@ def build(shared: Shared) -> Tab:
                                      max_length=panels.MAX_TOKEN_TEXT)
                     wrong = Textbox(value=first.foil, label="Corrupted answer (one token)",
                                     max_length=panels.MAX_TOKEN_TEXT)
-                    site = Dropdown(SITE_CHOICES, value="resid_pre", label="Copy what")
+                    site = Dropdown(SITE_CHOICES, value="resid_post", label="Copy what")
                 with gr.Row():
                     run = gr.Button("Patch", variant="primary", elem_id="patching-run")
                     example = gr.Button("Load this model's example", size="sm", elem_id="patching-example")

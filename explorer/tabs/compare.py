@@ -15,8 +15,9 @@ from .. import panels
 from ..analysis import analysis_bytes
 from .. import model_runs
 from ..store import SNAPSHOT_MARK
-from .parts.controls import Dropdown
-from .parts.shared import Shared, Tab, user_errors
+from .. import teaching
+from .parts.controls import Dropdown, explanation, opened
+from .parts.shared import Shared, Tab, View, user_errors
 
 
 def default_pair(store) -> tuple[str, str]:
@@ -49,7 +50,19 @@ def build(shared: Shared) -> Tab:
                     sides[key] = {name: gr.Plot(label=f"Compare {key.upper()} {name}", show_label=False,
                                                 elem_id=f"compare-{key}-{name}")
                                   for name in ("bars", "surprise", "heads")}
+        explained = explanation("Compare explained")
     plots_out = [plot for side in sides.values() for plot in side.values()]
+
+    def reading(loaded) -> str:
+        own = shared.store.before_heads_formed(loaded.name) if shared.store.folder(loaded.name) else None
+        return teaching.render("compare", when={"own_snapshot": bool(own) and model_b_default == own},
+                               model_b=model_b_default)
+
+    def show(view: View) -> dict:
+        return {explained: reading(view.loaded)}
+
+    def story(view: View, explanation_name: str) -> dict:  # the card sets nothing: the learner presses Compare
+        return show(view) | opened(explained)
 
     @user_errors
     def run_comparison(prompt, name_a, name_b, progress=gr.Progress()) -> dict:
@@ -67,4 +80,4 @@ def build(shared: Shared) -> Tab:
 
     run.click(run_comparison, inputs=[shared.prompt, model_a, model_b], outputs=[text, *plots_out],
               api_name="compare", api_visibility="undocumented")
-    return Tab()
+    return Tab(show=show, outputs=[explained], story=story, story_outputs=[explained.accordion])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import plots, training, validation
-from .parts.controls import Slider, index_slider_update
+from .parts.controls import Slider, explanation, index_slider_update, opened
 from .parts.shared import Shared, Tab, View, user_errors
 
 
@@ -27,13 +27,21 @@ def build(shared: Shared) -> Tab:
             with gr.Column():
                 heads_text = gr.Markdown("", label="Heads at this snapshot explained")
                 sample = gr.Markdown("", label="Snapshot sample")
+        text = explanation("Training explained")
 
-    outputs = [about, snapshot, layer, head, caption, curve, head_map, pattern, heads_text, sample]
+    outputs = [about, snapshot, layer, head, caption, curve, head_map, pattern, heads_text, sample, text]
+
+    def reading(run, model_name: str) -> str:
+        formed = shared.store.heads_formed(model_name) if training.has_snapshots(run) else None
+        if formed is None:
+            return training.reading_text(run, model_name)
+        before, after, after_score = formed
+        return training.reading_text(run, model_name, before=before, after=after, after_score=after_score)
 
     def without_snapshots(run, model_name: str) -> dict:
         blank = plots.empty_figure("No training snapshots for this model")
         return {about: training.about_text(run, model_name), caption: "", curve: blank, head_map: blank,
-                pattern: blank, heads_text: "", sample: "",
+                pattern: blank, heads_text: "", sample: "", text: reading(run, model_name),
                 snapshot: gr.update(maximum=1, value=0, interactive=False)}
 
     def figures(loaded, run, prompt: str, index: int, layer_index: int, head_index: int) -> dict:
@@ -58,7 +66,7 @@ def build(shared: Shared) -> Tab:
         layer_index = min(view.values["training_layer"], config.n_layer - 1)
         head_index = min(view.values["training_head"], config.n_head - 1)
         return figures(loaded, run, view.analysis.prompt, index, layer_index, head_index) | {
-            about: training.about_text(run, loaded.name),
+            about: training.about_text(run, loaded.name), text: reading(run, loaded.name),
             snapshot: index_slider_update(last + 1, index),
             layer: index_slider_update(config.n_layer, layer_index),
             head: index_slider_update(config.n_head, head_index)}
@@ -76,5 +84,8 @@ def build(shared: Shared) -> Tab:
     gr.on([snapshot.input, layer.input, head.input], select, inputs=[shared.analysis, snapshot, layer, head],
           outputs=[caption, curve, head_map, pattern, heads_text, sample], api_name="select_snapshot",
           api_visibility="undocumented", show_progress="hidden", trigger_mode="always_last")
-    return Tab(show=show, outputs=outputs,
-               inputs={"training_layer": layer, "training_head": head})
+    def story(view: View, explanation_name: str) -> dict:
+        return show(view) | opened(text)
+
+    return Tab(show=show, outputs=outputs, inputs={"training_layer": layer, "training_head": head}, story=story,
+               story_outputs=[text.accordion])
