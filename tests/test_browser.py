@@ -167,9 +167,12 @@ def test_a_learner_asks_who_voted_patches_a_pair_and_opens_a_head(page):
     button.wait_for(state="visible", timeout=30_000)
     layer, head = re.match(r"Open head (\d+)\.(\d+) ", button.inner_text()).groups()
     button.click()
-    page.wait_for_function(f"document.querySelector('#attention-heatmap')?.innerText.includes('Layer {layer}, head "
-                           f"{head} (')", timeout=30_000)
-    assert page.get_by_role("tab", name="Attention").get_attribute("aria-selected") == "true"
+    # The Attention tab opens, drawn for this prompt (an earlier test may have left the same head on screen).
+    page.wait_for_function(
+        "[...document.querySelectorAll('[role=tab]')].some(t => t.getAttribute('aria-selected') === 'true'"
+        " && t.innerText.trim() === 'Attention')"
+        f" && document.querySelector('#attention-heatmap')?.innerText.includes('Layer {layer}, head {head} (')"
+        " && document.querySelector('#attention-heatmap')?.innerText.includes('effort')", timeout=30_000)
 
     page.get_by_role("tab", name="Who voted").click()
     page.get_by_role("tab", name="Patching").click()

@@ -13,7 +13,8 @@ from test_browser import launched  # skips this module too when chromium is miss
 
 SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "models" / "tiny"
 TAB_LABELS = {"tokens": "Tokens", "embeddings": "Embeddings", "attention": "Attention", "block": "Inside a block",
-              "layers": "Layers", "next_token": "Next token", "surprise": "Surprise", "generate": "Generate"}
+              "layers": "Layers", "next_token": "Next token", "attribution": "Who voted", "surprise": "Surprise",
+              "generate": "Generate", "training": "Training", "compare": "Compare"}
 SELECTED_TAB = "() => document.querySelector('[role=tab][aria-selected=true]').innerText.trim()"
 
 if not (SHIPPED / "model.safetensors").exists():

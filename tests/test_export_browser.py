@@ -30,13 +30,13 @@ def test_an_exported_page_draws_every_figure_offline_with_no_server(tiny_checkpo
         context.on("request", lambda request: requests.append(request.url))
         page = context.new_page()
         page.goto(Path(page_path).as_uri())
-        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 8", timeout=60_000)
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 10", timeout=60_000)
         drawn = page.evaluate("""() => [...document.querySelectorAll('.figure')].map(div => ({
             plotted: div.classList.contains('js-plotly-plot'),
             traces: div.querySelectorAll('.trace, .hm, image').length,
             title: (div.querySelector('.gtitle') || {}).textContent || ''}))""")
         browser.close()
-    assert len(drawn) == 8 and all(figure["plotted"] for figure in drawn)
+    assert len(drawn) == 10 and all(figure["plotted"] for figure in drawn)  # 8, and the two of Who voted
     assert all(figure["traces"] > 0 for figure in drawn), drawn  # plotly drew each figure's data, not only axes
     assert any("Layer 0, head 1" in figure["title"] for figure in drawn)
     assert [url for url in requests if not url.startswith("file://")] == []

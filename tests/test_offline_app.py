@@ -2,8 +2,11 @@
 and its Training tab shows the snapshots of its training."""
 
 import json
+import re
 
 import pytest
+
+import gpt2
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
@@ -36,37 +39,45 @@ def test_offline_the_status_line_says_why_and_how_to_get_gpt2(client):
     assert "cannot be reached" in status and "python -m gpt2 download 124M" in status
 
 
+SHIPPED_LOG = json.loads((gpt2.SHIPPED_MODELS["tiny"] / "training_log.json").read_text(encoding="utf-8"))
+LAST_STEP = SHIPPED_LOG["step"]
+LAST = len(SHIPPED_LOG["snapshots"])  # the slider's last index: the snapshots, then the finished model
+
+
 def test_analyze_shows_the_finished_model_in_the_training_tab(client):
     out = analyze(client, PROMPT)
-    assert "step 4,000 of 4,000" in out["Snapshot caption"] and "the finished model" in out["Snapshot caption"]
-    assert figure(out["Training loss curve"])["layout"]["annotations"][0]["text"] == "step 4,000"
-    assert "50% of its training windows held a random sequence" in out["Training explained"]
-    assert "What it writes at step 4,000" in out["Snapshot sample"]
+    assert f"step {LAST_STEP:,} of {LAST_STEP:,}" in out["Snapshot caption"]
+    assert "the finished model" in out["Snapshot caption"]
+    assert figure(out["Training loss curve"])["layout"]["annotations"][0]["text"] == f"step {LAST_STEP:,}"
+    share = SHIPPED_LOG["repeat_windows"]["share"]
+    assert f"{share:.0%} of its training windows held a sequence written twice" in out["Training explained"]
+    assert f"What it writes at step {LAST_STEP:,}" in out["Snapshot sample"]
 
 
 def test_the_slider_shows_the_chosen_snapshot_on_the_loss_curve(client):
     analyze(client, PROMPT)
     caption, curve, *_ = client.predict(0, 0, 0, api_name="/select_snapshot")
-    assert "step 0 of 4,000" in caption and "before any training" in caption
+    assert f"step 0 of {LAST_STEP:,}" in caption and "before any training" in caption
     assert figure(curve)["layout"]["annotations"][0]["text"] == "step 0"
 
 
 def test_moving_the_snapshot_slider_changes_the_heads_labels(client):
     analyze(client, PROMPT)
     outputs = {}
-    for index in (0, 8):
+    for index in (0, LAST):
         caption, _curve, head_map, pattern, text, sample = client.predict(
             index, 1, 0, api_name="/select_snapshot")
         outputs[index] = (json.dumps(figure(head_map)), text, sample)
-    assert "induction" not in outputs[0][0] and "induction" in outputs[8][0]  # the tiles' labels
-    assert "layer 1 head 0 is labelled **induction**" in outputs[8][1]
-    assert outputs[0][2] != outputs[8][2]  # the samples differ
+    assert "induction" not in outputs[0][0] and "induction" in outputs[LAST][0]  # the tiles' labels
+    best = re.search(r"strongest induction head: layer (\d+) head (\d+) at ([\d.]+)", outputs[LAST][1])
+    assert best and float(best.group(3)) >= 0.4  # the finished model has one, and the text names it
+    assert outputs[0][2] != outputs[LAST][2]  # the samples differ
 
 
 def test_a_snapshot_outside_the_run_gets_a_message(client):
     analyze(client, PROMPT)
-    with pytest.raises(AppError, match="Snapshot must be a whole number from 0 to 8"):
-        client.predict(9, 0, 0, api_name="/select_snapshot")
+    with pytest.raises(AppError, match=f"Snapshot must be a whole number from 0 to {LAST}"):
+        client.predict(LAST + 1, 0, 0, api_name="/select_snapshot")
 
 
 def test_size_tiny_starts_with_the_shipped_model_without_a_notice(tmp_path_factory):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gradio as gr
+import numpy as np
 
 from .. import plots, training, validation
 from .parts.controls import Slider, explanation, index_slider_update, opened
@@ -27,7 +28,7 @@ def build(shared: Shared) -> Tab:
             with gr.Column():
                 heads_text = gr.Markdown("", label="Heads at this snapshot explained")
                 sample = gr.Markdown("", label="Snapshot sample")
-        text = explanation("Training explained")
+        text = explanation("Training tab explained")
 
     outputs = [about, snapshot, layer, head, caption, curve, head_map, pattern, heads_text, sample, text]
 
@@ -63,8 +64,12 @@ def build(shared: Shared) -> Tab:
         # A new prompt starts at the finished model; the slider then goes back through training.
         config, last = loaded.model.config, len(run.snapshots) - 1
         index = last
-        layer_index = min(view.values["training_layer"], config.n_layer - 1)
-        head_index = min(view.values["training_head"], config.n_head - 1)
+        if "training_layer" in view.values:  # the page's sliders
+            layer_index = min(view.values["training_layer"], config.n_layer - 1)
+            head_index = min(view.values["training_head"], config.n_head - 1)
+        else:  # the story's card: the head that becomes the finished model's strongest induction head
+            layer_index, head_index = (int(i) for i in np.unravel_index(int(np.argmax(loaded.induction)),
+                                                                        loaded.induction.shape))
         return figures(loaded, run, view.analysis.prompt, index, layer_index, head_index) | {
             about: training.about_text(run, loaded.name), text: reading(run, loaded.name),
             snapshot: index_slider_update(last + 1, index),
