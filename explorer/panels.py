@@ -599,7 +599,7 @@ def attribution_figures(attribution, label) -> dict:
         "heads": plots.attribution_heads(attribution.heads, f"What each head wrote into {what}",
                                          note="red pushed it up, blue pushed it down; hover for the numbers"),
         "layers": plots.attribution_layers(attribution.embed, by_layer["heads"], by_layer["mlps"], attribution.rest,
-                                           f"The same by layer, with the embeddings and biases: {what}"),
+                                           "The same parts, by layer"),
     }
 
 

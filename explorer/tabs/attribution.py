@@ -20,11 +20,9 @@ from .parts.shared import Shared, Tab, View, user_errors
 
 OPEN_BUTTONS = 3  # the largest heads get a button that opens them in the Attention tab
 MAX_PATCH_TOKENS = 40  # a patching prompt's tokens: the run costs one pass per layer and position
-SITE_CHOICES = [("residual stream, after each block (layer × position)", "resid_post"),
-                ("residual stream, before each block (layer × position)", "resid_pre"),
-                ("each head's output (layer × head)", "head_out"),
-                ("attention output (layer × position)", "attn_out"),
-                ("MLP output (layer × position)", "mlp_out")]
+SITE_CHOICES = [("the stream after each block", "resid_post"), ("the stream before each block", "resid_pre"),
+                ("each head's output", "head_out"), ("each attention output", "attn_out"),
+                ("each MLP output", "mlp_out")]
 assert {value for _, value in SITE_CHOICES} <= set(SITES)
 
 
@@ -46,7 +44,7 @@ def _example(speaks_gpt2: bool):
 
 
 def build(shared: Shared) -> Tab:
-    first = _example(shared.store.speaks_gpt2(shared.store.default))
+    first = _example(shared.store.speaks_gpt2(shared.model_name.value))  # the model the page opens with
     with gr.Tab("Who voted", id="attribution"):
         gr.Markdown("Which parts of the model pushed a token up? **Logit attribution** splits the analysed prompt's "
                     "next-token logit into what each head and MLP wrote. **Patching** runs a clean and a corrupted "
