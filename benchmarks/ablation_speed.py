@@ -68,17 +68,22 @@ def timed(function) -> float:
     return time.perf_counter() - start
 
 
-def ablation_against_analyze(loaded: LoadedModel, rounds: int) -> None:
-    prompt = prompt_of(64)
-    ids = gpt2.get_tokenizer().encode(prompt)
-    sides = {"ablation": lambda: interventions.run_ablation(loaded.model, ids, **ABLATION),
-             "analyze": lambda: analyze(loaded, prompt)}
+def alternate(sides: dict, rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each side, the sides taking turns round after round after one warm-up call each."""
     times = {name: [] for name in sides}
     for function in sides.values():
         function()  # warm-up
     for _ in range(rounds):
         for name, function in sides.items():
             times[name].append(timed(function))
+    return times
+
+
+def ablation_against_analyze(loaded: LoadedModel, rounds: int) -> None:
+    prompt = prompt_of(64)
+    ids = gpt2.get_tokenizer().encode(prompt)
+    times = alternate({"ablation": lambda: interventions.run_ablation(loaded.model, ids, **ABLATION),
+                       "analyze": lambda: analyze(loaded, prompt)}, rounds)
     print(f"64-token prompt, {rounds} rounds (median / fastest):")
     for name, values in times.items():
         print(f"  {name:9s} {statistics.median(values) * 1e3:7.1f} ms / {min(values) * 1e3:7.1f} ms")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -33,28 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gpt2  # noqa: E402
-from ablation_speed import loaded_124m, prompt_of  # noqa: E402
+from ablation_speed import alternate, loaded_124m, prompt_of  # noqa: E402
 from explorer import attribution  # noqa: E402
 from explorer.capture import capture  # noqa: E402
 
 CLEAN = "When Mary and John went to the store, John gave a drink to"
 CORRUPTED = "When Mary and John went to the store, Mary gave a drink to"
-
-
-def timed(function) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
-def alternate(sides: dict, rounds: int) -> dict[str, list[float]]:
-    times = {name: [] for name in sides}
-    for function in sides.values():
-        function()  # warm-up
-    for _ in range(rounds):
-        for name, function in sides.items():
-            times[name].append(timed(function))
-    return times
 
 
 def report(title: str, times: dict[str, list[float]], peer: str) -> None:

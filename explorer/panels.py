@@ -534,7 +534,8 @@ def comparison_figures(comparison) -> dict:
         figures[key] = {
             "bars": plots.top_token_bars(side.top_tokens, side.top_probs, f"{side.name}: next token"),
             "surprise": plots.surprise_tokens(side.tokens, side.token_surprise, side.name),
-            "heads": plots.head_type_map(side.head_labels, HEAD_KINDS, f"{side.name}: what each head does here"),
+            "heads": plots.head_type_map(side.head_labels, HEAD_KINDS,
+                                         f"{side.name}: where each head looks on this prompt"),
         }
     return figures
 

@@ -107,3 +107,12 @@ def test_offline_compare_offers_only_what_loads_and_its_default_pair_compares(cl
     out = sent(client, "/compare", page_call(client, "/compare", Prompt=PROMPT))
     text = out["Comparison explained"]
     assert "Error" not in json.dumps(out) and menus["Model B"]["value"] in text and "token by token" in text
+
+
+def test_the_patching_example_is_in_the_language_of_the_model_the_page_opens_with(client):
+    """Offline the page opens with the shipped model, which reads Python: its example pair, not GPT-2's names."""
+    from explorer.attribution import PATCHING_EXAMPLES
+
+    defaults = {c.get("props", {}).get("label"): c.get("props", {}).get("value") for c in client.config["components"]}
+    example = PATCHING_EXAMPLES["trained"]
+    assert (defaults["Clean prompt"], defaults["Clean answer (one token)"]) == (example.clean, example.answer)
