@@ -351,9 +351,9 @@ def _card_training(analysis: Analysis, loaded: LoadedModel):
 def _card_compare(analysis: Analysis, loaded: LoadedModel):
     text = ("**One prompt, two models.** Press **Compare** to run your prompt through the two models in the menus: "
             "what each predicts next, how surprised each is by every token, and where each model's heads look. "
-            "Bigger models are less surprised; a model trained briefly here, or one of its own early snapshots, "
-            "is more. Try a prompt that repeats itself: a model with an induction head is far less surprised by "
-            "the repeat.")
+            "A model with more parameters, trained on more text, is usually less surprised on average; one of a "
+            "model's own early snapshots is more. Try a prompt that repeats itself: a model with an induction head "
+            "is far less surprised by the repeat than one without.")
     return text, {}
 
 
