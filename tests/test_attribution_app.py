@@ -103,3 +103,21 @@ def test_patching_refuses_what_it_cannot_compare_with_a_message(client):
         patching(client, clean, clean.replace("John gave", "Mary gave"), " Mary Ann", " John")
     with pytest.raises(AppError, match="Copy what"):
         patching(client, clean, clean.replace("John gave", "Mary gave"), " Mary", " John", "embed")
+
+
+def test_the_handout_holds_the_split_on_screen_and_never_one_of_an_older_prompt(client, loaded):
+    opened(client)
+    enc = loaded.tokenizer
+    target, foil = enc.encode(" forward")[0], enc.encode(" you")[0]
+    client.predict(" forward", " you", api_name="/attribution")
+    chosen = {"Token to explain": " forward", "Against this token (optional foil)": " you"}
+    _, numbers = (update["value"] for update in page_call(client, "/handout", **chosen))
+    split = json.load(open(numbers, encoding="utf-8"))["attribution"]
+    assert (split["target"]["id"], split["foil"]["id"]) == (target, foil)
+    # A new prompt, the tab not opened again: the page's menus still hold the old choice, the handout does not.
+    other = "The lazy dog sleeps in the sun"
+    client.predict(other, api_name="/analyze")
+    _, numbers = (update["value"] for update in page_call(client, "/handout", **chosen))
+    split = json.load(open(numbers, encoding="utf-8"))["attribution"]
+    want = logit_attribution(loaded.model, enc.encode(other))
+    assert split["target"]["id"] == want.target and split["foil"] is None

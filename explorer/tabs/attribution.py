@@ -61,7 +61,9 @@ def build(shared: Shared) -> Tab:
                 with gr.Row(elem_id="attribution-open"):
                     buttons = [gr.Button(visible=False, size="sm", elem_id=f"attribution-open-{i}")
                                for i in range(OPEN_BUTTONS)]
-                picked = gr.State([], time_to_live=1800)  # the (layer, head) of each button, largest first
+                # What the tab shows: which analysis (model, prompt) its split is of, and the (layer, head) of each
+                # button, largest first. The handout uses the learner's token and foil only for that analysis.
+                picked = gr.State(None, time_to_live=1800)
                 layers_plot = gr.Plot(label="Attribution by layer", show_label=False, elem_id="attribution-layers")
                 text = explanation("Attribution explained", open=True)
             with gr.Tab("Patching", id="patching"):
@@ -91,7 +93,8 @@ def build(shared: Shared) -> Tab:
                             seconds=model_runs.gpu_seconds(shared.store, loaded.name, n_tokens))
         figures = panels.attribution_figures(result, analysis.label)
         heads = panels.top_heads(result, OPEN_BUTTONS)
-        return {heads_plot: figures["heads"], layers_plot: figures["layers"], picked: [h[:2] for h in heads],
+        shown = {"model": analysis.model_name, "prompt": analysis.prompt, "heads": [h[:2] for h in heads]}
+        return {heads_plot: figures["heads"], layers_plot: figures["layers"], picked: shown,
                 text: panels.attribution_text(result, analysis.label, analysis.trace.config)} | {
             button: gr.Button(f"Open head {layer}.{head} ({panels._signed(part)}) in Attention", visible=True)
             for button, (layer, head, part) in zip(buttons, heads)}
@@ -164,7 +167,8 @@ def build(shared: Shared) -> Tab:
 
     def opener(index: int, open_tabs):
         @user_errors
-        def go(handle, shown, heads, **values) -> dict:
+        def go(handle, shown, split, **values) -> dict:
+            heads = split.get("heads") if isinstance(split, dict) else None
             if not isinstance(heads, list) or index >= len(heads):
                 raise validation.BadInput("Open the Who voted tab after an Analyze first: there is no head to open")
             layer, head = heads[index]
@@ -183,4 +187,5 @@ def build(shared: Shared) -> Tab:
 
     return Tab(show=show, outputs=[target, foil, heads_plot, layers_plot, text, picked, *buttons], story=story,
                story_outputs=[text.accordion], wire=wire,
-               controls={"attribution_target": target, "attribution_foil": foil, "patching_run": patched})
+               controls={"attribution_target": target, "attribution_foil": foil, "attribution_shown": picked,
+                         "patching_run": patched})

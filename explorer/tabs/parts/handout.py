@@ -42,9 +42,13 @@ def build_handout(shared: Shared, shelf: HandoutShelf | None = None):
         page = gr.DownloadButton("Page (.html)", size="sm", visible=False, elem_id="handout-html")
         numbers = gr.DownloadButton("Numbers (.json)", size="sm", visible=False, elem_id="handout-json")
 
-    def experiments(analysis, loaded, target=None, foil=None, patched=None) -> Experiments:
-        """The Who voted tab as the learner left it: their token and foil split, their last patching run."""
+    def experiments(analysis, loaded, target=None, foil=None, split_of=None, patched=None) -> Experiments:
+        """The Who voted tab as the learner left it: their token and foil split (if the tab shows this analysis;
+        else the most likely token's), their last patching run on this model."""
         n_vocab, tokenizer = analysis.trace.config.n_vocab, loaded.tokenizer
+        same = isinstance(split_of, dict) and (split_of.get("model"), split_of.get("prompt")) == (
+            analysis.model_name, analysis.prompt)
+        target, foil = (target, foil) if same else (None, None)
         target_id = panels.resolve_token(tokenizer, n_vocab, target or None, "Token to explain", optional=True)
         foil_id = panels.resolve_token(tokenizer, n_vocab, foil or None, "Foil", optional=True)
         if foil_id == target_id:
@@ -75,6 +79,7 @@ def build_handout(shared: Shared, shelf: HandoutShelf | None = None):
         seen = [values[name] for name in ("layer", "head", "temperature", "top_k", "top_p")]
         who_voted = {key: shared.controls[name] for key, name in (("target", "attribution_target"),
                                                                    ("foil", "attribution_foil"),
+                                                                   ("split_of", "attribution_shown"),
                                                                    ("patched", "patching_run"))
                      if name in shared.controls}  # absent from a page built without the Who voted tab
         make.click(write, inputs=[shared.analysis, *seen], inputs_kwargs=who_voted, outputs=[page, numbers],
