@@ -5,8 +5,8 @@ library that draws the figures, ~4.8 MB) is written into the page once, and ever
 is a few lines that hand it their data. The figures are the app's own (`panels`, `plots`),
 so the page shows what the learner saw: the tokens, the next-token bars, who voted for the
 next token (logit attribution), the surprise of each token, one head's attention and all heads
-at a glance, the residual stream and the logit lens, a patching run if the learner made one,
-and the teaching texts filled with the prompt's numbers.
+at a glance, the residual stream and the logit lens, a patching run and the tree of tokens tried
+in step mode if the learner made them, and the teaching texts filled with the prompt's numbers.
 
 The numbers go in a JSON file next to the page. JSON rather than NumPy's NPZ because a
 handout is read by people and by any tool (a spreadsheet import, JavaScript, a text
@@ -36,6 +36,7 @@ from gpt2.resources import ASSETS
 from . import panels, plots
 from .analysis import Analysis
 from .attribution import Attribution, Patching, logit_attribution
+from .branching import BranchTree
 from .store import LoadedModel
 
 FORMAT = "gpt2-explorer export, version 1"
@@ -80,6 +81,7 @@ class Experiments:
     corrupted_tokens: list[str] | None = None
     clean_prompt: str = ""
     corrupted_prompt: str = ""
+    tree: BranchTree | None = None  # the Generate tab's tree of tokens tried in step mode, from this prompt
 
 
 def _with_attribution(loaded: LoadedModel, analysis: Analysis, experiments: Experiments | None) -> Experiments:
@@ -120,7 +122,20 @@ def sections(loaded: LoadedModel, analysis: Analysis, layer: int, head: int,
                 teaching=panels.attention_text(loaded, analysis, layer, head, False, query)),
         Section("Layers", figures=panels.layer_figures(analysis), teaching=panels.layers_text(analysis)),
         *patching,
+        *_tree_section(experiments.tree),
     ]
+
+
+def _tree_section(tree: BranchTree | None) -> list[Section]:
+    if tree is None:
+        return []
+    text = f'<p>The text on the red path:</p><div class="prompt">{html.escape(tree.text())}</div>'
+    teaching = (f"Every token tried in step mode after this prompt: {len(tree.nodes) - 1} in all. Each node is a token "
+                "with the probability the model gave it where it was chosen (at temperature 1, before top-k and "
+                "top-p); a fork is a place where another token was taken instead. The red path is the text as the "
+                "learner left it.")
+    return [Section("Generation: every token tried", text, figures=(plots.branch_tree(*tree.plot_data()),),
+                    teaching=teaching)]
 
 
 def _figure_json(figure) -> str:
@@ -177,6 +192,14 @@ def _experiment_numbers(analysis: Analysis, experiments: Experiments) -> dict:
         "foil": None if a.foil is None else {"id": a.foil, "token": analysis.label(a.foil)},
         "logit": a.logit, "sigma": a.sigma, "embed": a.embed, "heads": _rounded(a.heads), "mlps": _rounded(a.mlps),
         "rest": a.rest}}
+    if experiments.tree is not None:
+        tree = experiments.tree
+        out["generation_tree"] = {
+            "about": "every token tried in step mode after the prompt; node 0 is the prompt; probability: what the "
+                     "model gave the token where it was chosen (temperature 1, before top-k and top-p)",
+            "current": tree.current, "text": tree.text(),
+            "nodes": [{"index": n.index, "parent": n.parent, "id": n.token_id, "token": n.text,
+                       "probability": round(float(n.prob), DIGITS)} for n in tree.nodes[1:]]}
     if p is not None:
         out["patching"] = {
             "about": "recovered = (patched - corrupted) / (clean - corrupted) of logit(target) - logit(foil) at the "

@@ -121,3 +121,14 @@ def test_the_handout_holds_the_split_on_screen_and_never_one_of_an_older_prompt(
     split = json.load(open(numbers, encoding="utf-8"))["attribution"]
     want = logit_attribution(loaded.model, enc.encode(other))
     assert split["target"]["id"] == want.target and split["foil"] is None
+
+
+def test_the_handout_holds_the_tree_the_learner_stepped_from_this_prompt(client):
+    from test_app import model_name
+
+    client.predict(PROMPT, api_name="/analyze")
+    for _ in range(2):
+        text, *_ = client.predict(PROMPT, model_name(client), 1.0, 0, 1.0, 5, api_name="/step")
+    _, numbers = (update["value"] for update in page_call(client, "/handout", Prompt=PROMPT))
+    tree = json.load(open(numbers, encoding="utf-8"))["generation_tree"]
+    assert len(tree["nodes"]) == 2 and tree["text"] == text  # what the Generate tab shows

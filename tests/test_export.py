@@ -181,3 +181,20 @@ def test_without_the_tab_the_export_splits_the_most_likely_tokens_logit(written,
     want = logit_attribution(loaded.model, analysis.trace.token_ids.tolist())
     assert numbers["attribution"]["target"]["id"] == int(np.argmax(analysis.trace.next_token_probs)) == want.target
     assert numbers["attribution"]["foil"] is None and "patching" not in numbers
+
+
+def test_the_export_holds_the_generation_tree_the_learner_made(loaded, analysis, tmp_path):
+    from explorer.branching import Alternative, BranchTree
+
+    tree = BranchTree(analysis.trace.token_ids.tolist(), analysis.prompt)
+    alternatives = (Alternative(464, " The", 0.4), Alternative(290, " and", 0.3))
+    tree.extend(464, " The", 0.4, alternatives)
+    tree.extend(2068, " quick", 0.2)
+    tree.branch(1, 1)  # " and" instead of " The": a fork at the first token
+    page_path, numbers_path = export.write_export(loaded, analysis, tmp_path / "run.html", 1, 2,
+                                                  experiments=export.Experiments(tree=tree))
+    page = page_path.read_text(encoding="utf-8")
+    assert "<h2>Generation: every token tried" in page and "3 in all" in page
+    numbers = json.loads(numbers_path.read_text(encoding="utf-8"))["generation_tree"]
+    assert [(n["parent"], n["token"]) for n in numbers["nodes"]] == [(0, " The"), (1, " quick"), (0, " and")]
+    assert numbers["current"] == 3 and numbers["text"] == PROMPT + " and"

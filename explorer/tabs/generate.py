@@ -92,4 +92,4 @@ def build(shared: Shared) -> Tab:
         return {max_new_tokens: count} | opened(text)
 
     return Tab(show=show, outputs=[text], code=code, story=story, story_keys=frozenset({"max_new_tokens"}),
-               story_outputs=[max_new_tokens, text.accordion])
+               story_outputs=[max_new_tokens, text.accordion], controls={"generation_tree": branches.tree})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ... import model_runs, panels
+from ...branching import BranchTree
 from ...export import Experiments, HandoutShelf
 from .shared import Shared, user_errors
 
@@ -42,9 +43,12 @@ def build_handout(shared: Shared, shelf: HandoutShelf | None = None):
         page = gr.DownloadButton("Page (.html)", size="sm", visible=False, elem_id="handout-html")
         numbers = gr.DownloadButton("Numbers (.json)", size="sm", visible=False, elem_id="handout-json")
 
-    def experiments(analysis, loaded, target=None, foil=None, split_of=None, patched=None) -> Experiments:
+    def experiments(analysis, loaded, target=None, foil=None, split_of=None, patched=None, tree=None) -> Experiments:
         """The Who voted tab as the learner left it: their token and foil split (if the tab shows this analysis;
-        else the most likely token's), their last patching run on this model."""
+        else the most likely token's), their last patching run on this model; and their generation tree, if
+        they stepped from this prompt."""
+        tree = tree if isinstance(tree, BranchTree) and len(tree.nodes) > 1 and tree.nodes[0].text == analysis.prompt \
+            else None
         n_vocab, tokenizer = analysis.trace.config.n_vocab, loaded.tokenizer
         same = isinstance(split_of, dict) and (split_of.get("model"), split_of.get("prompt")) == (
             analysis.model_name, analysis.prompt)
@@ -57,9 +61,9 @@ def build_handout(shared: Shared, shelf: HandoutShelf | None = None):
         split = shared.run(model_runs.attribution, loaded.name, ids, target_id, foil_id,
                            seconds=model_runs.gpu_seconds(shared.store, loaded.name, len(ids)))
         if not isinstance(patched, dict) or patched.get("model") != loaded.name:
-            return Experiments(split)
+            return Experiments(split, tree=tree)
         return Experiments(split, patched["result"], patched["clean_tokens"], patched["corrupted_tokens"],
-                           patched["clean"], patched["corrupted"])
+                           patched["clean"], patched["corrupted"], tree=tree)
 
     @user_errors
     def write(handle, layer, head, temperature, top_k, top_p, request: gr.Request, **tab_values) -> dict:
@@ -80,7 +84,8 @@ def build_handout(shared: Shared, shelf: HandoutShelf | None = None):
         who_voted = {key: shared.controls[name] for key, name in (("target", "attribution_target"),
                                                                    ("foil", "attribution_foil"),
                                                                    ("split_of", "attribution_shown"),
-                                                                   ("patched", "patching_run"))
+                                                                   ("patched", "patching_run"),
+                                                                   ("tree", "generation_tree"))
                      if name in shared.controls}  # absent from a page built without the Who voted tab
         make.click(write, inputs=[shared.analysis, *seen], inputs_kwargs=who_voted, outputs=[page, numbers],
                    api_name="handout", api_visibility="undocumented").success(None, js=START_DOWNLOAD,
