@@ -274,6 +274,7 @@ class ModelStore:
         self._locks: dict[str, threading.Lock] = {}  # one per model: loading one never blocks another
         self._locks_lock = threading.Lock()
         self._runs: dict[str, TrainingRun | None] = {}
+        self._formed: dict[str, tuple[int, int, float] | None] = {}  # heads_formed, measured once per model
         self._snapshots: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self.max_snapshots = MAX_SNAPSHOTS_LOADED
         self.notice = ""  # why the app started with the model it did, when that was not the one asked for
@@ -426,15 +427,18 @@ class ModelStore:
     def heads_formed(self, name: str) -> tuple[int, int, float] | None:
         """(step before, step after, best induction score after) around the last snapshot at which `name`'s
         induction head appeared: the last snapshot with no head labelled induction and the next one, which has
-        one. None without such a pair of snapshots."""
+        one. None without such a pair of snapshots. Measured once per model (it loads every snapshot, more
+        than stay loaded), then kept: the Compare and Training tabs ask again each time they are built."""
+        if name in self._formed:
+            return self._formed[name]
         run = self.training_run(name)
-        if run is None or len(run.snapshots) < 2:
-            return None
-        best = [float(self.snapshot(name, i).induction.max()) for i in range(len(run.snapshots))]
-        for i in range(len(best) - 1, 0, -1):
-            if best[i] >= INDUCTION_LABEL > best[i - 1]:
-                return run.snapshots[i - 1].step, run.snapshots[i].step, best[i]
-        return None
+        formed = None
+        if run is not None and len(run.snapshots) >= 2:
+            best = [float(self.snapshot(name, i).induction.max()) for i in range(len(run.snapshots))]
+            formed = next(((run.snapshots[i - 1].step, run.snapshots[i].step, best[i])
+                           for i in range(len(best) - 1, 0, -1) if best[i] >= INDUCTION_LABEL > best[i - 1]), None)
+        self._formed[name] = formed
+        return formed
 
     def before_heads_formed(self, name: str) -> str | None:
         """The Compare choice of `name`'s last snapshot with no induction head, when a later one (or the finished

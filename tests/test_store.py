@@ -257,3 +257,12 @@ def test_pca_of_repeated_tokens_matches_the_svd_of_every_row():
     u, s, _ = np.linalg.svd(centred, full_matrices=False)
     np.testing.assert_allclose(variance, s[:2] ** 2 / (s ** 2).sum(), rtol=1e-9)
     np.testing.assert_allclose(np.abs(coords), np.abs(u[:, :2] * s[:2]), atol=1e-9)
+
+
+def test_where_the_heads_formed_is_measured_once(monkeypatch):
+    """It loads every snapshot; the Compare and Training tabs ask again each time they are built."""
+    store = ModelStore(sizes=[])
+    first = store.heads_formed(SHIPPED_NAME)
+    assert first is not None and first[0] < first[1] and first[2] >= 0.4
+    monkeypatch.setattr(store, "snapshot", lambda *args: pytest.fail("measured again"))
+    assert store.heads_formed(SHIPPED_NAME) == first
