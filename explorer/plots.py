@@ -420,6 +420,10 @@ def attention_overview(attention: np.ndarray, labels: list[list[str]], selected:
 
 _SCORE_TITLES = {"previous_token": "previous-token", "first_token": "first-token (sink)", "self": "self",
                  "induction": "induction", "entropy": "entropy (0 sharp, 1 uniform)"}
+# The same titles in short lines, above the small maps: five maps side by side leave each about 70 px on
+# a phone (style.css gives a figure 560 px there), where one-line titles would print over each other.
+_SCORE_TITLE_LINES = {"previous_token": ("previous", "token"), "first_token": ("first", "token", "(sink)"),
+                      "self": ("self",), "induction": ("induction",), "entropy": ("entropy", "0 sharp,", "1 uniform")}
 _SUBPLOT_GAP = 0.03  # horizontal space between the small maps, as a fraction of the plot width
 
 
@@ -448,12 +452,14 @@ def head_scores_heatmap(scores: dict[str, np.ndarray]) -> go.Figure:
         layout["xaxis" + suffix] = _axis("head", anchor="y" + suffix, domain=[left, left + width], dtick=1)
         shared = _axis("layer") if col == 0 else dict(matches="y", showticklabels=False)
         layout["yaxis" + suffix] = dict(anchor="x" + suffix, domain=[0.0, 1.0], autorange="reversed", dtick=1, **shared)
-        subplot_titles.append(dict(text=title, x=left + width / 2, xref="paper", xanchor="center",
-                                   y=1.0, yref="paper", yanchor="bottom", showarrow=False, font=dict(size=16)))
+        lines = _SCORE_TITLE_LINES.get(name, (title,))
+        subplot_titles.append(dict(text="<br>".join(lines), x=left + width / 2, xref="paper", xanchor="center",
+                                   y=1.0, yref="paper", yanchor="bottom", showarrow=False, font=dict(size=12)))
     layout["annotations"] = subplot_titles
     layout["coloraxis"] = dict(colorscale=BLUES, cmin=0, cmax=1, colorbar=_colorbar("score"))
     title = "Head scores: what each head tends to attend to"
-    return _figure(data, _styled(layout, title, height=400, header=30))
+    tallest = max(len(_SCORE_TITLE_LINES.get(name, (name,))) for name in present)
+    return _figure(data, _styled(layout, title, height=400 + 15 * tallest, header=10 + 16 * tallest))
 
 
 # ---------------------------------------------------------------------------- residual stream

@@ -11,6 +11,7 @@ import pytest
 from plotly.subplots import make_subplots
 
 from explorer import plots
+from gpt2.resources import ASSETS
 
 # GPT-2 124M at a 256-token prompt: the payload budget is set for these shapes.
 L, H, C, N_CTX, T = 12, 12, 768, 1024, 256
@@ -296,8 +297,22 @@ def test_head_scores_draw_one_map_per_score_and_skip_missing_ones(rng):
     fig = plots.head_scores_heatmap(scores)
     assert [trace.type for trace in fig.data] == ["heatmap"] * 3
     assert all(trace.z.shape == (L, H) for trace in fig.data)
-    assert [a.text for a in fig.layout.annotations][:3] == ["previous-token", "first-token (sink)",
-                                                            "entropy (0 sharp, 1 uniform)"]
+    assert [a.text for a in fig.layout.annotations][:3] == ["previous<br>token", "first<br>token<br>(sink)",
+                                                            "entropy<br>0 sharp,<br>1 uniform"]
+
+
+def test_head_score_titles_fit_above_their_maps_at_a_phones_figure_width(rng):
+    """Five maps side by side in the 560 px a phone gives a figure (style.css): each title line must fit its map's
+    slice of the plot area, or the titles print over each other."""
+    css = (ASSETS / "style.css").read_text(encoding="utf-8")
+    phone_width = int(re.search(r"\.js-plotly-plot \{ min-width: (\d+)px; \}", css).group(1))
+    fig = plots.head_scores_heatmap(_scores(rng, ["previous_token", "first_token", "self", "induction", "entropy"]))
+    colorbar = 60  # its bar, tick labels and title, which Plotly takes from the plot area
+    plot_area = phone_width - fig.layout.margin.l - fig.layout.margin.r - colorbar
+    for annotation, axis in zip(fig.layout.annotations, ["xaxis", "xaxis2", "xaxis3", "xaxis4", "xaxis5"]):
+        low, high = fig.layout[axis].domain
+        longest = max(len(line) for line in annotation.text.split("<br>"))
+        assert longest * 0.62 * annotation.font.size <= (high - low) * plot_area, annotation.text
 
 
 def test_head_scores_share_one_zero_to_one_colour_scale(rng):
@@ -600,7 +615,7 @@ def test_head_scores_lay_out_their_maps_as_make_subplots_would(rng, n_maps):
     names = ["previous_token", "first_token", "self", "induction", "entropy"][:n_maps]
     fig = plots.head_scores_heatmap(_scores(rng, names))
     grid = make_subplots(rows=1, cols=n_maps, shared_yaxes=True, horizontal_spacing=0.03,
-                         subplot_titles=[plots._SCORE_TITLES[name] for name in names])
+                         subplot_titles=["<br>".join(plots._SCORE_TITLE_LINES[name]) for name in names])
     for col in range(n_maps):
         suffix = str(col + 1) if col else ""
         for axis, settings in (("xaxis", ["anchor", "domain"]), ("yaxis", ["anchor", "domain", "matches", "showticklabels"])):
@@ -610,8 +625,8 @@ def test_head_scores_lay_out_their_maps_as_make_subplots_would(rng, n_maps):
         assert (fig.data[col].xaxis, fig.data[col].yaxis) == ("x" + suffix, "y" + suffix)
     for mine, theirs in zip(fig.layout.annotations, grid.layout.annotations, strict=True):
         assert mine.text == theirs.text and mine.x == pytest.approx(theirs.x)
-        assert (mine.y, mine.xref, mine.yref, mine.xanchor, mine.yanchor, mine.showarrow, mine.font.size) == \
-               (theirs.y, theirs.xref, theirs.yref, theirs.xanchor, theirs.yanchor, theirs.showarrow, theirs.font.size)
+        assert (mine.y, mine.xref, mine.yref, mine.xanchor, mine.yanchor, mine.showarrow) == \
+               (theirs.y, theirs.xref, theirs.yref, theirs.xanchor, theirs.yanchor, theirs.showarrow)
 
 
 def test_overview_from_kept_tiles_equals_the_one_from_patterns():
