@@ -29,7 +29,7 @@ from .export import HandoutShelf
 from .store import ModelStore
 from .tabs import (Shared, View, about, attention, attribution, block, compare, embeddings, generate, layers,
                    next_token, surprise, tokens, training, user_errors)
-from .tabs.parts import story
+from .tabs.parts import model_map, story
 from .tabs.parts.controls import Dropdown, Textbox, checked
 from .tabs.parts.handout import build_handout
 from .tabs.parts.shared import plain_errors_everywhere
@@ -72,15 +72,21 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
 
         shared = Shared(store, budget, prompt, model_name, analysis_state)
         connect_handout = build_handout(shared, HandoutShelf(shelf_folder))  # take this run home: one click
-        strip = story.build(shared)  # the story's cards, above the tabs
         open_tab = gr.State(tabs_in_order[0].__name__.rsplit(".", 1)[-1], time_to_live=STATE_SECONDS)
         shown = gr.State(dict(NOTHING_SHOWN), time_to_live=STATE_SECONDS)
-        with gr.Tabs(elem_id="tabs") as tab_strip:
-            tabs = {}
-            for module in tabs_in_order:
-                tab = module.build(shared)
-                shared.controls.update(tab.controls)
-                tabs[module.__name__.rsplit(".", 1)[-1]] = tab
+        with gr.Row(elem_id="explorer-row"):
+            # The map of the model stays in view beside the story and the tabs (a bar along a phone's screen).
+            with gr.Column(scale=0, min_width=230, elem_id="map-column"):
+                the_map = model_map.build(shared)
+            with gr.Column(scale=1, min_width=300):
+                strip = story.build(shared)  # the story's cards, above the tabs
+                # Tabs wrap onto a second row rather than folding into a menu: every tab stays one click away.
+                with gr.Tabs(elem_id="tabs", overflow_behavior="wrap") as tab_strip:
+                    tabs = {}
+                    for module in tabs_in_order:
+                        tab = module.build(shared)
+                        shared.controls.update(tab.controls)
+                        tabs[module.__name__.rsplit(".", 1)[-1]] = tab
         check_unique_inputs(tabs)
         values = {name: c for tab in tabs.values() for name, c in tab.inputs.items()}
         connect_handout(values)  # the handout is made with the head and sampling the learner set
@@ -90,6 +96,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
             if tab.wire is not None:
                 tab.wire(open_tabs)
         strip.connect(tab_strip, open_tabs)
+        the_map.connect(open_tabs)
 
         @user_errors
         def analyze(prompt, model_name, handle, story_state, tab_open, request: gr.Request, progress=gr.Progress(),
@@ -97,6 +104,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
             """One forward pass, kept in the budget; then only the open tab's panels and the story card."""
             loaded = shared.load(model_name, progress)
             # The visitor's key is reused, so a new prompt replaces their old analysis in the budget.
+            previous = handle
             key = handle.key if isinstance(handle, AnalysisHandle) else budget.new_key(request.session_hash)
             budget.drop(key)
             n_tokens = min(len(loaded.tokenizer.encode(prompt)), loaded.model.config.n_ctx)
@@ -105,7 +113,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
             budget.put(key, analysis)
             handle = AnalysisHandle(key, loaded.name, prompt, values["lens_positions"], next(_serials))
             result = {status: panels.status_line(loaded, analysis) + store.status_notice(loaded.name),
-                      analysis_state: handle}
+                      analysis_state: handle} | the_map.for_model(loaded, previous)
             if (story_state or story.START)["on"]:  # the story's card opens its own tab
                 card, why = strip.for_prompt(prompt, story_state)
                 result |= open_tabs.cleared(keep=story.cards.CARDS[card].tab)
@@ -122,7 +130,8 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
             return open_tabs.catch_up(handle, shown_now, tab_open, values)
 
         analyze_inputs = dict(inputs=[prompt, model_name, analysis_state, strip.state, open_tab], inputs_kwargs=values,
-                              outputs=list(dict.fromkeys([status, analysis_state, open_tab, shown, *open_tabs.outputs,
+                              outputs=list(dict.fromkeys([status, analysis_state, open_tab, shown, the_map.html,
+                                                          *open_tabs.outputs,
                                                           *strip.outputs])))
         # If the visitor opened another tab while Analyze ran, it was built for the old analysis: build it again.
         catch_up_inputs = dict(inputs=[analysis_state, shown, open_tab], inputs_kwargs=values,
@@ -140,7 +149,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
                 budget.drop_session(request.session_hash)
         app.unload(forget)
     app.explorer_tabs, app.explorer_story, app.explorer_open_tabs = tabs, strip, open_tabs  # for tests that call the handlers directly
-    app.explorer_budget, app.explorer_analysis_state = budget, analysis_state
+    app.explorer_budget, app.explorer_analysis_state, app.explorer_map = budget, analysis_state, the_map
     plain_errors_everywhere(app)  # what a visitor reads is a message, never a traceback (launch_options: show_error)
     return app
 

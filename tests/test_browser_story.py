@@ -1,15 +1,16 @@
 """The guided story in a real browser (Debian's headless Chromium), on the model the app ships:
-`app.py --model-dir assets/models/tiny`. Walks every card at desktop width with a screenshot each,
-and checks a phone's width (390 px)."""
+`app.py --model-dir assets/models/tiny`. Walks every card at a desktop's width (1280 px) and a phone's
+(390 px) with a screenshot each, and follows the map of the model."""
 
 from pathlib import Path
 
 import pytest
 
-from explorer import story
+from explorer import model_map, story
 from explorer.analysis import analyze
 from explorer.store import ModelStore
 from test_browser import launched  # skips this module too when chromium is missing
+from test_browser_phone import CLIPPED_FIGURES
 
 SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "models" / "tiny"
 TAB_LABELS = {"tokens": "Tokens", "embeddings": "Embeddings", "attention": "Attention", "block": "Inside a block",
@@ -73,21 +74,58 @@ def check_card_on_page(page, card):
                                arg=[temperature.element_handle(), controls["temperature"]], timeout=30_000)
 
 
-def test_a_learner_walks_the_whole_story_card_by_card(browser, shipped_server, expected_cards, tmp_path_factory):
-    page = open_page(browser, shipped_server.url, 1400)
-    shots = tmp_path_factory.mktemp("story-screenshots")
+MAP_SHOWS = "() => { const m = document.querySelector('.model-map'); return m && [m.dataset.shows, m.dataset.showsLayer]; }"
+
+
+def check_map(page, card):
+    """The map of the model lights up the card's tab, and on Attention and Inside a block the card's block."""
+    layer = str(card["controls"]["layer"]) if card["tab"] in model_map.LAYERED else ""
+    page.wait_for_function(f"({MAP_SHOWS})()?.join('|') === {card['tab'] + '|' + layer!r}", timeout=10_000)
+    lit = page.locator(".model-map .here")
+    assert lit.count() >= 1
+    if layer:
+        assert set(lit.evaluate_all("parts => parts.map(p => p.dataset.layer).filter(l => l !== undefined)")) == {layer}
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_learner_walks_the_whole_story_card_by_card(browser, shipped_server, expected_cards, tmp_path_factory,
+                                                      width):
+    """Every card at a desktop's and a phone's width, a screenshot of each kept as an artifact. On the phone no
+    figure pokes out of a box that clips it (test_browser_phone.CLIPPED_FIGURES) and the page never scrolls
+    sideways; on both, the map of the model shows where the card is."""
+    page = open_page(browser, shipped_server.url, width)
+    shots = tmp_path_factory.mktemp(f"story-screenshots-{width}")
     for number, card in enumerate(expected_cards, start=1):
         wait_for_card(page, number)
         assert card["title"] in page.locator("#story-card").inner_text()
         assert page.evaluate(SELECTED_TAB) == TAB_LABELS[card["tab"]]
         check_card_on_page(page, card)
+        check_map(page, card)
         page.wait_for_timeout(300)  # let the figures finish drawing for the screenshot
         page.screenshot(path=str(shots / f"card-{number:02d}-{card['id']}.png"), full_page=True)
+        if width < 640:
+            assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), f"card {number}"
+            assert not page.evaluate(CLIPPED_FIGURES)["clipped"], f"card {number}"
         if number < len(expected_cards):
             page.click("#story-next")
     assert page.locator("#story-next").is_disabled()  # the last card
     assert not page.locator(".toast-body.error").all_inner_texts()
     print(f"story screenshots: {shots}")
+    page.close()
+
+
+def test_clicking_the_map_opens_the_part_and_the_map_follows(browser, shipped_server):
+    page = open_page(browser, shipped_server.url, 1280)
+    page.click("#story-leave")
+    page.click(".model-map .mm-block[data-layer='1'] .mm-attention")
+    page.wait_for_function(f"({SELECTED_TAB})() === 'Attention'", timeout=30_000)
+    page.wait_for_function("document.querySelector('#attention-heatmap')?.innerText.includes('Layer 1, head')",
+                           timeout=30_000)
+    page.wait_for_function(f"({MAP_SHOWS})()?.join('|') === 'attention|1'", timeout=10_000)
+    page.get_by_role("tab", name="Next token", exact=True).click()  # a tab opened the usual way: the map follows
+    page.wait_for_function(f"({MAP_SHOWS})()?.join('|') === 'next_token|'", timeout=10_000)
+    assert page.locator(".model-map .mm-next").get_attribute("class").split().count("here") == 1
+    assert not page.locator(".toast-body.error").all_inner_texts()
     page.close()
 
 
@@ -114,23 +152,4 @@ def test_clicking_an_example_runs_it_and_opens_its_card(browser, shipped_server)
     assert page.get_by_label("Prompt").input_value() == example["prompt"]
     assert example["why"] in page.locator("#story-card").inner_text()
     assert page.evaluate(SELECTED_TAB) == "Attention"
-    page.close()
-
-
-def test_at_phone_width_nothing_overflows_sideways_and_next_works(browser, shipped_server, tmp_path_factory):
-    page = open_page(browser, shipped_server.url, 390)
-    no_overflow = "document.scrollingElement.scrollWidth <= innerWidth"
-    assert page.evaluate(no_overflow)
-    page.click("#story-next")
-    wait_for_card(page, 2)
-    page.wait_for_selector(".token-chip", timeout=30_000)
-    assert page.evaluate(no_overflow)
-    for number in (3, 4):  # on to the first attention card: the widest figures
-        page.click("#story-next")  # a click while the last one is still answered is ignored: wait each time
-        wait_for_card(page, number)
-    page.wait_for_selector("#attention-heatmap .js-plotly-plot", timeout=30_000)
-    assert page.evaluate(no_overflow)
-    shots = tmp_path_factory.mktemp("phone-screenshots")
-    page.screenshot(path=str(shots / "phone-card-04.png"), full_page=True)
-    print(f"phone screenshot: {shots}")
     page.close()

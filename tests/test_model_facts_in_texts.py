@@ -26,6 +26,7 @@ from explorer import export, panels, story
 from explorer.about import about_markdown
 from explorer.analysis import analyze
 from explorer.heads import induction_scores
+from explorer.model_map import captions, model_map_html
 from explorer.store import SHIPPED, LoadedModel, ModelStore
 
 PROMPT = "def add(a, b):\n    return a + b\n\nThe quick brown fox jumps over the lazy dog."
@@ -84,6 +85,8 @@ def rendered_texts(loaded: LoadedModel, analysis, page: str) -> dict[str, str]:
         "surprise card": story.story_card(SURPRISE_CARD, analysis, loaded)["markdown"],
         "about": about_markdown(loaded.view_model, loaded.facts),
         "export": _visible_text(page),
+        # The map beside the story: its parts' labels and sizes, and what it says is in view on each tab.
+        "model map": _visible_text(model_map_html(loaded.facts)) + "\n" + "\n".join(captions(loaded.facts).values()),
     }
 
 
@@ -225,6 +228,22 @@ def test_gpt2_only_facts_never_appear_unattributed_beside_another_model(case):
                     continue  # its weights were read from those very variables
                 unattributed.append((name, fact, unit.strip()[:160]))
     assert not unattributed, f"{which}: {unattributed}"
+
+
+def test_the_map_draws_this_models_blocks_with_its_sizes(case):
+    which, loaded, _, texts = case
+    model = loaded.model
+    n_mlp, n_embd = model.h[0].mlp.c_fc.weight.shape  # nn.Linear(d_model, d_mlp) keeps (out, in)
+    page = model_map_html(loaded.facts)
+    assert page.count('class="mm-block"') == len(model.h), which
+    assert [int(n) for n in re.findall(r'class="mm-block" data-layer="(\d+)"', page)] == list(range(len(model.h)))
+    heads = model.config.n_head
+    text = texts["model map"]
+    assert text.count(f"{heads} heads × {n_embd // heads}") == len(model.h), which  # every block's attention
+    assert text.count(f"{n_embd:,} → {n_mlp:,} → {n_embd:,}") >= len(model.h), which  # every block's MLP
+    assert f"{n_embd:,} → {model.wte.weight.shape[0]:,} logits" in text
+    assert f"up to {model.wpe.weight.shape[0]:,} per prompt" in text
+    assert f"through {len(model.h)} block" in text
 
 
 def test_openai_checkpoint_names_are_mapped_only_onto_weights_stored_under_them(case):

@@ -29,7 +29,7 @@ FRAME_SELECTED_HEAD = """(layer, head) => {
 def build(shared: Shared) -> Tab:
     with gr.Tab("Attention", id="attention"):
         with gr.Row():
-            layer = Slider(0, 11, value=0, step=1, label="Layer")
+            layer = Slider(0, 11, value=0, step=1, label="Layer", elem_id="attention-layer")
             head = Slider(0, 11, value=0, step=1, label="Head")
             query = Slider(0, 1023, value=1023, step=1, label="Query position (outlined row)")
             mean_heads = Checkbox(False, label="Mean over heads")

@@ -19,7 +19,7 @@ def build(shared: Shared) -> Tab:
     with gr.Tab("Inside a block", id="block"):
         gr.Markdown(LEAD)
         with gr.Row():
-            layer = Slider(0, 11, value=0, step=1, label="Block (layer)")
+            layer = Slider(0, 11, value=0, step=1, label="Block (layer)", elem_id="block-layer")
             position = Slider(0, 1023, value=1023, step=1, label="Position")
         layer_norm = gr.Plot(label="LayerNorm before and after", show_label=False, elem_id="block-layer-norm")
         gelu = gr.Plot(label="MLP neurons on the GELU curve", show_label=False, elem_id="block-gelu")
