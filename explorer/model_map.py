@@ -79,7 +79,8 @@ def _part(kind: str, tab: str, label: str, sizes: str, layer: int | None = None,
     title = html.escape(f"{label}: {sizes}. Click to open its tab.", quote=True)
     return (f'<button type="button" class="mm-part mm-{kind}" data-tab="{tab}" data-kind="{kind}"'
             f'{layer_attr}{here} title="{title}"><span class="mm-label">{html.escape(label)}</span>'
-            f'<span class="mm-short">{html.escape(short or label)}</span><span class="mm-sizes">{html.escape(sizes)}</span>'
+            f'<span class="mm-short">{html.escape(short or label)}</span>'
+            f'<span class="mm-sizes">{html.escape(sizes)}</span>'
             '</button>')
 
 

@@ -285,7 +285,12 @@ class ModelStore:
 
     @property
     def choices(self) -> list[str]:
-        return ([self.local_name] if self.local_dir else []) + self.sizes + list(SHIPPED)
+        """The Model menu: the --model-dir folder, the released sizes and the shipped models. A shipped model
+        that is the --model-dir folder itself is listed once, as the folder, or Compare would offer a model
+        against itself."""
+        local = self.local_dir.resolve() if self.local_dir else None
+        shipped = [name for name in SHIPPED if gpt2.SHIPPED_MODELS[SHIPPED[name]].resolve() != local]
+        return ([self.local_name] if self.local_dir else []) + self.sizes + shipped
 
     def folder(self, name: str) -> Path | None:
         """The checkpoint folder of a choice that has one on disk (not OpenAI's sizes, which live in the cache)."""

@@ -59,7 +59,8 @@ def _eval_at(run: TrainingRun, step: int) -> dict | None:
 def snapshot_caption(run: TrainingRun, index: int) -> str:
     snapshot, last = run.snapshots[index], run.snapshots[-1]
     where = "before any training" if snapshot.step == 0 else f"after {tokens_label(snapshot.tokens_seen)} tokens"
-    line = f"**Snapshot {index} of {len(run.snapshots) - 1}: step {snapshot.step:,} of {last.step:,}**, {where}"
+    stops = f"slider 0–{len(run.snapshots) - 1}"  # the finished model is the last stop, after the snapshots
+    line = f"**Snapshot {index} ({stops}): step {snapshot.step:,} of {last.step:,}**, {where}"
     evaluation = _eval_at(run, snapshot.step)
     if evaluation is not None:
         line += (f" · validation loss {evaluation['val_loss']:.2f} nats "

@@ -49,7 +49,10 @@ def test_analyze_sends_only_the_open_tab_and_each_tab_is_built_when_opened(app_s
     # The first card shows the next-token bars (and sets the sampling sliders); no other tab's panel is sent.
     sampling = {"Temperature (0 = greedy)", "Top-k (0 = off)", "Top-p (1 = off)", "Seed"}  # the card sets them
     built = {label: value for label, value in out.items() if value is not None}
-    assert {"Status", "Story card"} <= set(built) <= next_token | sampling | {"Status", "Story card"}
+    page_wide = {"Status", "Story card", "Model map"}  # the map is sent with a visitor's first analysis of a model
+    assert page_wide <= set(built) <= next_token | sampling | page_wide
+    again = sent(client, "/analyze", client.predict(PROMPT, api_name="/analyze"))
+    assert "Status" in again and "Model map" not in again  # the same model: the page's map stays
     emptied = set(out) - set(built)  # every other tab's figures, so none shows the last prompt when opened
     assert {"Attention heatmap", "Logit lens", "Surprise per token"} <= emptied and not emptied & next_token
     assert "Next-token bars" in out and "Code: next_token" in out

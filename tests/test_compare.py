@@ -109,3 +109,19 @@ def test_compare_offers_what_loads_now_and_the_shipped_models_snapshots(monkeypa
     assert before.name == b and before.induction.max() < INDUCTION_LABEL <= after.induction.max()
     with pytest.raises(ValueError, match="unknown snapshot"):
         store.compare_model(f"{shipped}{SNAPSHOT_MARK}7")
+
+
+def test_the_shipped_folder_given_as_model_dir_is_offered_once_and_compared_with_its_own_snapshot(tmp_path):
+    """`app.py --model-dir assets/models/tiny` serves the shipped model under its folder's name; listing it a
+    second time under the shipped name made Compare's default pair one model against itself."""
+    import gpt2
+    from explorer.store import SHIPPED, SNAPSHOT_MARK, ModelStore
+    from explorer.tabs.compare import default_pair
+
+    shipped = next(iter(SHIPPED))
+    store = ModelStore(gpt2.SHIPPED_MODELS[SHIPPED[shipped]], cache_dir=tmp_path / "empty-cache", sizes=[])
+    assert store.choices == [store.local_name]
+    a, b = default_pair(store)
+    assert a == store.local_name and b == store.before_heads_formed(a) and SNAPSHOT_MARK in b
+    elsewhere = ModelStore(tmp_path, cache_dir=tmp_path / "empty-cache", sizes=[])  # another folder: both stay
+    assert elsewhere.choices == [elsewhere.local_name, shipped]

@@ -37,7 +37,7 @@ def test_the_stops_name_the_tokens_seen_at_each_snapshot(run):
 def test_the_caption_gives_the_snapshots_step_and_validation_loss(run):
     last = len(run.snapshots) - 1
     assert training.snapshot_caption(run, 0).startswith(
-        f"**Snapshot 0 of {last}: step 0 of {run.log['step']:,}**, before any training")
+        f"**Snapshot 0 (slider 0–{last}): step 0 of {run.log['step']:,}**, before any training")
     final = run.log["evals"][-1]
     assert (f"validation loss {final['val_loss']:.2f} nats (perplexity {final['val_perplexity']:.0f})"
             in training.snapshot_caption(run, last))

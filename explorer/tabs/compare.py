@@ -44,7 +44,7 @@ def build(shared: Shared) -> Tab:
         text = gr.Markdown("Press Compare to run the prompt on both models.", label="Comparison explained",
                            elem_id="compare-text")
         sides = {}
-        with gr.Row():
+        with gr.Row(visible=False, elem_id="compare-figures") as figures_row:  # shown once a comparison ran
             for key in ("a", "b"):
                 with gr.Column(min_width=320):
                     sides[key] = {name: gr.Plot(label=f"Compare {key.upper()} {name}", show_label=False,
@@ -75,9 +75,9 @@ def build(shared: Shared) -> Tab:
                                 seconds=model_runs.gpu_seconds(shared.store, (loaded_a.name, loaded_b.name), n_tokens,
                                                                passes=2))
         figures = panels.comparison_figures(comparison)
-        return {text: panels.comparison_text(comparison)} | {
+        return {text: panels.comparison_text(comparison), figures_row: gr.Row(visible=True)} | {
             sides[key][name]: figure for key, by_name in figures.items() for name, figure in by_name.items()}
 
-    run.click(run_comparison, inputs=[shared.prompt, model_a, model_b], outputs=[text, *plots_out],
+    run.click(run_comparison, inputs=[shared.prompt, model_a, model_b], outputs=[text, *plots_out, figures_row],
               api_name="compare", api_visibility="undocumented")
     return Tab(show=show, outputs=[explained], story=story, story_outputs=[explained.accordion])

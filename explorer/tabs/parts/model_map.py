@@ -62,5 +62,5 @@ class ModelMap:
 
 def build(shared: Shared) -> ModelMap:
     """The map (placed where this is called); filled by Analyze with the analysed model's map."""
-    html = gr.HTML("", js_on_load=MAP_JS, elem_id="model-map", apply_default_css=False)
+    html = gr.HTML("", label="Model map", js_on_load=MAP_JS, elem_id="model-map", apply_default_css=False)
     return ModelMap(shared, html)
