@@ -37,6 +37,7 @@ Teaching and pages:
     teaching.py      the teaching texts (assets/teaching/*.md) filled with the prompt's numbers
     model_facts.py   what a text may say about the loaded model: merges, special id, sizes, training data
     export.py        one analysis as a self-contained HTML page plus its numbers (JSON)
+    model_map.py     the map of the whole model beside the story and the tabs, with the loaded model's sizes
 
 The app (the only modules that import Gradio):
 
