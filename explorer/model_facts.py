@@ -87,6 +87,12 @@ class ModelFacts:
         return self.origin == RELEASED
 
     @property
+    def parameters_short(self) -> str:
+        """The parameter count in millions, as a status line says it: "0.9M" (not "1M") for a small model, "124M"."""
+        millions = self.parameters / 1e6
+        return f"{millions:.1f}M" if millions < 10 else f"{millions:,.0f}M"
+
+    @property
     def n_merges(self) -> int:
         return self.tokenizer_tokens - BYTE_TOKENS - self.n_special
 

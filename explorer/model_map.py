@@ -63,10 +63,6 @@ def captions(f: ModelFacts) -> dict[str, str]:
 MANY_BLOCKS = 16  # above this many blocks a block's row is a thin bar; the block in view is labelled
 
 
-def _millions(n: int) -> str:
-    return f"{n / 1e6:,.1f} M" if n < 10**7 else f"{n / 1e6:,.0f} M"
-
-
 def _here(kind: str) -> str:
     """The tabs that show a part of this kind, as the map's `data-here` lists them."""
     return " ".join(tab for tab, kinds in HERE.items() if kind in kinds)
@@ -101,7 +97,7 @@ def model_map_html(facts: ModelFacts) -> str:
         f'data-layered="{html.escape(json.dumps(LAYERED), quote=True)}" '
         f'data-captions="{html.escape(json.dumps(captions(f)), quote=True)}">',
         f'<div class="mm-title">Map of the model <span class="mm-name">{html.escape(f.name)}, '
-        f'{_millions(f.parameters)} parameters</span></div>',
+        f'{f.parameters_short} parameters</span></div>',
         '<div class="mm-caption" aria-live="polite">Click a part to open its tab.</div>',
         _part("tokens", "tokens", "Tokens", f"vocabulary {f.n_vocab:,} · up to {f.n_ctx:,} per prompt"),
         _part("embeddings", "embeddings", "Token + position embeddings",

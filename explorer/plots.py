@@ -35,6 +35,8 @@ blocks, layers and heads all count from 0, as in the hook names (h.0 ... h.11).
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
@@ -52,6 +54,7 @@ MASKED_GREY = "#d4d4d4"
 ATTENTION_COLOUR, MLP_COLOUR, PICKED_COLOUR = "#2171b5", "#e6550d", "#d62728"
 FONT = dict(family="Inter, 'Helvetica Neue', Arial, sans-serif", size=13, color="#222")
 MAX_LABEL_CHARS = 14
+NOTE_CHARS = 70  # a figure's note (its subtitle) is wrapped to lines this long: ~460 px, half the page
 # A small template, sent with every figure and applied by plotly.js in the browser. Gradio sends each
 # figure as a JSON string of its own, so nothing can be shared between figures: the template is kept to
 # what plotly.js would not do by itself (~290 bytes a figure on the wire; "plotly_white" would be ~7 kB).
@@ -83,10 +86,14 @@ def _styled(layout: dict, title: str, height: int, note: str | None = None, head
     Returns the same layout dict.
     """
     title_spec = dict(text=title, x=0.01, xanchor="left", font=dict(size=16))
+    note_lines = 0
     if note:
-        title_spec["subtitle"] = dict(text=note, font=dict(size=12, color="#555"))
-    layout.update(template=HOUSE_TEMPLATE, font=FONT, height=height, title=title_spec,
-                  margin=dict(l=70, r=20, t=(80 if note else 50) + header, b=50),
+        # Plotly never wraps a subtitle: a long one runs off a figure in half the page or on a phone.
+        lines = note.split("<br>") if "<br>" in note else textwrap.wrap(note, NOTE_CHARS) or [note]
+        note_lines = len(lines) - 1
+        title_spec["subtitle"] = dict(text="<br>".join(lines), font=dict(size=12, color="#555"))
+    layout.update(template=HOUSE_TEMPLATE, font=FONT, height=height + 16 * note_lines, title=title_spec,
+                  margin=dict(l=70, r=20, t=(80 if note else 50) + 16 * note_lines + header, b=50),
                   hoverlabel=dict(font=dict(family=FONT["family"], size=13)))
     return layout
 

@@ -149,9 +149,9 @@ class LoadedModel:
 
     def describe(self) -> str:
         c = self.model.config
-        params = self.model.num_parameters() / 1e6
         where = "" if self.device.type == "cpu" else f" on {device_name(self.device)}"
-        return (f"**{self.name}** loaded: {params:.0f}M parameters, {c.n_layer} layers × {c.n_head} heads, "
+        return (f"**{self.name}** loaded: {self.facts.parameters_short} parameters, "
+                f"{c.n_layer} layers × {c.n_head} heads, "
                 f"d_model {c.n_embd}, context {c.n_ctx} tokens (loaded in {self.load_seconds:.1f} s{where})")
 
 

@@ -202,7 +202,7 @@ def test_compare_shows_each_models_surprise_and_head_types_for_the_prompt(client
     name = model_name(client)
     text, bars_a, surprise_a, heads_a, *_ = client.predict(PROMPT, name, name, api_name="/compare")
     analysis = analyze_prompt(loaded, PROMPT)
-    assert f"mean {analysis.trace.token_surprise.mean():.2f} nats" in figure(surprise_a)["layout"]["title"]["subtitle"]["text"]
+    assert f"mean {analysis.trace.token_surprise.mean():.2f} nats" in figure(surprise_a)["layout"]["title"]["subtitle"]["text"].replace("<br>", " ")
     assert figure(heads_a)["data"][0]["customdata"] == analysis.scores.labels()
     assert f"same {analysis.trace.n_tokens} tokens" in text
     top = labels_for(loaded.tokenizer)(int(np.argmax(analysis.trace.next_token_probs)))

@@ -42,7 +42,7 @@ def hover(template, **values):
 
 
 def note_of(fig):
-    return fig.layout.title.subtitle.text or ""
+    return (fig.layout.title.subtitle.text or "").replace("<br>", " ")  # a long note is wrapped
 
 
 @pytest.fixture
@@ -691,3 +691,16 @@ def test_head_walk_bars_stand_side_by_side_in_their_legend_colours():
     assert weights.offsetgroup and sizes.offsetgroup and weights.offsetgroup != sizes.offsetgroup
     assert (weights.marker.color, sizes.marker.color) == (plots.ATTENTION_COLOUR, plots.MLP_COLOUR)
     assert weights.opacity in (None, 1) and sizes.opacity in (None, 1)  # the legend's swatch is the bar's colour
+
+
+def test_a_long_note_is_wrapped_into_lines_and_the_figure_makes_room_for_them():
+    """Plotly never wraps a subtitle: one longer than the figure runs off its right-hand side."""
+    words = "every word of this note matters to the learner reading the figure".split()
+    short, long = plots._styled({}, "t", 400, note="a short note"), plots._styled({}, "t", 400, note=" ".join(words * 3))
+    lines = long["title"]["subtitle"]["text"].split("<br>")
+    assert len(lines) >= 3 and all(len(line) <= plots.NOTE_CHARS for line in lines)
+    assert " ".join(lines) == " ".join(words * 3)  # nothing lost or reordered
+    extra = 16 * (len(lines) - 1)
+    assert long["margin"]["t"] == short["margin"]["t"] + extra and long["height"] == short["height"] + extra
+    given = plots._styled({}, "t", 400, note="first line<br>second line")  # lines a builder chose are kept
+    assert given["title"]["subtitle"]["text"] == "first line<br>second line"

@@ -27,7 +27,7 @@ def test_surprise_tokens_hover_says_what_probability_the_model_gave():
 
 def test_surprise_tokens_state_the_loss_and_perplexity():
     fig = plots.surprise_tokens(["a", "b", "c"], np.array([1.0, 3.0]))
-    note = fig.layout.title.subtitle.text
+    note = fig.layout.title.subtitle.text.replace("<br>", " ")  # a long note is wrapped
     assert "mean 2.00 nats" in note and f"perplexity {np.exp(2):.1f}" in note
 
 

@@ -47,7 +47,7 @@ def test_the_loss_curve_marks_the_chosen_snapshot(run):
     figure = training.loss_figure(run, 6)
     assert figure.layout.shapes[0].x0 == pytest.approx(run.snapshots[6].tokens_seen / 1e6)  # x in millions
     share = run.log["repeat_windows"]["share"]
-    assert f"{share:.0%} of them holding a repeated sequence" in figure.layout.title.subtitle.text
+    assert f"{share:.0%} of them holding a repeated sequence" in figure.layout.title.subtitle.text.replace("<br>", " ")
 
 
 @pytest.fixture(scope="module")
