@@ -3,9 +3,16 @@
 // - lights up the parts the open tab shows ("you are here"): the open tab is the selected tab button's
 //   data-tab-id; on Attention and Inside a block, only the block on the tab's Layer slider;
 // - sends a click on a part to the server as the map's click event, {tab, layer}, which opens that tab.
+// A tab switch is seen at once (an observer on the tab buttons); a Layer slider's value, which changes
+// no attribute, is looked at a few times a second.
 const selectedTab = () => document.querySelector('#tabs [role=tab][aria-selected=true]')?.dataset.tabId || '';
-let shownMap = null, shownKey = '';
+let shownMap = null, shownKey = '', watching = null;
 const mark = () => {
+  const tabs = document.querySelector('#tabs');
+  if (tabs && tabs !== watching) {
+    new MutationObserver(mark).observe(tabs, {subtree: true, attributes: true, attributeFilter: ['aria-selected']});
+    watching = tabs;
+  }
   const map = element.querySelector('.model-map');
   if (!map) return;
   const tab = selectedTab();
@@ -26,7 +33,7 @@ const mark = () => {
   map.dataset.shows = tab;  // what is lit, for the page's tests
   map.dataset.showsLayer = layer ?? '';
 };
-setInterval(mark, 150);
+setInterval(mark, 200);
 element.addEventListener('click', (event) => {
   const part = event.target.closest('[data-tab]');
   if (!part || !element.contains(part)) return;
