@@ -45,6 +45,12 @@ TOP_TOKENS = 5
 MAX_NEW_TOKENS = 40
 
 
+def _perplexity(mean_nats: float) -> str:
+    """e^loss as a reader wants it: 3.4 or 27.3, but 68,935 rather than 68,934.7."""
+    value = float(np.exp(mean_nats))
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
@@ -206,7 +212,9 @@ def _card_induction(analysis: Analysis, loaded: LoadedModel):
     else:  # the test sequence may be unlike the model's training text; the prompt below is the better evidence
         text = (f"**Layer {layer}, head {head}** has this model's highest induction score: {measured} "
                 f"(a clear induction head passes {INDUCTION_THRESHOLD:g}).")
-    text += " That lets the model continue a pattern it has seen: after *A B … A*, predict *B*."
+    text += (" That lets the model continue a pattern it has seen" if score >= INDUCTION_THRESHOLD
+             else " A head that did this would let the model continue a pattern it has seen")
+    text += ": after *A B … A*, predict *B*."
     if drilled:  # say how the head was grown, and where it works and where it does not
         anywhere = float(loaded.induction_any_token[layer, head])
         low, high = ordinary_token_range(trace.config)
@@ -312,7 +320,7 @@ def _card_surprise(analysis: Analysis, loaded: LoadedModel):
             f"the **surprise** −ln p of the real next token is its loss, in *nats* (natural-log units; 0 means it was "
             f"certain and right). The most surprising here is "
             f"**{trace.tokens[worst + 1]}** (p = {percent(float(np.exp(-surprise[worst])))}); the mean, "
-            f"{mean:.2f} nats, is the **cross-entropy loss**, and e^{mean:.2f} = {np.exp(mean):,.1f} the "
+            f"{mean:.2f} nats, is the **cross-entropy loss**, and e^{mean:.2f} = {_perplexity(mean)} the "
             f"**perplexity**. Training changed every weight to make this mean small over its training text. "
             f"{facts.trained_on} {repeats}Look at the coloured tokens: dark means surprising.")
     uniform = float(np.log(trace.config.n_vocab))

@@ -183,3 +183,18 @@ def test_the_induction_card_says_where_a_head_drilled_on_a_pool_fails(loaded, mo
     assert "the same head puts 0% there" in card["markdown"] and "not any token" in card["markdown"]
     plain = story.story_card(story.CARD_IDS.index("induction"), analyze(loaded, "a b a b"), loaded)
     assert loaded.induction_any_token is None and "How it grew" not in plain["markdown"]
+
+
+def test_the_induction_card_promises_copying_only_from_a_head_that_passes_the_label(loaded, monkeypatch):
+    analysis = analyze(loaded, "a b c d a b c d")
+    card = lambda: story.story_card(story.CARD_IDS.index("induction"), analysis, loaded)["markdown"]  # noqa: E731
+    for best, passes in ((0.9, True), (0.05, False)):
+        planted = np.zeros_like(loaded.induction)
+        planted[1, 2] = best
+        monkeypatch.setattr(analysis.scores, "induction", planted)
+        assert ("That lets the model continue a pattern" in card()) == passes
+        assert ("A head that did this would let the model" in card()) == (not passes)
+
+
+def test_the_perplexity_is_said_with_a_decimal_only_where_it_matters():
+    assert story._perplexity(np.log(3.44)) == "3.4" and story._perplexity(np.log(68934.7)) == "68,935"
