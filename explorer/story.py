@@ -298,7 +298,7 @@ def _card_attribution(analysis: Analysis, loaded: LoadedModel):
     text = (f"**Who voted for {analysis.label(top)}?** Its probability, "
             f"{percent(float(trace.next_token_probs[top]))}, comes from its logit, and that logit is a sum: the "
             f"embeddings, each of the {c.n_layer * c.n_head:,} heads and each of the {c.n_layer} MLPs wrote a vector "
-            "into the residual stream, and the final LayerNorm and the output matrix read their sum. The map splits "
+            "into the residual stream, and the final LayerNorm and the output matrix read their sum. The heatmap splits "
             "the logit into one number per head: **red heads pushed the token up, blue ones pushed it down**. The "
             "buttons open the largest in the Attention tab. Pick a second token as the foil to see what separates "
             "two answers. This counts only what each part wrote directly; the *Patching* view beside it measures "

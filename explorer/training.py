@@ -181,7 +181,7 @@ def about_text(run: TrainingRun | None, model_name: str) -> str:
              f"a {config.get('n_vocab'):,}-token BPE{f' ({tokenizer})' if tokenizer else ''}, {last.step:,} steps "
              f"({tokens_label(last.tokens_seen)} tokens). It kept {len(run.snapshots) - 1} snapshots of its weights "
              f"along the way; with the finished model the slider has {len(run.snapshots)} stops "
-             f"({stops_text(run)}). Pick one: the loss curve marks it, and the map and the pattern below are that "
+             f"({stops_text(run)}). Pick one: the loss curve marks it, and the head map and the pattern below are that "
              "snapshot reading *your* prompt."]
     share = repeat_share(run)
     if share:
