@@ -133,3 +133,44 @@ def test_a_tab_opened_before_analyze_is_served_ends_up_showing_the_new_prompt(pa
     # Analyze builds the tab open when it runs (and its follow-up, the tab opened while it ran): the second prompt.
     figures = open_tab(page, "Attention", TABS["Attention"]["plots"], unlike=first)
     assert sum("␣elephant" in figure for figure in figures) >= TABS["Attention"]["tokens"]
+
+
+# Plotly's own react and resize, counted beneath assets/draw_once.js (which patches them when Plotly arrives):
+# a call that reaches them draws a figure. Each is numbered with the animation frame it ran in.
+COUNT_DRAWS = """() => {
+  window.__frame = 0;
+  const tick = () => { window.__frame += 1; requestAnimationFrame(tick); };
+  requestAnimationFrame(tick);
+  window.__draws = [];
+  let plotly;
+  Object.defineProperty(window, 'Plotly', {configurable: true, get: () => plotly, set: (value) => {
+    const react = value.react, resize = value.Plots.resize;
+    const note = (what, div) => window.__draws.push([what, div.closest('.block')?.id || '', window.__frame]);
+    value.react = function (div, ...rest) { note('react', div); return react.call(this, div, ...rest); };
+    value.Plots.resize = function (div) { note('resize', div); return resize.call(this, div); };
+    plotly = value;
+  }});
+}"""
+
+
+def test_a_tab_draws_each_figure_once_its_main_figure_first_with_a_paint_between(page):
+    """Opening Attention brings four figures. Each is drawn once (Gradio's resize right after a draw would draw
+    it again, as long again, though it already fits its box), the heatmap first, each in its own frame, so the
+    page is painted with the heatmap before the others are drawn."""
+    fresh = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    fresh.add_init_script(f"({COUNT_DRAWS})()")
+    fresh.goto(page.url)
+    fresh.wait_for_function("document.querySelector('#story-card')?.innerText.includes('1 / ')", timeout=90_000)
+    fresh.click("#story-leave")
+    analyze(fresh, FIRST)
+    fresh.evaluate("window.__draws = []")
+    open_tab(fresh, "Attention", TABS["Attention"]["plots"], unlike=[])
+    fresh.wait_for_timeout(500)
+    draws = fresh.evaluate("window.__draws")
+    fresh.close()
+    reacts = [(block, frame) for what, block, frame in draws if what == "react"]
+    assert len(reacts) == TABS["Attention"]["plots"], draws
+    assert reacts[0][0] == "attention-heatmap", draws
+    assert not [d for d in draws if d[0] == "resize"], draws
+    frames = [frame for _, frame in reacts]
+    assert frames == sorted(set(frames)), draws  # one figure per frame
