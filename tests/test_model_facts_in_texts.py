@@ -83,6 +83,7 @@ def rendered_texts(loaded: LoadedModel, analysis, page: str) -> dict[str, str]:
         "tokens": panels.tokens_text(trace, loaded.facts),
         "surprise": panels.surprise_text(trace, trace.token_surprise, loaded.facts),
         "surprise card": story.story_card(SURPRISE_CARD, analysis, loaded)["markdown"],
+        "story cards": "\n\n".join(story.story_card(i, analysis, loaded)["markdown"] for i in range(len(story.CARDS))),
         "about": about_markdown(loaded.view_model, loaded.facts),
         "export": _visible_text(page),
         # The map beside the story: its parts' labels and sizes, and what it says is in view on each tab.
