@@ -101,7 +101,10 @@ def test_a_learner_walks_the_whole_story_card_by_card(browser, shipped_server, e
         assert page.evaluate(SELECTED_TAB) == TAB_LABELS[card["tab"]]
         check_card_on_page(page, card)
         check_map(page, card)
-        page.wait_for_timeout(300)  # let the figures finish drawing for the screenshot
+        # Let the figures finish drawing for the screenshot: nothing pending, then a few frames.
+        page.wait_for_function("!document.querySelector('#tabs .wrap.generating, #tabs .wrap.pending')",
+                               timeout=30_000)
+        page.wait_for_timeout(120)
         page.screenshot(path=str(shots / f"card-{number:02d}-{card['id']}.png"), full_page=True)
         if width < 640:
             assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), f"card {number}"
