@@ -221,15 +221,34 @@ def test_a_bad_comparison_request_gets_a_message_naming_the_field(client, args, 
         client.predict(*args, api_name="/compare")
 
 
-def test_a_new_analysis_with_nothing_turned_off_leaves_the_ablation_panel_valid(tiny_checkpoint_dir):
-    """Every Analyze fires the ablation's rerun; with nothing turned off its answer must still be one Gradio
-    accepts for its outputs (an empty dict is not: the page showed 'Error' on every ablation figure)."""
-    import asyncio
+def ablated_top(loaded, prompt, built):
+    """The drawn ablated probability of the prompt's clean top token, and the one computed here independently."""
+    drawn = figure(built["Ablation before and after"])
+    top = int(np.argmax(analyze_prompt(loaded, prompt).trace.next_token_probs))
+    row = drawn["layout"]["yaxis"]["ticktext"].index(labels_for(loaded.tokenizer)(top))
+    ablated = interventions.ablate(loaded.model, loaded.tokenizer.encode(prompt), heads=[(1, 2)], mode="mean")
+    return values(drawn["data"][1]["x"])[row], ablated[top]
 
-    from explorer.store import ModelStore
-    from explorer.ui import build_app
 
-    app = build_app(ModelStore(tiny_checkpoint_dir))
-    rerun = next(fn for fn in app.fns.values() if fn.name == "rerun")
-    answer = rerun.fn(None, None)
-    asyncio.run(app.postprocess_data(rerun, answer, None))  # raises if Gradio would reject the answer
+def test_a_new_prompt_runs_the_heads_turned_off_when_attention_is_built_and_nothing_else(client, loaded):
+    """What is turned off stays off for the next prompt: building the Attention tab for it (by Analyze when the
+    tab is open, else when it is opened) runs the same heads on it. With nothing turned off no ablation is run
+    or sent: Analyze has no event of its own for it."""
+    from app_server import open_tab, sent
+
+    def attention_built(prompt) -> dict:
+        out = sent(client, "/analyze", client.predict(prompt, api_name="/analyze"))
+        return out if out.get("Attention heatmap") is not None else open_tab(client, "attention")
+
+    other = "The cat sat on the mat and the cat sat"
+    client.predict(api_name="/clear_ablation")
+    built = attention_built(other)
+    assert built["Attention heatmap"] is not None
+    assert not [label for label, value in built.items() if label.startswith("Ablation") and value is not None]
+    ablate(client, 1, 2, mode="mean")
+    for prompt in (PROMPT, other):
+        built = attention_built(prompt)
+        drawn, expected = ablated_top(loaded, prompt, built)
+        assert drawn == pytest.approx(expected, rel=1e-4)
+        assert "head 1.2 (layer.head) replaced by their mean" in built["Ablation explained"]
+    client.predict(api_name="/clear_ablation")

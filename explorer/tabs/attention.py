@@ -40,7 +40,7 @@ def build(shared: Shared) -> Tab:
         text = explanation("Attention explained", open=True)
         walk = head_walk_view()  # the selected head, end to end, for the selected query
         code = code_view("attention")
-        build_ablation(shared, layer, head)
+        ablation = build_ablation(shared, layer, head)
 
     def figures(analysis, loaded, layer_index, head_index, mean, query_index) -> dict:
         return {heatmap: panels.attention_heatmap(analysis, layer_index, head_index, mean, query_index),
@@ -59,7 +59,7 @@ def build(shared: Shared) -> Tab:
             query: index_slider_update(last + 1, last),
             overview: panels.attention_overview(analysis, layer_index, head_index),
             scores: panels.head_scores_figure(analysis),
-        }
+        } | ablation.rebuild(analysis, view.loaded, view.values.get("ablation"))
 
     @user_errors
     def select_head(handle, layer_index, head_index, mean, query_index) -> dict:
@@ -88,7 +88,9 @@ def build(shared: Shared) -> Tab:
             overview: panels.attention_overview(analysis, layer_index, head_index),
         } | opened(walk.text if explanation_name == "head_walk" else text)
 
-    return Tab(show=show, outputs=[layer, head, query, heatmap, overview, scores, text, *walk.components],
-               inputs={"layer": layer, "head": head, "mean_heads": mean_heads}, code=code, story=story,
+    return Tab(show=show, outputs=[layer, head, query, heatmap, overview, scores, text, *walk.components,
+                                   *ablation.outputs],
+               inputs={"layer": layer, "head": head, "mean_heads": mean_heads, "ablation": ablation.state},
+               code=code, story=story,
                story_keys=frozenset({"layer", "head", "query", "mean_heads"}),
                story_outputs=[mean_heads, text.accordion, walk.text.accordion])

@@ -3,11 +3,16 @@
 The visitor's own small gr.State holds what is turned off (an interventions.Ablation: (layer,
 head) pairs and a mode, at most every head of the model), so the before/after panel stays
 until Clear is pressed: choosing another head and pressing "Turn off" adds it to the set, and
-a new Analyze runs the same set on the new prompt. One ablation is one forward pass without
-capture (interventions.run_ablation), compared with the analysis the budget already keeps.
+a new prompt runs the same set when the Attention tab is built for it (`Ablation.rebuild`, called
+by the tab's `show`: no event of its own, so an Analyze with nothing turned off costs nothing here).
+One ablation is one forward pass without capture (interventions.run_ablation), compared with the
+analysis the budget already keeps.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -26,9 +31,18 @@ def _fitting(ablation: interventions.Ablation | None, config) -> interventions.A
     return interventions.make_ablation(config, heads, mode=ablation.mode) if heads else None
 
 
-def build_ablation(shared: Shared, layer, head) -> None:
-    """The ablation panel, under the attention tab's head sliders (`layer`, `head`). It needs nothing from
-    Analyze's `show`: a new analysis changes `shared.analysis`, which reruns what is turned off."""
+@dataclass
+class Ablation:
+    """The panel's state (what is turned off), every component a rebuild may fill, and the rebuild."""
+
+    state: gr.State
+    outputs: list
+    rebuild: Callable  # (analysis, loaded, ablation) -> dict: the kept heads run on this analysis
+
+
+def build_ablation(shared: Shared, layer, head) -> Ablation:
+    """The ablation panel, under the attention tab's head sliders (`layer`, `head`). The tab's `show` calls
+    `rebuild` with the visitor's state, so a new prompt runs the heads that are turned off."""
     with gr.Accordion("Experiment: turn heads off (ablation)", open=True):
         gr.Markdown("Remove what heads write (their slice of z before c_proj) and run the prompt again. "
                     "“All heads of this kind” takes every head with the selected head's label.")
@@ -69,16 +83,13 @@ def build_ablation(shared: Shared, layer, head) -> None:
         heads = list(kept.heads if kept else ()) + heads
         return panel(analysis, loaded, interventions.make_ablation(analysis.trace.config, heads, mode=mode_name))
 
-    @user_errors
-    def rerun(handle, ablation) -> dict:  # a new analysis: the same heads on the new prompt
-        if ablation is None or handle is None:
-            return {turned_off: ablation}  # nothing is turned off: the panel stays as it is
-        analysis, loaded = shared.analysis_of(handle)
+    def rebuild(analysis, loaded, ablation) -> dict:  # a new analysis: the same heads on the new prompt
+        if not isinstance(ablation, interventions.Ablation):
+            return {}  # nothing is turned off: the panel stays as it is
         return panel(analysis, loaded, _fitting(ablation, analysis.trace.config))
 
     turn_off.click(add, inputs=[shared.analysis, layer, head, scope, mode, turned_off],
                    outputs=[*figures, turned_off], api_name="ablate", api_visibility="undocumented")
     clear.click(lambda: panel(None, None, None), outputs=[*figures, turned_off], api_name="clear_ablation",
                 api_visibility="undocumented", queue=False)
-    shared.analysis.change(rerun, inputs=[shared.analysis, turned_off], outputs=[*figures, turned_off],
-                           api_visibility="private")
+    return Ablation(turned_off, [*figures, turned_off], rebuild)
