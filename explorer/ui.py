@@ -10,8 +10,9 @@ gr.State holds only a handle. The handle is dropped from the budget when its ses
 (`unload`, when the page is closed) or its state expires.
 
 Public API endpoints: `analyze` (prompt -> the status and the open tab's panels, Tokens for a new
-visitor) and `generate` (streams text). Opening a tab (`open_tab_<tab id>`, e.g. `open_tab_attention`), slider
-redraws and step mode are `undocumented`: callable by the page and by scripts, not listed.
+visitor) and `generate` (streams text). Opening a tab (`open_tab_<tab id>`, e.g. `open_tab_attention`), a
+click on the map of the model (`open_map_part`), slider redraws and step mode are `undocumented`: callable by
+the page and by scripts, not listed.
 """
 
 from __future__ import annotations
