@@ -178,3 +178,15 @@ def test_the_embeddings_card_opens_the_sum_heatmap_it_reads(page, loaded, analys
     out = strip.show_card(analysis, loaded, index)
     views = next(c for c in tabs["embeddings"].story_outputs if isinstance(c, gr.Tabs))
     assert out[views].selected == "sum"
+
+
+def test_building_attention_leaves_a_slider_the_learner_may_have_moved_since_unless_it_must_change(page, loaded):
+    """The tab is built from the values the page sent; a slider whose value is kept gets only its range, so a
+    number typed while the tab was being built is not put back. One out of this model's range is clamped."""
+    config, analysis = loaded.model.config, analyze(loaded, PROMPTS[3])
+    out = by_label(page[0]["attention"].show(view_of(analysis, loaded, layer=config.n_layer - 1, head=1)))
+    assert "value" not in out["Layer"] and out["Layer"]["maximum"] == config.n_layer - 1
+    assert "value" not in out["Head"]
+    out = by_label(page[0]["attention"].show(view_of(analysis, loaded, layer=99, head=99)))
+    assert (out["Layer"]["value"], out["Head"]["value"]) == (config.n_layer - 1, config.n_head - 1)
+    assert out["Query position (outlined row)"]["value"] == analysis.trace.n_tokens - 1  # a new prompt: its last token

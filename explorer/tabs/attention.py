@@ -54,8 +54,8 @@ def build(shared: Shared) -> Tab:
         head_index = min(view.values["head"], config.n_head - 1)
         last = analysis.trace.n_tokens - 1
         return figures(analysis, view.loaded, layer_index, head_index, view.values["mean_heads"], last) | {
-            layer: index_slider_update(config.n_layer, layer_index),
-            head: index_slider_update(config.n_head, head_index),
+            layer: index_slider_update(config.n_layer, layer_index, sent=view.values["layer"]),
+            head: index_slider_update(config.n_head, head_index, sent=view.values["head"]),
             query: index_slider_update(last + 1, last),
             overview: panels.attention_overview(analysis, layer_index, head_index),
             scores: panels.head_scores_figure(analysis),

@@ -36,16 +36,17 @@ def build(shared: Shared) -> Tab:
             text: block_text(view, trace.tokens[view.position]),
         }
 
-    def set_controls(view: View, layer_index: int, position_index: int) -> dict:
+    def set_controls(view: View, layer_index: int, position_index: int, sent_layer: int | None = None) -> dict:
         trace = view.analysis.trace
         layer_index = min(max(int(layer_index), 0), trace.config.n_layer - 1)
         position_index = min(max(int(position_index), 0), trace.n_tokens - 1)
         return figures(view.analysis, view.loaded, layer_index, position_index) | {
-            layer: index_slider_update(trace.config.n_layer, layer_index),
+            layer: index_slider_update(trace.config.n_layer, layer_index, sent=sent_layer),
             position: index_slider_update(trace.n_tokens, position_index)}
 
     def show(view: View) -> dict:
-        return set_controls(view, view.values.get("block_layer", 0), view.analysis.trace.n_tokens - 1)
+        sent = view.values.get("block_layer", 0)
+        return set_controls(view, sent, view.analysis.trace.n_tokens - 1, sent_layer=sent)
 
     def story(view: View, explanation_name: str) -> dict:
         trace = view.analysis.trace

@@ -103,7 +103,12 @@ def opened(text: gr.Markdown) -> dict:
     return {text.accordion: gr.Accordion(open=True)}
 
 
-def index_slider_update(count: int, value: int) -> dict:
+def index_slider_update(count: int, value: int, sent: int | None = None) -> dict:
     """A 0..count-1 slider set to `value`. With one choice (one token, one layer) its range stays 0..1,
-    which Gradio accepts where 0..0 is refused, and it is disabled: there is nothing to choose."""
-    return gr.update(maximum=max(1, count - 1), value=value, interactive=count > 1)
+    which Gradio accepts where 0..0 is refused, and it is disabled: there is nothing to choose.
+
+    `sent` is the value the slider had when the request left the page. When `value` equals it the
+    update leaves the value alone, so a number the learner typed while the tab was being built is
+    not put back."""
+    update = gr.update(maximum=max(1, count - 1), interactive=count > 1)
+    return update if value == sent else update | {"value": value}
