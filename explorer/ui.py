@@ -35,7 +35,7 @@ from .tabs.parts.controls import Dropdown, Textbox, checked
 from .tabs.parts.handout import build_handout
 from .tabs.parts.shared import plain_errors_everywhere
 from .tabs.parts.open_tabs import NOTHING_SHOWN, OpenTabs, marked
-from .tabs.parts.sessions import lean_sessions, session_capacity
+from .tabs.parts.sessions import LeanBlocks, lean_sessions, session_capacity
 from .routes import OnlyPageRoutes
 
 CSS = (ASSETS / "style.css").read_text(encoding="utf-8")
@@ -54,7 +54,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
     """The whole page. `tabs_in_order` are the tab modules (each with `build(shared) -> Tab`), TABS by default;
     `shelf_folder` is where handouts are written (the app's workspace; a new temporary folder by default)."""
     budget = budget or AnalysisBudget(2**30)
-    with gr.Blocks(title="GPT-2 Explorer", analytics_enabled=False) as app:
+    with LeanBlocks(title="GPT-2 Explorer", analytics_enabled=False) as app:
         gr.Markdown("# GPT-2 Explorer\nGPT-2 does one thing: it predicts the next token. Follow the story below, "
                     "or type a prompt and look inside: its tokens, embeddings, every attention head, one block "
                     "opened up, what each layer adds, and the next-token distribution.")
@@ -130,7 +130,10 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
         def catch_up(handle, shown_now, tab_open, **values) -> dict:
             return open_tabs.catch_up(handle, shown_now, tab_open, values)
 
+        # Progress shows on the status line only: a spinner and timer on each of the ~100 outputs kept the
+        # browser busy, on the same cores as the forward pass, while the learner waited.
         analyze_inputs = dict(inputs=[prompt, model_name, analysis_state, strip.state, open_tab], inputs_kwargs=values,
+                              show_progress_on=[status],
                               outputs=list(dict.fromkeys([status, analysis_state, open_tab, shown, the_map.html,
                                                           *open_tabs.outputs,
                                                           *strip.outputs])))

@@ -79,6 +79,7 @@ def test_a_learner_analyses_a_prompt_and_sees_the_panels(page, tmp_path_factory)
     assert frame[0] == 2 * frame[1] - 1  # the overview's frame moved to head 2 (of layer 0)
 
     page.get_by_role("tab", name="Layers").click()
+    page.wait_for_selector("#logit-lens .js-plotly-plot", timeout=30_000)  # Analyze emptied it: this prompt's lens
     window = page.get_by_label("number input for Logit lens: how many of the last positions to show")
     window.fill("3")  # the lens grid narrows to the last 3 positions as soon as Enter is pressed
     window.press("Enter")

@@ -7,6 +7,7 @@ import http.client
 import json
 import tracemalloc
 
+import gradio as gr
 import pytest
 from gradio.state_holder import SessionState
 
@@ -104,3 +105,54 @@ def test_a_flood_of_one_click_sessions_grows_the_server_by_little(app_server):
         assert response.status == 200
     connection.close()
     assert rss_mb() - before < 1000 * SESSION_BYTES / 2**20, (before, rss_mb())
+
+
+
+def answers_of(blocks_class, answer):
+    """What an event whose handler gives `answer(text, number, plot, state)` sends the page, the outputs (by
+    position) the visitor's session got its own copy of, and its gr.State values (by position), in a page
+    built with `blocks_class`."""
+    import asyncio
+
+    import gradio as gr
+
+    with blocks_class() as page:
+        outputs = [gr.Textbox(), gr.Number(), gr.Plot(), gr.State()]
+        gr.Button().click(lambda: None, outputs=outputs)
+    session = SessionState(page)
+    sent = asyncio.run(page.postprocess_data(page.fns[0], answer(*outputs), session))
+    blocks = session.blocks_config.blocks
+    copied = {i for i, c in enumerate(outputs) if blocks.get(c._id, c) is not c}
+    states = {i: session.state_data[c._id] for i, c in enumerate(outputs) if c._id in session.state_data}
+    return sent, copied, states
+
+
+ANSWERS = {  # what a handler may return for four outputs: a few of them, all of them, or a list
+    "one": lambda text, number, plot, state: {text: "hello"},
+    "one and the state": lambda text, number, plot, state: {text: "hello", state: {"serial": 3}},
+    "an update and an empty plot": lambda text, number, plot, state: {number: gr.update(maximum=9), plot: None},
+    "all": lambda text, number, plot, state: {text: "a", number: 2, plot: None, state: 1},
+    "a list": lambda text, number, plot, state: ["a", 2, None, 1],
+}
+
+
+@pytest.mark.parametrize("name", ANSWERS)
+def test_lean_blocks_send_what_gradio_sends_without_copying_the_outputs_left_out(name):
+    from explorer.tabs.parts.sessions import LeanBlocks
+
+    lean_sent, lean_copied, lean_states = answers_of(LeanBlocks, ANSWERS[name])
+    sent, copied, states = answers_of(gr.Blocks, ANSWERS[name])
+    assert (lean_sent, lean_states) == (sent, states)
+    if name in ("all", "a list"):
+        assert lean_copied == copied
+    else:  # Gradio copies every output it updates, the ones left out included; LeanBlocks only those filled
+        assert lean_copied < copied
+
+
+def test_the_page_is_lean_blocks_and_analyze_names_many_outputs_it_mostly_leaves_out(app):
+    """Why LeanBlocks matters: Analyze names every tab's panels, and fills only the open tab's."""
+    from explorer.tabs.parts.sessions import LeanBlocks
+
+    assert isinstance(app, LeanBlocks)
+    analyze = next(fn for fn in app.fns.values() if fn.api_name == "analyze")
+    assert len(analyze.outputs) > 4 * max(len(app.explorer_open_tabs.outputs_of(tab)) for tab in app.explorer_tabs)

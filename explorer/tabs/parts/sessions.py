@@ -14,6 +14,13 @@ drops a session only when 10,000 newer ones exist, never because it is old.
 - a dropped session's gr.State values go through their delete callbacks, so its analysis leaves the
   budget at once. A visitor whose session was dropped starts again with the page's defaults: the
   next Analyze gives them the same numbers (the model is deterministic).
+
+`LeanBlocks` is the page's gr.Blocks with one difference in how an event's answer is made. The page's
+events name many outputs (Analyze names every tab's panels, since any tab may be the open one) and
+a handler fills a few. For each output left out, Gradio builds a new copy of the component and keeps
+it in the visitor's session, only to send the page an empty update: about half a millisecond each, so
+tens of milliseconds per Analyze and per tab opened. Here those outputs get the same empty update
+directly.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import os
 from contextlib import asynccontextmanager
 from copy import copy
 
+import gradio as gr
+from gradio.blocks import Block
 from gradio.state_holder import SessionState, StateHolder
 
 SESSION_BYTES = 64 * 1024  # a bound on what a lean session holds beyond its analysis (tests/test_sessions.py)
@@ -118,3 +127,24 @@ def lean_sessions(capacity: int, max_idle: float):
 def session_capacity(allowance_bytes: int, session_bytes: int = SESSION_BYTES) -> int:
     """How many sessions fit in `allowance_bytes` (at least 64, so a class is never cut short)."""
     return max(64, allowance_bytes // session_bytes)
+
+
+class LeanBlocks(gr.Blocks):
+    """gr.Blocks whose events pass over the outputs a handler left out (see the module's docstring)."""
+
+    async def postprocess_data(self, block_fn, predictions, state) -> list:
+        outputs = list(block_fn.outputs)
+        if not (isinstance(predictions, dict) and predictions and all(isinstance(k, Block) for k in predictions)):
+            return await super().postprocess_data(block_fn, predictions, state)
+        filled = {c._id: value for c, value in predictions.items()}
+        kept = [block for block in outputs if block._id in filled]
+        if len(kept) != len(filled) or len(kept) == len(outputs):  # a stranger answer, or nothing left out
+            return await super().postprocess_data(block_fn, predictions, state)
+        subset = copy(block_fn)
+        subset.outputs = kept
+        # With a single output Gradio takes the handler's answer to be that output's value.
+        answers = await super().postprocess_data(subset, predictions if len(kept) > 1 else filled[kept[0]._id],
+                                                 state)
+        by_id = dict(zip((block._id for block in kept), answers, strict=True))
+        return [by_id[block._id] if block._id in by_id else None if block.stateful else {"__type__": "update"}
+                for block in outputs]
