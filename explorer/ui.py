@@ -130,10 +130,10 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
         def catch_up(handle, shown_now, tab_open, **values) -> dict:
             return open_tabs.catch_up(handle, shown_now, tab_open, values)
 
-        # Progress shows on the status line only: a spinner and timer on each of the ~100 outputs kept the
-        # browser busy, on the same cores as the forward pass, while the learner waited.
+        # While Analyze runs, the status line only fades ("minimal"). Gradio's full progress animates a
+        # spinner over every output, which kept the browser busy on the cores the forward pass needs.
         analyze_inputs = dict(inputs=[prompt, model_name, analysis_state, strip.state, open_tab], inputs_kwargs=values,
-                              show_progress_on=[status],
+                              show_progress_on=[status], show_progress="minimal",
                               outputs=list(dict.fromkeys([status, analysis_state, open_tab, shown, the_map.html,
                                                           *open_tabs.outputs,
                                                           *strip.outputs])))
