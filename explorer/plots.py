@@ -343,9 +343,6 @@ def _tile_index(n: int, tile: int) -> tuple[np.ndarray, np.ndarray]:
     return first, np.append(first[1:], n) - 1
 
 
-TILE_CHUNK = 1 << 23  # weights converted to float32 at a time by overview_tiles: 32 MB
-
-
 def overview_tiles(attention: np.ndarray, tile: int = 24) -> np.ndarray:
     """[..., T, T] -> [..., tile, tile] by the max over each block of cells, as uint8 levels.
 
@@ -353,20 +350,20 @@ def overview_tiles(attention: np.ndarray, tile: int = 24) -> np.ndarray:
     cell per row, and averaging it with its zero neighbours would make it invisible.
     For a 1024-token prompt on 124M this reads 150 M weights, and the result does not
     depend on which head is selected, so callers may keep it (`tiles=` below).
+
+    The weights are compared as stored (float16 in a trace), without converting them: read
+    as unsigned integers of the same width, floats that are >= 0 (attention weights are)
+    keep their order, and integer maxima are fast where numpy's float16 arithmetic is
+    emulated. Only the small result is turned back into numbers.
     """
     n = attention.shape[-1]
     first, last = _tile_index(n, tile)
     if n <= tile:
         small = attention[..., first[:, None], first[None, :]]
-    else:  # a few patterns at a time in float32: numpy's float16 arithmetic is emulated, and slow
-        flat = attention.reshape(-1, n, n)
-        small = np.empty((len(flat), tile, tile), dtype=np.float32)
-        step = max(1, TILE_CHUNK // (n * n))
-        for start in range(0, len(flat), step):
-            patterns = _f32(flat[start:start + step])
-            small[start:start + step] = np.maximum.reduceat(np.maximum.reduceat(patterns, first, axis=-1), first,
-                                                            axis=-2)
-        small = small.reshape(attention.shape[:-2] + (tile, tile))
+    else:
+        weights = np.ascontiguousarray(attention)
+        bits = weights.view(np.dtype(f"u{weights.itemsize}"))
+        small = np.maximum.reduceat(np.maximum.reduceat(bits, first, axis=-1), first, axis=-2).view(weights.dtype)
     levels = (_FIRST_LEVEL + np.rint(np.clip(_f32(small), 0, 1) * _LEVELS)).astype(np.uint8)
     levels[..., first[None, :] > last[:, None]] = _MASKED  # every key in the block is in the future
     return levels

@@ -269,6 +269,24 @@ def test_overview_shrinking_keeps_a_sharp_previous_token_diagonal_visible():
     assert z.shape == (24, 24) and np.all(np.diag(z)[1:] == 255)
 
 
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_overview_tiles_are_each_blocks_strongest_weight(dtype):
+    """The tiles of uneven blocks (100 positions in 24 cells) against each block's max taken in float64."""
+    attention = causal_attention((2, 3, 100, 100), seed=3).astype(dtype)
+    attention[0, 0, 50:, 10] = np.float16(6e-8)  # a subnormal float16: the smallest weights keep their order too
+    levels = plots.overview_tiles(attention, 24)
+    edges = np.append(np.arange(24) * 100 // 24, 100)
+    wide = attention.astype(np.float64)
+    for layer, head in np.ndindex(2, 3):
+        for i, j in np.ndindex(24, 24):
+            block = wide[layer, head, edges[i]:edges[i + 1], edges[j]:edges[j + 1]]
+            if edges[j] > edges[i + 1] - 1:  # every key in the block is after every query: the masked future
+                assert levels[layer, head, i, j] == plots._MASKED
+            else:
+                expected = plots._FIRST_LEVEL + np.rint(np.float32(block.max()) * plots._LEVELS)
+                assert levels[layer, head, i, j] == expected, (layer, head, i, j)
+
 def test_overview_hover_names_layer_head_and_label():
     labels = [["previous-token", "induction"], ["broad", "first-token sink"]]
     fig = overview(causal_attention((2, 2, 6, 6)), labels)
