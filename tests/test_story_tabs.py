@@ -190,3 +190,19 @@ def test_building_attention_leaves_a_slider_the_learner_may_have_moved_since_unl
     out = by_label(page[0]["attention"].show(view_of(analysis, loaded, layer=99, head=99)))
     assert (out["Layer"]["value"], out["Head"]["value"]) == (config.n_layer - 1, config.n_head - 1)
     assert out["Query position (outlined row)"]["value"] == analysis.trace.n_tokens - 1  # a new prompt: its last token
+
+
+def test_building_training_keeps_the_head_the_learner_picked_and_the_story_sets_its_own():
+    """The shipped model (it has snapshots): a head from the page's sliders gets only the range back; the story's
+    card, which names no slider values, gets the finished model's strongest induction head set."""
+    store = ModelStore(sizes=[])
+    loaded = store.get(store.default)
+    app = build_app(store, budget=AnalysisBudget(2**26))
+    training = app.explorer_tabs["training"]
+    analysis = analyze(loaded, "one two three one two three")
+    out = by_label(training.show(View(analysis, loaded, {"training_layer": 1, "training_head": 2})))
+    assert "value" not in out["Layer"] and "value" not in out["Head"]
+    assert out["Snapshot"]["value"] == len(store.training_run(loaded.name).snapshots) - 1  # a new prompt: the end
+    layer, head = np.unravel_index(int(np.argmax(loaded.induction)), loaded.induction.shape)
+    out = by_label(training.show(View(analysis, loaded, {})))
+    assert (out["Layer"]["value"], out["Head"]["value"]) == (layer, head)

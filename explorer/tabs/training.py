@@ -73,8 +73,9 @@ def build(shared: Shared) -> Tab:
         return figures(loaded, run, view.analysis.prompt, index, layer_index, head_index) | {
             about: training.about_text(run, loaded.name), text: reading(run, loaded.name),
             snapshot: index_slider_update(last + 1, index),
-            layer: index_slider_update(config.n_layer, layer_index),
-            head: index_slider_update(config.n_head, head_index)}
+            # A head the learner picked is kept; only the range is sent, so one typed meanwhile stays.
+            layer: index_slider_update(config.n_layer, layer_index, sent=view.values.get("training_layer")),
+            head: index_slider_update(config.n_head, head_index, sent=view.values.get("training_head"))}
 
     @user_errors
     def select(handle, index, layer_index, head_index) -> dict:
