@@ -18,9 +18,9 @@ drops a session only when 10,000 newer ones exist, never because it is old.
 `LeanBlocks` is the page's gr.Blocks with one difference in how an event's answer is made. The page's
 events name many outputs (Analyze names every tab's panels, since any tab may be the open one) and
 a handler fills a few. For each output left out, Gradio builds a new copy of the component and keeps
-it in the visitor's session, only to send the page an empty update: about half a millisecond each, so
-tens of milliseconds per Analyze and per tab opened. Here those outputs get the same empty update
-directly.
+it in the visitor's session, only to send the page an empty update; with ~100 outputs that adds up to
+a good part of making Analyze's answer (benchmarks/README.md, page_latency.py). Here those outputs get
+the same empty update directly.
 """
 
 from __future__ import annotations
