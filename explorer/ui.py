@@ -177,10 +177,17 @@ def launch_options(shelf_folder=None) -> dict:
     Server-side rendering stays off: with it, Gradio puts a Node server in front that answers every
     address outside its own list with the page, so no allow-list in this process could hold. The page
     draws its figures in the browser anyway, which is where its time goes.
+
+    Gradio's run history stays off. It would keep every public event's inputs and answer (an Analyze's
+    figures, ~150 KB at 32 tokens on GPT-2 124M) in the browser's localStorage, where the next student at
+    a shared computer could read them, and it rewrites that whole list (up to 100 runs) when an event
+    starts, answers and ends, on the page's main thread: before the request leaves and before a figure is
+    drawn.
     """
     from starlette.middleware import Middleware
 
     return {"css": CSS, "js": DRAW_ONCE, "theme": gr.themes.Soft(), "show_error": True, "ssr_mode": False,
+            "run_history": False,  # see the docstring
             "num_workers": 0,  # Gradio's static-file workers would serve files past the allow-list
             "state_session_capacity": session_capacity(SESSIONS_BYTES),
             "app_kwargs": {"middleware": [Middleware(OnlyPageRoutes, shelf=shelf_folder)],

@@ -89,6 +89,10 @@ def test_a_learner_analyses_a_prompt_and_sees_the_panels(page, tmp_path_factory)
     page.get_by_role("tab", name="Next token").click()
     page.wait_for_selector("#next-token-bars .js-plotly-plot", timeout=30_000)
     assert "kept" in page.locator("#next-token-bars").inner_text()
+    # Gradio's run history would copy each Analyze's inputs and figures into the browser's storage (a shared
+    # classroom computer keeps them) and rewrite the whole list on every event: the app turns it off.
+    kept = page.evaluate("Object.keys(localStorage).filter(key => key.startsWith('gradio:run-history'))")
+    assert kept == [], f"the browser keeps a run history: {kept}"
 
     shots = tmp_path_factory.mktemp("screenshots")
     page.get_by_role("tab", name="Attention").click()
