@@ -3,7 +3,8 @@
 Each tab's module lays out its own components and wires its own events (see tabs/__init__.py
 for the pattern). This module holds what they share: the prompt and model controls, the
 visitor's analysis handle, and Analyze, which runs the prompt once, keeps the analysis and builds
-the open tab's panels only; another tab is built when it is opened (tabs/parts/open_tabs.py).
+the open tab's panels only; another tab is built when it is opened (tabs/parts/open_tabs.py). On a
+CPU the logit lens, as costly as the pass itself, is made by Analyze's follow-up, after the answer.
 
 Memory: every visitor's analysis lives in one byte budget (explorer/budget.py); the visitor's
 gr.State holds only a handle. The handle is dropped from the budget when its session ends
@@ -110,7 +111,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
             budget.drop(key)
             n_tokens = min(len(loaded.tokenizer.encode(prompt)), loaded.model.config.n_ctx)
             budget.make_room(analysis_bytes(loaded.model.config, n_tokens))
-            analysis = shared.analyze(loaded.name, prompt)
+            analysis = shared.analyze(loaded.name, prompt, values["lens_positions"])
             budget.put(key, analysis)
             handle = AnalysisHandle(key, loaded.name, prompt, values["lens_positions"], next(_serials))
             result = {status: panels.status_line(loaded, analysis) + store.status_notice(loaded.name),
@@ -127,8 +128,16 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
             return result
 
         @user_errors
-        def catch_up(handle, shown_now, tab_open, **values) -> dict:
-            return open_tabs.catch_up(handle, shown_now, tab_open, values)
+        def follow_up(handle, shown_now, tab_open, **values) -> dict:
+            """Right after Analyze's answer: the open tab built again if the visitor opened another one while
+            Analyze ran, then the logit lens if the answer came without it (on a CPU: see Shared.analyze), so
+            that the Layers tab opens without making it."""
+            result = open_tabs.catch_up(handle, shown_now, tab_open, values)
+            if isinstance(handle, AnalysisHandle):
+                analysis, _ = shared.analysis_of(handle)
+                shared.lens_for(analysis, handle.lens_positions)
+                shared.remember(handle)
+            return result
 
         # While Analyze runs, the status line only fades ("minimal"). Gradio's full progress animates a
         # spinner over every output, which kept the browser busy on the cores the forward pass needs.
@@ -137,16 +146,16 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
                               outputs=list(dict.fromkeys([status, analysis_state, open_tab, shown, the_map.html,
                                                           *open_tabs.outputs,
                                                           *strip.outputs])))
-        # If the visitor opened another tab while Analyze ran, it was built for the old analysis: build it again.
-        catch_up_inputs = dict(inputs=[analysis_state, shown, open_tab], inputs_kwargs=values,
+        # Analyze's follow-up: it skips the queue off ZeroGPU (the lens takes the compute slot itself).
+        follow_up_inputs = dict(inputs=[analysis_state, shown, open_tab], inputs_kwargs=values,
                                outputs=[open_tab, shown, *open_tabs.outputs], api_visibility="private", queue=shared.queue_views,
                                show_progress="hidden")
         # The page analyses the prompt it opens with, so the story starts with numbers, not empty panels.
         gr.on([app.load, analyze_button.click, prompt.submit], analyze, api_name="analyze",
-              **analyze_inputs).success(catch_up, **catch_up_inputs)
+              **analyze_inputs).success(follow_up, **follow_up_inputs)
         examples.click(story.pick, inputs=[examples, strip.state], outputs=[prompt, strip.state],
                        api_visibility="private", queue=False).then(
-            analyze, api_visibility="private", **analyze_inputs).success(catch_up, **catch_up_inputs)
+            analyze, api_visibility="private", **analyze_inputs).success(follow_up, **follow_up_inputs)
 
         def forget(request: gr.Request):  # the page was closed: its analyses go now, not when the state expires
             if request.session_hash:

@@ -3,13 +3,13 @@ redraws that need no model skip Gradio's queue (except on ZeroGPU, whose GPU cal
 
 import pytest
 
-from explorer import ui
+from explorer import model_runs, ui
 from explorer.budget import AnalysisBudget
 from explorer.store import ModelStore
 
 # Events that only build views from the kept analysis. The rest run a model: Analyze, the lens window
 # (a projection onto the vocabulary), training snapshots, generation, the story's cards (a card may widen the lens).
-VIEW_ONLY = {"resample", "select_head", "open_block", "catch_up"} | {f"open_tab_{tab.__name__.rsplit('.', 1)[-1]}"
+VIEW_ONLY = {"resample", "select_head", "open_block", "follow_up"} | {f"open_tab_{tab.__name__.rsplit('.', 1)[-1]}"
                                                                    for tab in ui.TABS}
 RUN_A_MODEL = {"analyze", "lens", "select_snapshot", "generate", "step", "story_next", "story_back", "ablate"}
 
@@ -77,20 +77,28 @@ def test_a_tab_built_for_the_previous_analysis_is_built_again_after_analyze(stor
     assert open_tabs.catch_up(handle, caught_up[open_tabs.shown], "attention", values) == {open_tabs.open_tab: "attention"}
 
 
-def test_the_logit_lens_is_made_when_the_layers_tab_is_built_not_by_analyze(store):
+def test_on_a_cpu_the_logit_lens_is_made_after_analyzes_answer_and_layers_opens_without_making_it(store,
+                                                                                                    monkeypatch):
     app = build(store)
     open_tabs = app.explorer_open_tabs
     analyze = next(fn.fn for fn in app.fns.values() if fn.api_name == "analyze")
+    follow_up = next(fn.fn for fn in app.fns.values() if fn.api_name == "follow_up")
     values = {name: c.value for name, c in open_tabs.values.items()}
     out = analyze("one two three four five six seven eight nine ten", store.default, None,
                   {"index": 0, "on": False}, "tokens", Request(), **values)
     handle = out[open_tabs.shared.analysis]
     analysis, loaded = open_tabs.shared.analysis_of(handle)
-    assert analysis.lens is None  # a projection onto the whole vocabulary, paid only for the tab that shows it
+    assert analysis.lens is None  # a projection onto the whole vocabulary: the answer does not wait for it
+    lenses = []
+    real_lens = model_runs.lens
+    monkeypatch.setattr(model_runs, "lens", lambda *args: lenses.append(args) or real_lens(*args))
+    assert follow_up(handle, out[open_tabs.shown], "tokens", **values) == {open_tabs.open_tab: "tokens"}
+    assert len(lenses) == 1 and len(analysis.lens.positions) == values["lens_positions"]
     built = open_tabs.build("layers", handle, out[open_tabs.shown], values)
-    assert len(analysis.lens.positions) == values["lens_positions"]
     lens = next(c for c in open_tabs.tabs["layers"].outputs if getattr(c, "label", "") == "Logit lens")
-    assert lens in built
+    assert lens in built and len(lenses) == 1  # opening Layers drew the lens the follow-up made
+    follow_up(handle, out[open_tabs.shown], "tokens", **values)
+    assert len(lenses) == 1  # made once per analysis
     # The story's Layers card, on a fresh analysis, makes the lens too and its text reads it.
     fresh = analyze("one two three four five six seven eight nine ten", store.default, None,
                     {"index": 0, "on": False}, "tokens", Request(), **values)

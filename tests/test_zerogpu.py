@@ -134,6 +134,12 @@ def test_analyze_runs_its_forward_pass_inside_spaces_gpu_and_its_result_travels_
     assert kept.label is not None and kept.trace.surprise_of is None  # labels remade here; surprise made there
     np.testing.assert_allclose(kept.trace.attention, reference.trace.attention, atol=1e-3)
     np.testing.assert_allclose(kept.trace.token_surprise, reference.trace.token_surprise, atol=1e-4)
+    # The logit lens came back with it (a second call would start another worker): Analyze's follow-up and
+    # the Layers tab make none.
+    assert len(kept.lens.positions) == min(_defaults(app)["lens_positions"], kept.trace.n_tokens)
+    handler(app, "follow_up")(handle, result[app.explorer_open_tabs.shown], "attention", **_defaults(app))
+    app.explorer_open_tabs.build("layers", handle, result[app.explorer_open_tabs.shown], _defaults(app))
+    assert [name for name, _ in stand_in.calls] == ["analysis"]
 
 
 def test_every_model_run_of_the_tabs_goes_through_spaces_gpu(guarded, tiny_checkpoint_dir):

@@ -8,8 +8,8 @@ and is instant.
 What the page holds is recorded in a small per-visitor gr.State, `shown`:
 {"analysis": serial, "tabs": [tab ids]}, the tabs whose panels belong to the analysis with that
 serial (AnalysisHandle.serial, new at each Analyze). A tab opened while an Analyze was still
-running is built for the old analysis; Analyze's follow-up (`catch_up`) sees the serial changed
-and builds the open tab again for the new one.
+running is built for the old analysis; Analyze's follow-up (ui.py's `follow_up`, through `catch_up`)
+sees the serial changed and builds the open tab again for the new one.
 """
 
 from __future__ import annotations

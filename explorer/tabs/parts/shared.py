@@ -76,8 +76,9 @@ class Shared:
     controls: dict = field(default_factory=dict)  # components published by tabs built earlier
     # One forward pass at a time: on a few cores two passes at once only slow each other down.
     # A lock of our own rather than a Gradio concurrency group, so that a download (which
-    # happens outside it) never makes other visitors wait.
-    _compute: threading.Lock = field(default_factory=threading.Lock)
+    # happens outside it) never makes other visitors wait. Re-entrant: `lens_for` checks and makes
+    # the lens inside it, and making it takes the slot again.
+    _compute: threading.RLock = field(default_factory=threading.RLock)
 
     @property
     def queue_views(self) -> bool:
@@ -134,23 +135,35 @@ class Shared:
     def _stream_work(self, work: Callable, args: tuple, seconds: int):
         yield from work(self.store, *args)
 
-    def analyze(self, model_name: str, prompt: str) -> Analysis:
+    def analyze(self, model_name: str, prompt: str, lens_positions=None) -> Analysis:
         """A new analysis of the prompt (one forward pass, where the models run), ready for the panels.
-        Its logit lens is made when a view needs it (`lens_for`)."""
+
+        Where the model runs on a GPU, the logit lens over the last `lens_positions` positions comes with
+        it (a few milliseconds there; on ZeroGPU a second call would start another worker). On a CPU it
+        costs about as much as the pass itself, so the answer goes without it and Analyze's follow-up
+        makes it (`lens_for`), while the page draws the open tab."""
         loaded = self.store.get(model_name)
         n_tokens = min(len(loaded.tokenizer.encode(prompt)), loaded.model.config.n_ctx)
         if not self.store.zero_gpu:  # on ZeroGPU each call gets a GPU share of its own
             device_room(loaded.device, 2 * analysis_bytes(loaded.model.config, n_tokens))
-        analysis = self.run(model_runs.analysis, loaded.name, prompt,
+        on_gpu = self.store.zero_gpu or loaded.device.type != "cpu"
+        analysis = self.run(model_runs.analysis, loaded.name, prompt, lens_positions if on_gpu else None,
                             seconds=model_runs.gpu_seconds(self.store, loaded.name, n_tokens, passes=2))
         return analysis.with_labels(loaded.tokenizer)
 
     def lens_for(self, analysis: Analysis, n_positions) -> Analysis:
         """The analysis with a logit lens over the last `n_positions` positions: made now if it has none
-        or another window, else as it is."""
-        if analysis.lens is None or len(analysis.lens.positions) != len(lens_window(analysis, n_positions)):
+        or another window, else as it is. Off ZeroGPU the check is made again in the compute slot, so a
+        tab opened while Analyze's follow-up makes the lens waits for that one instead of making another."""
+        def has_it():
+            return analysis.lens is not None and len(analysis.lens.positions) == len(lens_window(analysis, n_positions))
+
+        if has_it():
+            return analysis
+        if self.store.zero_gpu:
             return self.relens(analysis, n_positions)
-        return analysis
+        with self._compute:
+            return analysis if has_it() else self.relens(analysis, n_positions)
 
     def relens(self, analysis: Analysis, n_positions) -> Analysis:
         """The analysis with its logit lens over the last `n_positions` positions (one projection per row)."""
