@@ -57,13 +57,16 @@ MAX_LABEL_CHARS = 14
 NOTE_CHARS = 70  # a figure's note (its subtitle) is wrapped to lines this long: ~460 px, half the page
 # A small template, sent with every figure and applied by plotly.js in the browser. Gradio sends each
 # figure as a JSON string of its own, so nothing can be shared between figures: the template is kept to
-# what plotly.js would not do by itself (~290 bytes a figure on the wire; "plotly_white" would be ~7 kB).
+# what plotly.js would not do by itself (~340 bytes a figure on the wire; "plotly_white" would be ~7 kB).
 # Every trace names its own colour, so no colorway; no axis shows its line, so no linecolor.
 # The backgrounds are transparent so a figure sits on the page's own background, light or dark; in
 # the dark theme the page's stylesheet (assets/style.css, `.dark .js-plotly-plot`) lightens the axis
 # text and grid lines. ticks="" because heatmaps would otherwise get tick marks.
+# ticklabeloverflow="allow": on a numeric axis plotly.js would hide any tick label poking out of the
+# figure, and to find one it measures every label of the axis again after drawing each label: a third
+# of a redraw of the next-token bars. Automargin already makes room for the labels.
 TRANSPARENT = "rgba(0,0,0,0)"
-_HOUSE_AXIS = dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", ticks="", automargin=True)
+_HOUSE_AXIS = dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", ticks="", automargin=True, ticklabeloverflow="allow")
 HOUSE_TEMPLATE = {"layout": dict(plot_bgcolor=TRANSPARENT, paper_bgcolor=TRANSPARENT,
                                  xaxis=_HOUSE_AXIS, yaxis=_HOUSE_AXIS)}
 

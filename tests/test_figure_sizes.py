@@ -115,8 +115,10 @@ def test_a_1024_token_surprise_map_carries_each_hover_text_once():
     assert wire_bytes(fig) < LIMIT
 
 
-def test_the_house_template_costs_each_figure_under_300_bytes():
-    assert 0 < template_bytes(plots.empty_figure("x")) < 300
+def test_the_house_template_costs_each_figure_under_400_bytes():
+    # "plotly_white" would cost each figure ~7 kB; the house template holds only what plotly.js would not do
+    # by itself (and the tick-label setting that saves a third of a redraw of the next-token bars).
+    assert 0 < template_bytes(plots.empty_figure("x")) < 400
 
 
 @pytest.mark.parametrize("case", list(BUILDER_CASES))
