@@ -106,3 +106,26 @@ def test_on_a_cpu_the_logit_lens_is_made_after_analyzes_answer_and_layers_opens_
     card = app.explorer_story.show_card(fresh_analysis, loaded, 6, handle=fresh[open_tabs.shared.analysis],
                                         shown=fresh[open_tabs.shown], values=values)
     assert "The **logit lens** reads the stream" in card[app.explorer_story.card]
+
+
+LAYOUT_OR_STATE = {"state", "tabs", "tabitem", "column", "row", "accordion", "group"}
+
+
+def test_each_event_shows_its_progress_on_one_component_the_page_can_show(store):
+    # The page rewrites the loading status of every component any event showed progress on, at the start and
+    # end of every event: with Gradio's default (all outputs) that was every panel of every tab.
+    config = build(store).get_config_file()
+    kinds = {c["id"]: c["type"] for c in config["components"]}
+    targets = set()
+    for event in config["dependencies"]:
+        if not event["outputs"]:
+            continue
+        shown_on = event["show_progress_on"]
+        showable = [i for i in event["outputs"] if kinds[i] not in LAYOUT_OR_STATE]
+        assert shown_on is not None and len(shown_on) == min(1, len(showable)), event["api_name"]
+        assert all(kinds[i] not in LAYOUT_OR_STATE for i in shown_on), event["api_name"]
+        targets |= set(shown_on)
+    outputs = {i for event in config["dependencies"] for i in event["outputs"]}
+    assert len(targets) * 3 < len(outputs)
+    analyze = next(event for event in config["dependencies"] if event["api_name"] == "analyze")
+    assert [kinds[i] for i in analyze["show_progress_on"]] == ["markdown"]  # the status line, as ui.py asks

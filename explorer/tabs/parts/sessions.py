@@ -21,6 +21,12 @@ a handler fills a few. For each output left out, Gradio builds a new copy of the
 it in the visitor's session, only to send the page an empty update; with ~100 outputs that adds up to
 a good part of making Analyze's answer (benchmarks/README.md, page_latency.py). Here those outputs get
 the same empty update directly.
+
+Each event's progress shows on one component: its `show_progress_on` if it names one, else its first
+output the page can show. The page keeps a loading status for every component any event has shown
+progress on, and at the start and end of *every* event it writes all of them again, changed or not;
+with progress on all outputs (Gradio's default) that was ~150 components and 25-40 ms of the page's
+main thread twice per event, a temperature typed or a tab reopened included.
 """
 
 from __future__ import annotations
@@ -130,7 +136,17 @@ def session_capacity(allowance_bytes: int, session_bytes: int = SESSION_BYTES) -
 
 
 class LeanBlocks(gr.Blocks):
-    """gr.Blocks whose events pass over the outputs a handler left out (see the module's docstring)."""
+    """gr.Blocks whose events pass over the outputs a handler left out and show their progress on one
+    component (see the module's docstring)."""
+
+    def __exit__(self, exc_type=None, *args):
+        if exc_type is None:
+            for block_fn in self.fns.values():
+                if block_fn.show_progress_on is None:
+                    shown = [block for block in block_fn.outputs if not block.stateful
+                             and not isinstance(block, gr.blocks.BlockContext)]
+                    block_fn.show_progress_on = shown[:1]  # none, when it fills only states and layout
+        return super().__exit__(exc_type, *args)
 
     async def postprocess_data(self, block_fn, predictions, state) -> list:
         outputs = list(block_fn.outputs)
