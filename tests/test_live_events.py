@@ -108,6 +108,10 @@ def test_on_a_cpu_the_logit_lens_is_made_after_analyzes_answer_and_layers_opens_
     assert "The **logit lens** reads the stream" in card[app.explorer_story.card]
 
 
+def config_id(config, elem_id: str) -> int:
+    return next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
+
+
 LAYOUT_OR_STATE = {"state", "tabs", "tabitem", "column", "row", "accordion", "group"}
 
 
@@ -127,5 +131,7 @@ def test_each_event_shows_its_progress_on_one_component_the_page_can_show(store)
         targets |= set(shown_on)
     outputs = {i for event in config["dependencies"] for i in event["outputs"]}
     assert len(targets) * 3 < len(outputs)
+    opening = next(event for event in config["dependencies"] if event["api_name"] == "open_tab_attention")
+    assert opening["show_progress_on"] == [config_id(config, "attention-heatmap")]  # its first figure, not a slider
     analyze = next(event for event in config["dependencies"] if event["api_name"] == "analyze")
     assert [kinds[i] for i in analyze["show_progress_on"]] == ["markdown"]  # the status line, as ui.py asks
