@@ -17,8 +17,10 @@ in this process, over loopback.
 By default a student speaks the web page's own protocol (page_protocol.PageSession: post to
 `queue/join`, read the answer from the event stream as soon as it is written), sending the
 prompt and every other input of Analyze at its default value, as a freshly opened page does.
-`--via gradio_client` uses one `gradio_client.Client` per student instead (it checks for
-answers every 50 ms). No browser draws anything here: this measures the server.
+After the answer it runs the events the page chains after Analyze (the follow-up that makes the
+logit lens), untimed but loading the server as a page's would. `--via gradio_client` uses one
+`gradio_client.Client` per student instead (it checks for answers every 50 ms, and runs no
+follow-up). No browser draws anything here: this measures the server.
 
 `--app-dir PATH` starts a second app from another checkout on the same weights; rounds
 alternate between the two and the table gives both and their ratio. One student per app
@@ -50,16 +52,29 @@ from page_protocol import PageSession  # noqa: E402
 
 
 class PageStudent:
-    """One visitor speaking the page's protocol, with Analyze's other inputs at their defaults."""
+    """One visitor speaking the page's protocol, with Analyze's other inputs at their defaults.
+
+    After Analyze's answer it runs what the page runs next on its own (the events chained after
+    Analyze, e.g. a follow-up that makes the logit lens), as a page would: the answer is what the
+    student waits for, the follow-ups are load on the server that other students' Analyzes meet."""
 
     def __init__(self, url: str):
         self.session = PageSession(url)
         event = self.session.events["analyze"]
+        self.defaults = self.default_inputs(event)[1:]
+        self.follow_ups = [(name, self.default_inputs(chained)) for name, chained in self.session.events.items()
+                           if chained.get("trigger_after") == event["id"]]
+
+    def default_inputs(self, event: dict) -> list:
         inputs = [self.session.components[i] for i in event["inputs"]]
-        self.defaults = [c["props"].get("value") for c in inputs[1:] if c["type"] != "state"]
+        return [c["props"].get("value") for c in inputs if c["type"] != "state"]
 
     def analyze(self, prompt: str) -> None:
         self.session.call("analyze", prompt, *self.defaults)
+
+    def after_answer(self) -> None:
+        for name, values in self.follow_ups:
+            self.session.call(name, *values)
 
     def close(self) -> None:
         self.session.close()
@@ -92,9 +107,12 @@ def class_round(url: str, prompts: list[str], spread: float, student_kind) -> di
         clicks[i] = time.perf_counter()
         try:
             students[i].analyze(prompts[i])
+            answers[i] = time.perf_counter()
+            if hasattr(students[i], "after_answer"):
+                students[i].after_answer()
         except Exception as error:  # noqa: BLE001 - a failed student is reported, not fatal
             errors.append(f"student {i}: {error}")
-        answers[i] = time.perf_counter()
+        answers[i] = answers[i] or time.perf_counter()
 
     threads = [threading.Thread(target=student, args=(i,)) for i in range(len(prompts))]
     for thread in threads:

@@ -130,12 +130,12 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
         @user_errors
         def follow_up(handle, shown_now, tab_open, **values) -> dict:
             """Right after Analyze's answer: the open tab built again if the visitor opened another one while
-            Analyze ran, then the logit lens if the answer came without it (on a CPU: see Shared.analyze), so
-            that the Layers tab opens without making it."""
+            Analyze ran, then the logit lens if the answer came without it (on a CPU: see Shared.analyze) and
+            no other visitor's pass is running, so that the Layers tab opens without making it."""
             result = open_tabs.catch_up(handle, shown_now, tab_open, values)
             if isinstance(handle, AnalysisHandle):
                 analysis, _ = shared.analysis_of(handle)
-                shared.lens_for(analysis, handle.lens_positions)
+                shared.lens_if_idle(analysis, handle.lens_positions)
                 shared.remember(handle)
             return result
 

@@ -1,6 +1,8 @@
 """How the page's events are wired, read from the app's config: sliders never queue behind themselves, and
 redraws that need no model skip Gradio's queue (except on ZeroGPU, whose GPU calls find their visitor there)."""
 
+import threading
+
 import pytest
 
 from explorer import model_runs, ui
@@ -135,3 +137,33 @@ def test_each_event_shows_its_progress_on_one_component_the_page_can_show(store)
     assert opening["show_progress_on"] == [config_id(config, "attention-heatmap")]  # its first figure, not a slider
     analyze = next(event for event in config["dependencies"] if event["api_name"] == "analyze")
     assert [kinds[i] for i in analyze["show_progress_on"]] == ["markdown"]  # the status line, as ui.py asks
+
+
+def test_the_follow_up_leaves_the_lens_to_the_layers_tab_while_another_visitors_pass_runs(store):
+    app = build(store)
+    open_tabs = app.explorer_open_tabs
+    analyze = next(fn.fn for fn in app.fns.values() if fn.api_name == "analyze")
+    follow_up = next(fn.fn for fn in app.fns.values() if fn.api_name == "follow_up")
+    values = {name: c.value for name, c in open_tabs.values.items()}
+    out = analyze("one two three four five", store.default, None, {"index": 0, "on": False}, "tokens", Request(),
+                  **values)
+    handle = out[open_tabs.shared.analysis]
+    analysis, _ = open_tabs.shared.analysis_of(handle)
+    busy = threading.Event()
+    done = threading.Event()
+
+    def another_visitors_pass():
+        with open_tabs.shared.compute():
+            busy.set()
+            done.wait(30)
+    other = threading.Thread(target=another_visitors_pass)
+    other.start()
+    try:
+        busy.wait(30)
+        follow_up(handle, out[open_tabs.shown], "tokens", **values)
+        assert analysis.lens is None  # it did not wait for the slot
+    finally:
+        done.set()
+        other.join()
+    open_tabs.build("layers", handle, out[open_tabs.shown], values)
+    assert len(analysis.lens.positions) == min(values["lens_positions"], analysis.trace.n_tokens)

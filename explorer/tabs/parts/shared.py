@@ -165,6 +165,18 @@ class Shared:
         with self._compute:
             return analysis if has_it() else self.relens(analysis, n_positions)
 
+    def lens_if_idle(self, analysis: Analysis, n_positions) -> Analysis:
+        """`lens_for`, made only if the compute slot is free now: work no one waits for yet never makes
+        another visitor's Analyze wait (the Layers tab makes the lens when it is opened, if still none)."""
+        if self.store.zero_gpu:
+            return self.lens_for(analysis, n_positions)
+        if not self._compute.acquire(blocking=False):
+            return analysis
+        try:
+            return self.lens_for(analysis, n_positions)
+        finally:
+            self._compute.release()
+
     def relens(self, analysis: Analysis, n_positions) -> Analysis:
         """The analysis with its logit lens over the last `n_positions` positions (one projection per row)."""
         positions = lens_window(analysis, n_positions)
