@@ -120,7 +120,8 @@ def analyze(loaded: LoadedModel, prompt: str, lens_positions: int | None = LENS_
 
     With `lens_positions=None` the logit lens is left for later (`update_lens`): it projects every
     layer onto the whole vocabulary, which costs as much as the forward pass of a short prompt, and
-    only the Layers tab shows it. The app makes it when that tab is built."""
+    only the Layers tab shows it. On a CPU the app makes it right after Analyze's answer (ui.py's
+    follow-up)."""
     tokenizer = loaded.tokenizer
     ids, notice = encode_prompt(tokenizer, prompt, loaded.model.config.n_ctx)
     trace = capture(loaded.model, ids, tokenizer, score_patterns=pattern_scores)

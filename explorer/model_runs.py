@@ -58,7 +58,8 @@ def _parameters(store: ModelStore, name: str) -> int:
 
 def analysis(store: ModelStore, model_name: str, prompt: str, lens_positions: int | None = None) -> Analysis:
     """One forward pass with hooks and the head statistics (and the logit lens of the last `lens_positions`
-    positions, if given: the app asks for it later, with `lens`, when the Layers tab is built).
+    positions, if given: on a GPU the app asks for it here; on a CPU it asks for it after Analyze's answer,
+    with `lens`).
 
     Each token's surprise stays lazy where the model is at hand (it costs a T x n_vocab product
     that only the Surprise tab and some story cards read); an analysis pickled back from a ZeroGPU

@@ -66,7 +66,8 @@ NOTE_CHARS = 70  # a figure's note (its subtitle) is wrapped to lines this long:
 # figure, and to find one it measures every label of the axis again after drawing each label: a third
 # of a redraw of the next-token bars. Automargin already makes room for the labels.
 TRANSPARENT = "rgba(0,0,0,0)"
-_HOUSE_AXIS = dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", ticks="", automargin=True, ticklabeloverflow="allow")
+_HOUSE_AXIS = dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", ticks="", automargin=True,
+                   ticklabeloverflow="allow")
 HOUSE_TEMPLATE = {"layout": dict(plot_bgcolor=TRANSPARENT, paper_bgcolor=TRANSPARENT,
                                  xaxis=_HOUSE_AXIS, yaxis=_HOUSE_AXIS)}
 

@@ -25,7 +25,7 @@ def build(shared: Shared) -> Tab:
         code = code_view("layers")
 
     def show(view: View) -> dict:
-        analysis = shared.lens_for(view.analysis, view.values["lens_positions"])  # made when this tab is built
+        analysis = shared.lens_for(view.analysis, view.values["lens_positions"])  # made after Analyze, or now
         resid, contrib, lens_grid = panels.layer_figures(analysis)
         return {residual: resid, contributions: contrib, lens: lens_grid, text: panels.layers_text(analysis)}
 
