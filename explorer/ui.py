@@ -4,7 +4,7 @@ Each tab's module lays out its own components and wires its own events (see tabs
 for the pattern). This module holds what they share: the prompt and model controls, the
 visitor's analysis handle, and Analyze, which runs the prompt once, keeps the analysis and builds
 the open tab's panels only; another tab is built when it is opened (tabs/parts/open_tabs.py). On a
-CPU the logit lens, as costly as the pass itself, is made by Analyze's follow-up, after the answer.
+CPU the logit lens, as costly as a short prompt's pass, is made by Analyze's follow-up, after the answer.
 
 Memory: every visitor's analysis lives in one byte budget (explorer/budget.py); the visitor's
 gr.State holds only a handle. The handle is dropped from the budget when its session ends
@@ -148,8 +148,8 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
                                                           *strip.outputs])))
         # Analyze's follow-up: it skips the queue off ZeroGPU (the lens takes the compute slot itself).
         follow_up_inputs = dict(inputs=[analysis_state, shown, open_tab], inputs_kwargs=values,
-                               outputs=[open_tab, shown, *open_tabs.outputs], api_visibility="private", queue=shared.queue_views,
-                               show_progress="hidden")
+                                outputs=[open_tab, shown, *open_tabs.outputs], api_visibility="private",
+                                queue=shared.queue_views, show_progress="hidden")
         # The page analyses the prompt it opens with, so the story starts with numbers, not empty panels.
         gr.on([app.load, analyze_button.click, prompt.submit], analyze, api_name="analyze",
               **analyze_inputs).success(follow_up, **follow_up_inputs)

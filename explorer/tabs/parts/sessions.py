@@ -22,11 +22,12 @@ it in the visitor's session, only to send the page an empty update; with ~100 ou
 a good part of making Analyze's answer (benchmarks/README.md, page_latency.py). Here those outputs get
 the same empty update directly.
 
-Each event's progress shows on one component: its `show_progress_on` if it names one, else its first
-figure, else its first output the page can show. The page keeps a loading status for every component any event has shown
-progress on, and at the start and end of *every* event it writes all of them again, changed or not;
-with progress on all outputs (Gradio's default) that was ~150 components and 25-40 ms of the page's
-main thread twice per event, a temperature typed or a tab reopened included.
+Each event's progress shows on one component: its `show_progress_on` if it names one, else its
+first figure, else its first output the page can show. The page keeps a loading status for every
+component any event has shown progress on, and at the start and end of *every* event it writes all
+of them again, changed or not; with progress on all outputs (Gradio's default) that was every output
+of every event, ~125 components and 25-40 ms of the page's main thread twice per event, a
+temperature typed or a tab reopened included.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ class LeanBlocks(gr.Blocks):
                 if block_fn.show_progress_on is None:  # its first figure, else its first component
                     shown = [block for block in block_fn.outputs if not block.stateful
                              and not isinstance(block, gr.blocks.BlockContext)]
-                    shown.sort(key=lambda block: not isinstance(block, gr.Plot))  # stable: order kept within each
+                    shown.sort(key=lambda block: not isinstance(block, gr.Plot))  # stable: keeps their order
                     block_fn.show_progress_on = shown[:1]  # none, when it fills only states and layout
         return super().__exit__(exc_type, *args)
 

@@ -140,8 +140,8 @@ class Shared:
 
         Where the model runs on a GPU, the logit lens over the last `lens_positions` positions comes with
         it (a few milliseconds there; on ZeroGPU a second call would start another worker). On a CPU it
-        costs about as much as the pass itself, so the answer goes without it and Analyze's follow-up
-        makes it (`lens_for`), while the page draws the open tab."""
+        costs as much as a short prompt's pass, so the answer goes without it and Analyze's follow-up
+        makes it (`lens_if_idle`), while the page draws the open tab."""
         loaded = self.store.get(model_name)
         n_tokens = min(len(loaded.tokenizer.encode(prompt)), loaded.model.config.n_ctx)
         if not self.store.zero_gpu:  # on ZeroGPU each call gets a GPU share of its own
@@ -156,7 +156,8 @@ class Shared:
         or another window, else as it is. Off ZeroGPU the check is made again in the compute slot, so a
         tab opened while Analyze's follow-up makes the lens waits for that one instead of making another."""
         def has_it():
-            return analysis.lens is not None and len(analysis.lens.positions) == len(lens_window(analysis, n_positions))
+            lens = analysis.lens
+            return lens is not None and len(lens.positions) == len(lens_window(analysis, n_positions))
 
         if has_it():
             return analysis
@@ -198,7 +199,7 @@ class Shared:
 
     def compute_analysis(self, handle: AnalysisHandle) -> Analysis:
         self.load(handle.model_name)
-        return self.analyze(handle.model_name, handle.prompt)
+        return self.analyze(handle.model_name, handle.prompt, handle.lens_positions)
 
     def analysis_of(self, handle) -> tuple[Analysis, LoadedModel]:
         """The visitor's analysis (recomputed with one capture if the budget dropped it) and its model."""
