@@ -8,13 +8,18 @@
     // once, so the learner would see none until the last is drawn. Figures are drawn one at a time, in
     // the order the answer lists them (a tab lists its main figure first), and the page is painted after
     // each. Plotly arrives with the first figure; until then there is nothing to change.
+    //
+    // `window.explorerDrawn()` resolves once the figures an answer brought are drawn: Analyze's follow-up
+    // (ui.py) waits for it, so the work it does on the server (the logit lens) never shares the CPU
+    // with the drawing when browser and app run on one machine.
     let drawn = false;  // a figure was drawn since the page was last painted
+    let queue = Promise.resolve();  // the draws and resizes, one after another
     const afterPaint = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+    window.explorerDrawn = () => afterPaint().then(() => queue);  // after the answer's figures are queued
     const patch = () => {
         const plotly = window.Plotly;
         if (!plotly || plotly.drawsOnce) return Boolean(plotly);
         const react = plotly.react, resize = plotly.Plots.resize;
-        let queue = Promise.resolve();
         const inTurn = (work, paint) => {  // in order; a draw waits for a paint only after another draw
             const done = queue.then(() => (paint && drawn ? afterPaint() : null)).then(work);
             queue = done.catch(() => null);

@@ -4,7 +4,7 @@ Each tab's module lays out its own components and wires its own events (see tabs
 for the pattern). This module holds what they share: the prompt and model controls, the
 visitor's analysis handle, and Analyze, which runs the prompt once, keeps the analysis and builds
 the open tab's panels only; another tab is built when it is opened (tabs/parts/open_tabs.py). On a
-CPU the logit lens, as costly as a short prompt's pass, is made by Analyze's follow-up, after the answer.
+CPU the logit lens and each token's surprise are made by Analyze's follow-up, after the answer is drawn.
 
 Memory: every visitor's analysis lives in one byte budget (explorer/budget.py); the visitor's
 gr.State holds only a handle. The handle is dropped from the budget when its session ends
@@ -41,6 +41,9 @@ from .routes import OnlyPageRoutes
 
 CSS = (ASSETS / "style.css").read_text(encoding="utf-8")
 DRAW_ONCE = (ASSETS / "draw_once.js").read_text(encoding="utf-8")  # each new figure drawn once, not twice
+# Analyze's follow-up leaves the page once the answer's figures are drawn (assets/draw_once.js): its work on
+# the server then never shares the CPU with the drawing, where browser and app run on one machine.
+AFTER_DRAWN = "(...values) => (window.explorerDrawn ? window.explorerDrawn() : Promise.resolve()).then(() => values)"
 # The tabs in page order, the order data flows through the model. A tab may read controls published by
 # a tab before it (Generate uses Next token's). A tab's id (gr.Tab(id=...), used by the story) is its module's name.
 TABS = (tokens, embeddings, attention, block, layers, next_token, attribution, surprise, generate, training, compare,
@@ -129,13 +132,13 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
 
         @user_errors
         def follow_up(handle, shown_now, tab_open, **values) -> dict:
-            """Right after Analyze's answer: the open tab built again if the visitor opened another one while
-            Analyze ran, then the logit lens if the answer came without it (on a CPU: see Shared.analyze) and
-            no other visitor's pass is running, so that the Layers tab opens without making it."""
+            """Once the page has drawn Analyze's answer: the open tab built again if the visitor opened another
+            one while Analyze ran; then, on a CPU and if no other visitor's pass is running, the logit lens and
+            each token's surprise (Shared.finish_if_idle), so that Layers and Surprise open without making them."""
             result = open_tabs.catch_up(handle, shown_now, tab_open, values)
             if isinstance(handle, AnalysisHandle):
                 analysis, _ = shared.analysis_of(handle)
-                shared.lens_if_idle(analysis, handle.lens_positions)
+                shared.finish_if_idle(analysis, handle.lens_positions)
                 shared.remember(handle)
             return result
 
@@ -146,10 +149,10 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
                               outputs=list(dict.fromkeys([status, analysis_state, open_tab, shown, the_map.html,
                                                           *open_tabs.outputs,
                                                           *strip.outputs])))
-        # Analyze's follow-up: it skips the queue off ZeroGPU (the lens takes the compute slot itself).
+        # Analyze's follow-up: it skips the queue off ZeroGPU (what it makes takes the compute slot itself).
         follow_up_inputs = dict(inputs=[analysis_state, shown, open_tab], inputs_kwargs=values,
                                 outputs=[open_tab, shown, *open_tabs.outputs], api_visibility="private",
-                                queue=shared.queue_views, show_progress="hidden")
+                                queue=shared.queue_views, show_progress="hidden", js=AFTER_DRAWN)
         # The page analyses the prompt it opens with, so the story starts with numbers, not empty panels.
         gr.on([app.load, analyze_button.click, prompt.submit], analyze, api_name="analyze",
               **analyze_inputs).success(follow_up, **follow_up_inputs)

@@ -93,6 +93,8 @@ def test_a_learner_analyses_a_prompt_and_sees_the_panels(page, tmp_path_factory)
     # classroom computer keeps them) and rewrite the whole list on every event: the app turns it off.
     kept = page.evaluate("Object.keys(localStorage).filter(key => key.startsWith('gradio:run-history'))")
     assert kept == [], f"the browser keeps a run history: {kept}"
+    # Analyze's follow-up leaves once the answer's figures are drawn: the page's promise of that resolves.
+    assert page.evaluate("window.explorerDrawn().then(() => 'drawn')") == "drawn"
 
     shots = tmp_path_factory.mktemp("screenshots")
     page.get_by_role("tab", name="Attention").click()

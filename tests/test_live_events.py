@@ -79,8 +79,8 @@ def test_a_tab_built_for_the_previous_analysis_is_built_again_after_analyze(stor
     assert open_tabs.catch_up(handle, caught_up[open_tabs.shown], "attention", values) == {open_tabs.open_tab: "attention"}
 
 
-def test_on_a_cpu_the_logit_lens_is_made_after_analyzes_answer_and_layers_opens_without_making_it(store,
-                                                                                                    monkeypatch):
+def test_on_a_cpu_the_lens_and_surprise_are_made_after_analyzes_answer_and_layers_opens_without_them(store,
+                                                                                                      monkeypatch):
     app = build(store)
     open_tabs = app.explorer_open_tabs
     analyze = next(fn.fn for fn in app.fns.values() if fn.api_name == "analyze")
@@ -94,8 +94,10 @@ def test_on_a_cpu_the_logit_lens_is_made_after_analyzes_answer_and_layers_opens_
     lenses = []
     real_lens = model_runs.lens
     monkeypatch.setattr(model_runs, "lens", lambda *args: lenses.append(args) or real_lens(*args))
+    assert "token_surprise" not in vars(analysis.trace)  # nor the surprise (a T x n_vocab product)
     assert follow_up(handle, out[open_tabs.shown], "tokens", **values) == {open_tabs.open_tab: "tokens"}
     assert len(lenses) == 1 and len(analysis.lens.positions) == values["lens_positions"]
+    assert "token_surprise" in vars(analysis.trace)
     built = open_tabs.build("layers", handle, out[open_tabs.shown], values)
     lens = next(c for c in open_tabs.tabs["layers"].outputs if getattr(c, "label", "") == "Logit lens")
     assert lens in built and len(lenses) == 1  # opening Layers drew the lens the follow-up made
@@ -139,7 +141,7 @@ def test_each_event_shows_its_progress_on_one_component_the_page_can_show(store)
     assert [kinds[i] for i in analyze["show_progress_on"]] == ["markdown"]  # the status line, as ui.py asks
 
 
-def test_the_follow_up_leaves_the_lens_to_the_layers_tab_while_another_visitors_pass_runs(store):
+def test_the_follow_up_leaves_the_lens_and_surprise_to_their_tabs_while_another_visitors_pass_runs(store):
     app = build(store)
     open_tabs = app.explorer_open_tabs
     analyze = next(fn.fn for fn in app.fns.values() if fn.api_name == "analyze")
@@ -161,9 +163,18 @@ def test_the_follow_up_leaves_the_lens_to_the_layers_tab_while_another_visitors_
     try:
         busy.wait(30)
         follow_up(handle, out[open_tabs.shown], "tokens", **values)
-        assert analysis.lens is None  # it did not wait for the slot
+        assert analysis.lens is None and "token_surprise" not in vars(analysis.trace)  # it did not wait for the slot
     finally:
         done.set()
         other.join()
     open_tabs.build("layers", handle, out[open_tabs.shown], values)
     assert len(analysis.lens.positions) == min(values["lens_positions"], analysis.trace.n_tokens)
+    surprise = open_tabs.build("surprise", handle, out[open_tabs.shown], values)
+    assert "token_surprise" in vars(analysis.trace) and len(surprise) > 2  # the tab made it and drew it
+
+
+def test_the_follow_up_leaves_the_page_once_the_answers_figures_are_drawn(store):
+    config = build(store).get_config_file()
+    follow_ups = [event for event in config["dependencies"] if event["api_name"] == "follow_up"]
+    assert follow_ups and all(event["js"] == ui.AFTER_DRAWN for event in follow_ups)
+    assert "window.explorerDrawn = " in ui.DRAW_ONCE  # the page script that defines what it waits for

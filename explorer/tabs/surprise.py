@@ -1,8 +1,9 @@
 """Surprise tab: how surprised the model was by each token of the prompt, which is its training loss.
 
-The surprise needs a T x n_vocab product (capture.token_surprise), so it is computed when the
-tab is built: when it is opened, or Analyze runs while it is open, or the story shows it
-(tabs/parts/open_tabs.py), not by every Analyze.
+The surprise needs a T x n_vocab product (capture.token_surprise), so Analyze's answer goes
+without it. On a CPU the follow-up that runs once the page has drawn the answer makes it if the
+server is idle (ui.py); otherwise the tab makes it when it is built: when it is opened, or Analyze
+runs while it is open, or the story shows it (tabs/parts/open_tabs.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def build(shared: Shared) -> Tab:
 
     def figures(analysis, facts) -> dict:
         trace = analysis.trace
-        surprise = trace.token_surprise  # computed on first access, then kept on the trace
+        surprise = shared.surprise_for(analysis)  # made once, then kept on the trace
         return {tokens: plots.surprise_tokens(trace.tokens, surprise, analysis.model_name),
                 text: panels.surprise_text(trace, surprise, facts)}
 

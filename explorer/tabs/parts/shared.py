@@ -141,7 +141,7 @@ class Shared:
         Where the model runs on a GPU, the logit lens over the last `lens_positions` positions comes with
         it (a few milliseconds there; on ZeroGPU a second call would start another worker). On a CPU it
         costs as much as a short prompt's pass, so the answer goes without it and Analyze's follow-up
-        makes it (`lens_if_idle`), while the page draws the open tab."""
+        makes it (`finish_if_idle`), once the page has drawn the open tab."""
         loaded = self.store.get(model_name)
         n_tokens = min(len(loaded.tokenizer.encode(prompt)), loaded.model.config.n_ctx)
         if not self.store.zero_gpu:  # on ZeroGPU each call gets a GPU share of its own
@@ -166,17 +166,30 @@ class Shared:
         with self._compute:
             return analysis if has_it() else self.relens(analysis, n_positions)
 
-    def lens_if_idle(self, analysis: Analysis, n_positions) -> Analysis:
-        """`lens_for`, made only if the compute slot is free now: work no one waits for yet never makes
-        another visitor's Analyze wait (the Layers tab makes the lens when it is opened, if still none)."""
+    def surprise_for(self, analysis: Analysis):
+        """Each token's surprise (capture.Trace.token_surprise, a T x n_vocab product): made now if it is not
+        yet, off ZeroGPU in the compute slot, so a tab opened while Analyze's follow-up makes it waits for
+        that one instead of making another. On ZeroGPU it came back with the capture."""
+        trace = analysis.trace
+        if self.store.zero_gpu or "token_surprise" in vars(trace):
+            return trace.token_surprise
+        with self._compute:
+            return trace.token_surprise
+
+    def finish_if_idle(self, analysis: Analysis, n_positions) -> None:
+        """What Analyze's answer went without and a view will want, made right after it: the logit lens
+        over the last `n_positions` positions, then each token's surprise. Each is made only if the compute
+        slot is free right then, so no visitor's pass ever waits for work no one has asked for yet; what
+        is left is made by the tab that shows it. On ZeroGPU both came back with the capture's call."""
         if self.store.zero_gpu:
-            return self.lens_for(analysis, n_positions)
-        if not self._compute.acquire(blocking=False):
-            return analysis
-        try:
-            return self.lens_for(analysis, n_positions)
-        finally:
-            self._compute.release()
+            return
+        for make in (lambda: self.lens_for(analysis, n_positions), lambda: self.surprise_for(analysis)):
+            if not self._compute.acquire(blocking=False):
+                return
+            try:
+                make()
+            finally:
+                self._compute.release()
 
     def relens(self, analysis: Analysis, n_positions) -> Analysis:
         """The analysis with its logit lens over the last `n_positions` positions (one projection per row)."""
