@@ -10,7 +10,7 @@
     // each. Plotly arrives with the first figure; until then there is nothing to change.
     //
     // `window.explorerDrawn()` resolves once the figures an answer brought are drawn: Analyze's follow-up
-    // (ui.py) waits for it, so the work it does on the server (the logit lens) never shares the CPU
+    // (ui.py) waits for it, so its work on the server (the logit lens, each token's surprise) never shares the CPU
     // with the drawing when browser and app run on one machine.
     let drawn = false;  // a figure was drawn since the page was last painted
     let queue = Promise.resolve();  // the draws and resizes, one after another

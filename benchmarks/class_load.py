@@ -18,7 +18,7 @@ By default a student speaks the web page's own protocol (page_protocol.PageSessi
 `queue/join`, read the answer from the event stream as soon as it is written), sending the
 prompt and every other input of Analyze at its default value, as a freshly opened page does.
 After the answer it runs the events the page chains after Analyze (the follow-up that makes the
-logit lens), untimed but loading the server as a page's would. `--via gradio_client` uses one
+logit lens and each token's surprise), untimed but loading the server as a page's would. `--via gradio_client` uses one
 `gradio_client.Client` per student instead (it checks for answers every 50 ms, and runs no
 follow-up). No browser draws anything here: this measures the server.
 
@@ -55,7 +55,7 @@ class PageStudent:
     """One visitor speaking the page's protocol, with Analyze's other inputs at their defaults.
 
     After Analyze's answer it runs what the page runs next on its own (the events chained after
-    Analyze, e.g. a follow-up that makes the logit lens), as a page would: the answer is what the
+    Analyze, e.g. the follow-up that makes the logit lens and the surprise), as a page would: the answer is what the
     student waits for, the follow-ups are load on the server that other students' Analyzes meet."""
 
     def __init__(self, url: str):
@@ -91,6 +91,9 @@ class ClientStudent:
     def analyze(self, prompt: str) -> None:
         self.client.predict(prompt, api_name="/analyze")
 
+    def after_answer(self) -> None:  # gradio_client runs no chained event
+        pass
+
     def close(self) -> None:
         self.client.close()
 
@@ -108,8 +111,7 @@ def class_round(url: str, prompts: list[str], spread: float, student_kind) -> di
         try:
             students[i].analyze(prompts[i])
             answers[i] = time.perf_counter()
-            if hasattr(students[i], "after_answer"):
-                students[i].after_answer()
+            students[i].after_answer()
         except Exception as error:  # noqa: BLE001 - a failed student is reported, not fatal
             errors.append(f"student {i}: {error}")
         answers[i] = answers[i] or time.perf_counter()
