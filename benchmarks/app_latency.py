@@ -126,11 +126,11 @@ def browser_seconds(url: str, prompt: str, rounds: int = ROUNDS) -> dict[str, fl
         page.get_by_role("tab", name="Next token").click()
         page.wait_for_selector("#next-token-bars .js-plotly-plot")
         slider = typed(page, "number input for Top-k (0 = off)", range(40, 41 + rounds),
-                       lambda k: f"document.querySelector('#next-token-bars').innerText.includes('{k} tokens kept')")
+                       lambda k: f"document.querySelector('#next-token-bars').textContent.includes('{k} tokens kept')")
         page.get_by_role("tab", name="Attention").click()
         page.wait_for_selector("#attention-heatmap .js-plotly-plot")
         head = typed(page, "number input for Head", [(1 + i) % 12 for i in range(rounds + 1)],
-                     lambda h: f"document.querySelector('#attention-heatmap').innerText.includes('head {h} (')")
+                     lambda h: f"document.querySelector('#attention-heatmap').textContent.includes('head {h} (')")
         browser.close()
     return {"slider": slider, "head": head}
 

@@ -400,10 +400,12 @@ def attention_overview(attention: np.ndarray, labels: list[list[str]], selected:
                    hoverinfo="skip")
     centres = np.arange(max(n_layer, n_head)) * step + (tile - 1) / 2
     layer_of, head_of = np.divmod(np.arange(n_layer * n_head), n_head)
-    hovers = dict(  # invisible, one per tile: carries the hover text
-        type="scatter", x=_f32(centres[head_of]), y=_f32(centres[layer_of]), mode="markers",
-        marker=dict(size=28, opacity=0, color=ATTENTION_COLOUR), showlegend=False,  # colour: of the hover label
-        hovertext=[f"layer {l}, head {h}: {labels[l][h]}" for l, h in zip(layer_of, head_of)],
+    # Invisible, one cell per tile, over the picture: it carries the hover text. One image in the page,
+    # where a marker per tile was 144 more elements for the browser to style and lay out at each redraw.
+    hovers = dict(
+        type="heatmap", z=np.zeros((n_layer, n_head), dtype=np.uint8), x0=(tile - 1) / 2, dx=step,
+        y0=(tile - 1) / 2, dy=step, opacity=0, showscale=False, hoverlabel=dict(bgcolor=ATTENTION_COLOUR),
+        hovertext=[[f"layer {l}, head {h}: {labels[l][h]}" for h in range(n_head)] for l in range(n_layer)],
         hovertemplate="%{hovertext}<extra></extra>")
     names = dict(  # the label, small, in each tile's empty (masked) upper-right corner
         type="scatter", x=_f32(head_of * step + tile - 0.5), y=_f32(layer_of * step - 0.5), mode="text",

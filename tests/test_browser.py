@@ -31,6 +31,15 @@ def launched():
             browser.close()
 
 
+def whole_page_screenshot(page, path) -> None:
+    """A screenshot of the whole page with every figure drawn. The page leaves figures out of view unpainted
+    (style.css: content-visibility), and a capture beyond the window would show them blank."""
+    tag = page.add_style_tag(content=".js-plotly-plot { content-visibility: visible !important; }")
+    page.wait_for_timeout(100)
+    page.screenshot(path=str(path), full_page=True)
+    tag.evaluate("tag => tag.remove()")  # the page goes on as a learner has it
+
+
 @pytest.fixture(scope="module")
 def page(app_server):
     from playwright.sync_api import sync_playwright
@@ -83,8 +92,8 @@ def test_a_learner_analyses_a_prompt_and_sees_the_panels(page, tmp_path_factory)
     window = page.get_by_label("number input for Logit lens: how many of the last positions to show")
     window.fill("3")  # the lens grid narrows to the last 3 positions as soon as Enter is pressed
     window.press("Enter")
-    page.wait_for_function("document.querySelector('#logit-lens').innerText.includes('11:␣quick')"
-                           " && !document.querySelector('#logit-lens').innerText.includes('10:␣The')", timeout=30_000)
+    page.wait_for_function("document.querySelector('#logit-lens').textContent.includes('11:␣quick')"
+                           " && !document.querySelector('#logit-lens').textContent.includes('10:␣The')", timeout=30_000)
 
     page.get_by_role("tab", name="Next token").click()
     page.wait_for_selector("#next-token-bars .js-plotly-plot", timeout=30_000)
@@ -99,7 +108,7 @@ def test_a_learner_analyses_a_prompt_and_sees_the_panels(page, tmp_path_factory)
     shots = tmp_path_factory.mktemp("screenshots")
     page.get_by_role("tab", name="Attention").click()
     page.wait_for_timeout(500)
-    page.screenshot(path=str(shots / "attention.png"), full_page=True)
+    whole_page_screenshot(page, shots / "attention.png")
     assert (shots / "attention.png").stat().st_size > 50_000
     print(f"screenshot: {shots / 'attention.png'}")
 
@@ -124,7 +133,7 @@ def test_a_one_token_prompt_shows_every_panel_and_a_disabled_query_slider(page):
     errors = page.locator(".toast-body.error").all_inner_texts()
     assert not [text for text in errors if "empty" not in text], errors
     page.get_by_role("tab", name="Layers").click()
-    page.wait_for_function("document.querySelector('#logit-lens').innerText.includes('0:Hello')", timeout=30_000)
+    page.wait_for_function("document.querySelector('#logit-lens').textContent.includes('0:Hello')", timeout=30_000)
 
 
 def test_a_learner_turns_a_head_off_and_sees_the_distribution_before_and_after(page):

@@ -7,7 +7,7 @@ outlined row's end. That is allowed only when a box between the figure and the c
 import pytest
 
 from app_server import ROOT
-from test_browser import launched  # skips this module too when chromium is missing
+from test_browser import launched, whole_page_screenshot  # skips this module too when chromium is missing
 
 if not (ROOT / "assets" / "models" / "tiny" / "model.safetensors").exists():
     pytest.skip("the shipped model (assets/models/tiny) is not in this checkout", allow_module_level=True)
@@ -89,7 +89,7 @@ def test_every_figure_fits_its_box_or_scrolls_inside_it(browser, shipped_app_ser
         clipped += [f"{name} tab, {problem}" for problem in found["clipped"]]
         checked[name] = found["seen"]
         if width < 640:
-            page.screenshot(path=str(tmp_path / f"phone-{name.replace(' ', '-').lower()}.png"), full_page=True)
+            whole_page_screenshot(page, tmp_path / f"phone-{name.replace(' ', '-').lower()}.png")
     print(f"figures checked at {width} px: {checked}; screenshots in {tmp_path}")
     assert all(checked.values()), f"a tab showed no figure: {checked}"
     assert not clipped, "\n".join(clipped)

@@ -30,16 +30,16 @@ def test_a_learner_offline_sees_a_previous_token_head_labelled_and_watches_the_h
     page.get_by_role("button", name="Analyze").click()
     page.get_by_role("tab", name="Attention").click()
     page.wait_for_function("document.querySelector('#attention-overview') &&"
-                           " document.querySelector('#attention-overview').innerText.includes('previous')",
+                           " document.querySelector('#attention-overview').textContent.includes('previous')",
                            timeout=60_000)  # the tile of layer 0 head 3 carries its label
 
     page.get_by_role("tab", name="Training").click()
     heads = "document.querySelector('#training-heads')"
-    page.wait_for_function(f"{heads} && {heads}.innerText.includes('induction')", timeout=30_000)
+    page.wait_for_function(f"{heads} && {heads}.textContent.includes('induction')", timeout=30_000)
     snapshot = page.get_by_label("number input for Snapshot")
     snapshot.fill("0")  # back to before training: no head is labelled induction or previous-token
     snapshot.press("Enter")
-    page.wait_for_function(f"!{heads}.innerText.includes('induction') && !{heads}.innerText.includes('previous')",
+    page.wait_for_function(f"!{heads}.textContent.includes('induction') && !{heads}.textContent.includes('previous')",
                            timeout=30_000)
     last_step = json.loads((gpt2.SHIPPED_MODELS["tiny"] / "training_log.json").read_text(encoding="utf-8"))["step"]
     assert f"step 0 of {last_step:,}" in page.locator("body").inner_text()

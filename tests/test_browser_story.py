@@ -9,7 +9,7 @@ import pytest
 from explorer import model_map, story
 from explorer.analysis import analyze
 from explorer.store import ModelStore
-from test_browser import launched  # skips this module too when chromium is missing
+from test_browser import launched, whole_page_screenshot  # skips this module too when chromium is missing
 from test_browser_phone import CLIPPED_FIGURES
 
 SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "models" / "tiny"
@@ -57,16 +57,16 @@ def wait_for_card(page, number: int):
 def check_card_on_page(page, card):
     controls = card["controls"]
     if card["tab"] == "attention":
-        page.wait_for_function(f"document.querySelector('#attention-heatmap')?.innerText"
+        page.wait_for_function(f"document.querySelector('#attention-heatmap')?.textContent"
                                f".includes('Layer {controls['layer']}, head {controls['head']}')", timeout=30_000)
         query = page.get_by_label("number input for Query position (outlined row)")
         assert query.input_value() == str(controls["query"])
     elif card["tab"] == "block":
-        page.wait_for_function(f"document.querySelector('#block-layer-norm')?.innerText"
+        page.wait_for_function(f"document.querySelector('#block-layer-norm')?.textContent"
                                f".includes('block {controls['layer']}, position {controls['position']}')",
                                timeout=30_000)
     elif card["tab"] == "surprise":
-        page.wait_for_function("document.querySelector('#surprise-tokens')?.innerText.includes('How surprised')",
+        page.wait_for_function("document.querySelector('#surprise-tokens')?.textContent.includes('How surprised')",
                                timeout=30_000)
     elif card["tab"] == "next_token":
         temperature = page.get_by_label("number input for Temperature (0 = greedy)")
@@ -105,7 +105,7 @@ def test_a_learner_walks_the_whole_story_card_by_card(browser, shipped_server, e
         page.wait_for_function("!document.querySelector('#tabs .wrap.generating, #tabs .wrap.pending')",
                                timeout=30_000)
         page.wait_for_timeout(120)
-        page.screenshot(path=str(shots / f"card-{number:02d}-{card['id']}.png"), full_page=True)
+        whole_page_screenshot(page, shots / f"card-{number:02d}-{card['id']}.png")
         if width < 640:
             assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), f"card {number}"
             assert not page.evaluate(CLIPPED_FIGURES)["clipped"], f"card {number}"
@@ -122,7 +122,7 @@ def test_clicking_the_map_opens_the_part_and_the_map_follows(browser, shipped_se
     page.click("#story-leave")
     page.click(".model-map .mm-block[data-layer='1'] .mm-attention")
     page.wait_for_function(f"({SELECTED_TAB})() === 'Attention'", timeout=30_000)
-    page.wait_for_function("document.querySelector('#attention-heatmap')?.innerText.includes('Layer 1, head')",
+    page.wait_for_function("document.querySelector('#attention-heatmap')?.textContent.includes('Layer 1, head')",
                            timeout=30_000)
     page.wait_for_function(f"({MAP_SHOWS})()?.join('|') === 'attention|1'", timeout=10_000)
     page.get_by_role("tab", name="Next token", exact=True).click()  # a tab opened the usual way: the map follows

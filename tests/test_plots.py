@@ -290,9 +290,10 @@ def test_overview_tiles_are_each_blocks_strongest_weight(dtype):
 def test_overview_hover_names_layer_head_and_label():
     labels = [["previous-token", "induction"], ["broad", "first-token sink"]]
     fig = overview(causal_attention((2, 2, 6, 6)), labels)
-    hovers = fig.data[1]
-    assert hovers.mode == "markers" and hovers.marker.opacity == 0 and len(hovers.x) == 4
-    assert "layer 1, head 1: first-token sink" in hovers.hovertext
+    hovers = fig.data[1]  # an invisible heatmap with one cell per tile, centred on it
+    assert hovers.type == "heatmap" and hovers.opacity == 0 and np.asarray(hovers.z).shape == (2, 2)
+    assert hovers.hovertext[1][1] == "layer 1, head 1: first-token sink"
+    assert hovers.x0 + hovers.dx == pytest.approx(np.mean(fig.layout.xaxis.tickvals[1]))
     assert fig.data[0].hoverinfo == "skip"
 
 
