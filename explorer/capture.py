@@ -82,15 +82,36 @@ class Trace:
     # Every head's pattern scores (heads.pattern_scores), when the capture was asked to make them where
     # the model ran: on a GPU, before the patterns travel to the host.
     pattern_scores: dict[str, np.ndarray] | None = None
-    surprise_of: Callable[[], np.ndarray] | None = field(default=None, repr=False)  # see token_surprise
+    # Rows start..stop-1 of token_surprise, from the model (capture.token_surprise); None without it.
+    surprise_of: Callable[[int, int], np.ndarray] | None = field(default=None, repr=False)
 
     @cached_property
     def token_surprise(self) -> np.ndarray:
         """[pos - 1] -ln p(t_{i+1} | t_<=i) in nats, projected when first asked for (it costs a
         T x n_vocab product, as much as the rest of a long capture) and then kept."""
+        self.project_surprise()
+        return self.__dict__["token_surprise"]
+
+    def project_surprise(self, keep_going: Callable[[], bool] = lambda: True) -> bool:
+        """Make token_surprise SURPRISE_CHUNK positions at a time, keeping each block made, and stop between
+        two blocks once `keep_going()` is false; True once every position is made. Work no one has asked
+        for yet (Analyze's follow-up) stops this way as soon as a visitor asks for something, and whoever
+        asks for the surprise next goes on from the block where it stopped."""
+        if "token_surprise" in self.__dict__:
+            return True
         if self.surprise_of is None:
             raise ValueError("this trace was made without the model, so it cannot compute surprise")
-        return self.surprise_of()
+        n = max(self.n_tokens - 1, 0)
+        blocks = self.__dict__.setdefault("_surprise_blocks", [])
+        made = sum(len(block) for block in blocks)
+        while made < n:
+            if not keep_going():
+                return False
+            blocks.append(self.surprise_of(made, min(made + SURPRISE_CHUNK, n)))
+            made += len(blocks[-1])
+        self.__dict__["token_surprise"] = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+        del self.__dict__["_surprise_blocks"]
+        return True
 
     def __getstate__(self) -> dict:
         """What a pickled Trace carries: its arrays, with the surprise computed, and no model.
@@ -231,27 +252,30 @@ def hooks_attached(hooks):
 
 
 # Positions projected onto the vocabulary at a time by token_surprise: 128 x 50,257 float32
-# logits are 26 MB, where a 1024-token prompt at once would take 206 MB for a moment.
+# logits are 26 MB, where a 1024-token prompt at once would take 206 MB for a moment. Also the
+# blocks between which Trace.project_surprise may stop.
 SURPRISE_CHUNK = 128
 
 
 @torch.inference_mode()
-def token_surprise(model: GPT2, final_stream, token_ids) -> np.ndarray:
-    """-ln p(t_{i+1} | t_1..t_i) for i = 0..T-2, in nats, from the last block's output x_L [pos, d_model].
+def token_surprise(model: GPT2, final_stream, token_ids, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """-ln p(t_{i+1} | t_1..t_i) for i = start..stop-1 (all of 0..T-2 by default), in nats, from the last
+    block's output x_L [pos, d_model].
 
     p is softmax(LN_f(x_L[i]) W_te^T), the model's own prediction at position i, read at the
     token that really came next. Its mean over the prompt is the cross-entropy loss GPT-2
     was trained to make small; exp of that mean is the perplexity.
     """
-    x = to_model(model, final_stream)
-    targets = torch.as_tensor(np.asarray(token_ids[1:], dtype=np.int64)).to(x.device)
+    stop = len(token_ids) - 1 if stop is None else stop
+    x = to_model(model, final_stream[start:stop])
+    targets = torch.as_tensor(np.asarray(token_ids[start + 1:stop + 1], dtype=np.int64)).to(x.device)
     surprise = torch.empty(len(targets), dtype=torch.float32, device=x.device)
-    for start in range(0, len(targets), SURPRISE_CHUNK):
-        end = min(start + SURPRISE_CHUNK, len(targets))
-        logits = model.unembed(model.ln_f(x[start:end])).float()  # (chunk, n_vocab): the model's own tied head
+    for first in range(0, len(targets), SURPRISE_CHUNK):
+        last = min(first + SURPRISE_CHUNK, len(targets))
+        logits = model.unembed(model.ln_f(x[first:last])).float()  # (chunk, n_vocab): the model's own tied head
         # -ln softmax(z)[t] = logsumexp(z) - z_t, without forming the whole softmax.
-        picked = logits.gather(-1, targets[start:end, None]).squeeze(-1)
-        surprise[start:end] = torch.logsumexp(logits, dim=-1) - picked
+        picked = logits.gather(-1, targets[first:last, None]).squeeze(-1)
+        surprise[first:last] = torch.logsumexp(logits, dim=-1) - picked
     return surprise.cpu().numpy()
 
 

@@ -118,6 +118,22 @@ def test_token_surprise_is_the_same_when_computed_in_small_blocks(tiny_model, re
                                rtol=1e-4, atol=1e-4)
 
 
+def test_the_surprise_stops_between_blocks_when_asked_and_goes_on_where_it_stopped(tiny_model, reference,
+                                                                                  monkeypatch):
+    import explorer.capture
+
+    monkeypatch.setattr(explorer.capture, "SURPRISE_CHUNK", 3)
+    trace = capture(tiny_model, IDS)
+    made, project = [], trace.surprise_of
+    trace.surprise_of = lambda start, stop: made.append((start, stop)) or project(start, stop)
+    answers = iter([True, True, False])  # two blocks, then a visitor asks for something
+    assert trace.project_surprise(keep_going=lambda: next(answers)) is False
+    assert made == [(0, 3), (3, 6)] and "token_surprise" not in vars(trace)
+    np.testing.assert_allclose(trace.token_surprise, _reference_surprise(reference), rtol=1e-4, atol=1e-4)
+    assert made == [(0, 3), (3, 6), (6, 9), (9, 12), (12, 13)]  # on from the third block, none made twice
+    assert trace.project_surprise(keep_going=lambda: False) is True  # done: nothing left to stop
+
+
 def test_a_one_token_prompt_has_no_surprise_to_report(tiny_model):
     assert capture(tiny_model, IDS[:1]).token_surprise.shape == (0,)
 

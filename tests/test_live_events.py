@@ -3,6 +3,7 @@ redraws that need no model skip Gradio's queue (except on ZeroGPU, whose GPU cal
 
 import threading
 
+import numpy as np
 import pytest
 
 from explorer import model_runs, ui
@@ -171,6 +172,37 @@ def test_the_follow_up_leaves_the_lens_and_surprise_to_their_tabs_while_another_
     assert len(analysis.lens.positions) == min(values["lens_positions"], analysis.trace.n_tokens)
     surprise = open_tabs.build("surprise", handle, out[open_tabs.shown], values)
     assert "token_surprise" in vars(analysis.trace) and len(surprise) > 2  # the tab made it and drew it
+
+
+def test_the_follow_ups_surprise_stops_when_the_visitor_asks_for_a_view_and_the_tab_goes_on_from_there(
+        store, monkeypatch):
+    import explorer.capture
+
+    monkeypatch.setattr(explorer.capture, "SURPRISE_CHUNK", 2)
+    app = build(store)
+    open_tabs = app.explorer_open_tabs
+    shared = open_tabs.shared
+    analyze = next(fn.fn for fn in app.fns.values() if fn.api_name == "analyze")
+    follow_up = next(fn.fn for fn in app.fns.values() if fn.api_name == "follow_up")
+    values = {name: c.value for name, c in open_tabs.values.items()}
+    out = analyze("one two three four five six seven eight nine ten", store.default, None,
+                  {"index": 0, "on": False}, "tokens", Request(), **values)
+    handle = out[shared.analysis]
+    analysis, _ = shared.analysis_of(handle)
+    trace, made, project = analysis.trace, [], analysis.trace.surprise_of
+
+    def block(start, stop):  # the visitor opens a tab while the follow-up makes the first block
+        made.append((start, stop))
+        if len(made) == 1:
+            open_tabs.build("layers", handle, out[open_tabs.shown], values)
+        return project(start, stop)
+    trace.surprise_of = block
+    follow_up(handle, out[open_tabs.shown], "tokens", **values)
+    assert analysis.lens is not None and made == [(0, 2)] and "token_surprise" not in vars(trace)
+    open_tabs.build("surprise", handle, out[open_tabs.shown], values)
+    assert [start for start, _ in made] == list(range(0, trace.n_tokens - 1, 2))  # no block made twice
+    full = explorer.capture.token_surprise(store.get(store.default).model, trace.residual[-1], trace.token_ids)
+    np.testing.assert_allclose(trace.token_surprise, full, rtol=1e-5, atol=1e-5)
 
 
 def test_the_follow_up_leaves_the_page_once_the_answers_figures_are_drawn(store):

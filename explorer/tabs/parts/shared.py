@@ -77,8 +77,11 @@ class Shared:
     # One forward pass at a time: on a few cores two passes at once only slow each other down.
     # A lock of our own rather than a Gradio concurrency group, so that a download (which
     # happens outside it) never makes other visitors wait. Re-entrant: `lens_for` checks and makes
-    # the lens inside it, and making it takes the slot again.
+    # the lens inside it, and making it takes the slot again. Taken through `_slot`.
     _compute: threading.RLock = field(default_factory=threading.RLock)
+    # Counts each time a visitor asked for something: a view built (`analysis_of`) or a wait for the
+    # compute slot. Work made before anyone asked for it (`finish_if_idle`) stops when it changes.
+    _asks: int = 0
 
     @property
     def queue_views(self) -> bool:
@@ -97,8 +100,20 @@ class Shared:
     @contextmanager
     def compute(self):
         """The compute slot, for work on models that stay in this process (the training snapshots)."""
-        with self._compute:
+        with self._slot():
             yield
+
+    @contextmanager
+    def _slot(self):
+        """The compute slot. A caller that has to wait for it says so first (`_asks`), so that work no one
+        has asked for yet, which may hold it (`finish_if_idle`), stops at its next block and lets it go."""
+        if not self._compute.acquire(blocking=False):
+            self._asks += 1
+            self._compute.acquire()
+        try:
+            yield
+        finally:
+            self._compute.release()
 
     def run(self, work: Callable, *args, seconds: int):
         """`work(store, *args)` (a function of model_runs.py) where the models run, and its result.
@@ -109,7 +124,7 @@ class Shared:
         """
         if self.store.zero_gpu:
             return self._run_on_gpu(work, args, seconds)
-        with self._compute:
+        with self._slot():
             return self._run_on_gpu(work, args, seconds)
 
     def stream(self, work: Callable, *args, seconds: int):
@@ -123,7 +138,7 @@ class Shared:
             return
         values = self._stream_on_gpu(work, args, seconds)
         while True:
-            with self._compute:
+            with self._slot():
                 value = next(values, _DONE)
             if value is _DONE:
                 return
@@ -163,33 +178,38 @@ class Shared:
             return analysis
         if self.store.zero_gpu:
             return self.relens(analysis, n_positions)
-        with self._compute:
+        with self._slot():
             return analysis if has_it() else self.relens(analysis, n_positions)
 
     def surprise_for(self, analysis: Analysis):
         """Each token's surprise (capture.Trace.token_surprise, a T x n_vocab product): made now if it is not
         yet, off ZeroGPU in the compute slot, so a tab opened while Analyze's follow-up makes it waits for
-        that one instead of making another. On ZeroGPU it came back with the capture."""
+        that one instead of making another, and goes on from where the follow-up stopped. On ZeroGPU it
+        came back with the capture."""
         trace = analysis.trace
         if self.store.zero_gpu or "token_surprise" in vars(trace):
             return trace.token_surprise
-        with self._compute:
+        with self._slot():
             return trace.token_surprise
 
     def finish_if_idle(self, analysis: Analysis, n_positions) -> None:
         """What Analyze's answer went without and a view will want, made right after it: the logit lens
-        over the last `n_positions` positions, then each token's surprise. Each is made only if the compute
-        slot is free right then, so no visitor's pass ever waits for work no one has asked for yet; what
-        is left is made by the tab that shows it. On ZeroGPU both came back with the capture's call."""
+        over the last `n_positions` positions, then each token's surprise. Nothing starts unless the compute
+        slot is free, and the surprise stops between two blocks of positions as soon as a visitor asks for
+        anything (`_asks`): no one waits for work no one has asked for yet, and on a machine the browser
+        shares, a tab opened meanwhile is drawn without it. What is left is made by the tab that shows it.
+        On ZeroGPU both came back with the capture's call."""
         if self.store.zero_gpu:
             return
-        for make in (lambda: self.lens_for(analysis, n_positions), lambda: self.surprise_for(analysis)):
-            if not self._compute.acquire(blocking=False):
-                return
-            try:
-                make()
-            finally:
-                self._compute.release()
+        asks = self._asks
+        unasked = lambda: self._asks == asks  # noqa: E731
+        if not self._compute.acquire(blocking=False):
+            return
+        try:
+            self.lens_for(analysis, n_positions)
+            analysis.trace.project_surprise(keep_going=unasked)
+        finally:
+            self._compute.release()
 
     def relens(self, analysis: Analysis, n_positions) -> Analysis:
         """The analysis with its logit lens over the last `n_positions` positions (one projection per row)."""
@@ -218,6 +238,7 @@ class Shared:
         """The visitor's analysis (recomputed with one capture if the budget dropped it) and its model."""
         if not isinstance(handle, AnalysisHandle):
             raise ValueError("Analyze a prompt first.")
+        self._asks += 1  # a visitor wants a view now (see `_asks`)
         analysis = self.budget.get_or_compute(handle, self.compute_analysis)
         return analysis, self.load(handle.model_name)
 
