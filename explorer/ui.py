@@ -74,6 +74,7 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
         with gr.Accordion("Example prompts, and why to try each", open=False, elem_id="examples-box"):
             examples = story.examples_table(prompt)
         status = gr.Markdown("Loading…", label="Status", elem_id="status")
+        app.status_line = status  # where an event shows its progress rather than on a figure (LeanBlocks)
 
         shared = Shared(store, budget, prompt, model_name, analysis_state)
         connect_handout = build_handout(shared, HandoutShelf(shelf_folder))  # take this run home: one click
@@ -133,8 +134,9 @@ def build_app(store: ModelStore, default: str | None = None, budget: AnalysisBud
         @user_errors
         def follow_up(handle, shown_now, tab_open, **values) -> dict:
             """Once the page has drawn Analyze's answer: the open tab built again if the visitor opened another
-            one while Analyze ran; then, on a CPU and if no other visitor's pass is running, the logit lens and
-            each token's surprise (Shared.finish_if_idle), so that Layers and Surprise open without making them."""
+            one while Analyze ran; then, on a CPU and if no other visitor's pass is running, each token's surprise
+            and the logit lens (Shared.finish_if_idle, which stops as soon as the visitor asks for anything), so
+            that Surprise and Layers open without making them."""
             result = open_tabs.catch_up(handle, shown_now, tab_open, values)
             if isinstance(handle, AnalysisHandle):
                 analysis, _ = shared.analysis_of(handle)

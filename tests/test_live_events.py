@@ -120,26 +120,31 @@ def config_id(config, elem_id: str) -> int:
 LAYOUT_OR_STATE = {"state", "tabs", "tabitem", "column", "row", "accordion", "group"}
 
 
-def test_each_event_shows_its_progress_on_one_component_the_page_can_show(store):
+def test_each_event_shows_its_progress_on_at_most_one_component_and_never_on_a_figure(store):
     # The page rewrites the loading status of every component any event showed progress on, at the start and
-    # end of every event: with Gradio's default (all outputs) that was every panel of every tab.
+    # end of every event, copying each one's properties first: a figure's whole data.
     config = build(store).get_config_file()
     kinds = {c["id"]: c["type"] for c in config["components"]}
     targets = set()
     for event in config["dependencies"]:
-        if not event["outputs"]:
-            continue
         shown_on = event["show_progress_on"]
+        assert shown_on is not None, event["api_name"]  # Gradio's default would be every output
+        if event["show_progress"] == "hidden":
+            assert shown_on == [], event["api_name"]  # nothing to show, nothing tracked
+            continue
         showable = [i for i in event["outputs"] if kinds[i] not in LAYOUT_OR_STATE]
-        assert shown_on is not None and len(shown_on) == min(1, len(showable)), event["api_name"]
-        assert all(kinds[i] not in LAYOUT_OR_STATE for i in shown_on), event["api_name"]
+        assert len(shown_on) == min(1, len(showable)), event["api_name"]
+        assert all(kinds[i] not in LAYOUT_OR_STATE | {"plot"} for i in shown_on), event["api_name"]
         targets |= set(shown_on)
     outputs = {i for event in config["dependencies"] for i in event["outputs"]}
     assert len(targets) * 3 < len(outputs)
-    opening = next(event for event in config["dependencies"] if event["api_name"] == "open_tab_attention")
-    assert opening["show_progress_on"] == [config_id(config, "attention-heatmap")]  # its first figure, not a slider
+    status = config_id(config, "status")
     analyze = next(event for event in config["dependencies"] if event["api_name"] == "analyze")
-    assert [kinds[i] for i in analyze["show_progress_on"]] == ["markdown"]  # the status line, as ui.py asks
+    assert analyze["show_progress_on"] == [status]  # the status line, as ui.py asks
+    lens = next(event for event in config["dependencies"] if event["api_name"] == "lens")
+    assert lens["show_progress_on"] == [status]  # its first output is a figure: the status line instead
+    opening = next(event for event in config["dependencies"] if event["api_name"] == "open_tab_attention")
+    assert opening["show_progress_on"] == [config_id(config, "attention-layer")]  # the tab's first control
 
 
 def test_the_follow_up_leaves_the_lens_and_surprise_to_their_tabs_while_another_visitors_pass_runs(store):
@@ -174,7 +179,7 @@ def test_the_follow_up_leaves_the_lens_and_surprise_to_their_tabs_while_another_
     assert "token_surprise" in vars(analysis.trace) and len(surprise) > 2  # the tab made it and drew it
 
 
-def test_the_follow_ups_surprise_stops_when_the_visitor_asks_for_a_view_and_the_tab_goes_on_from_there(
+def test_the_follow_ups_surprise_stops_when_the_visitor_opens_a_tab_and_the_surprise_tab_goes_on_from_there(
         store, monkeypatch):
     import explorer.capture
 
@@ -190,17 +195,21 @@ def test_the_follow_ups_surprise_stops_when_the_visitor_asks_for_a_view_and_the_
     handle = out[shared.analysis]
     analysis, _ = shared.analysis_of(handle)
     trace, made, project = analysis.trace, [], analysis.trace.surprise_of
+    lenses = []
+    real_lens = model_runs.lens
+    monkeypatch.setattr(model_runs, "lens", lambda *args: lenses.append(args) or real_lens(*args))
 
-    def block(start, stop):  # the visitor opens a tab while the follow-up makes the first block
+    def block(start, stop):  # the visitor opens Layers while the follow-up makes the first block
         made.append((start, stop))
         if len(made) == 1:
             open_tabs.build("layers", handle, out[open_tabs.shown], values)
         return project(start, stop)
     trace.surprise_of = block
     follow_up(handle, out[open_tabs.shown], "tokens", **values)
-    assert analysis.lens is not None and made == [(0, 2)] and "token_surprise" not in vars(trace)
+    assert made == [(0, 2)] and "token_surprise" not in vars(trace)  # it stopped after the first block
+    assert len(lenses) == 1  # Layers made the lens it showed; the follow-up did not make a second
     open_tabs.build("surprise", handle, out[open_tabs.shown], values)
-    assert [start for start, _ in made] == list(range(0, trace.n_tokens - 1, 2))  # no block made twice
+    assert [start for start, _ in made] == list(range(0, trace.n_tokens - 1, 2))  # on from block 2, none twice
     full = explorer.capture.token_surprise(store.get(store.default).model, trace.residual[-1], trace.token_ids)
     np.testing.assert_allclose(trace.token_surprise, full, rtol=1e-5, atol=1e-5)
 

@@ -22,12 +22,17 @@ it in the visitor's session, only to send the page an empty update; with ~100 ou
 a good part of making Analyze's answer (benchmarks/README.md, page_latency.py). Here those outputs get
 the same empty update directly.
 
-Each event's progress shows on one component: its `show_progress_on` if it names one, else its
-first figure, else its first output the page can show. The page keeps a loading status for every
-component any event has shown progress on, and at the start and end of *every* event it writes all
-of them again, changed or not; with progress on all outputs (Gradio's default) that was every output
-of every event, ~125 components and 25-40 ms of the page's main thread twice per event, a
-temperature typed or a tab reopened included.
+Each event's progress shows on at most one component, and never on a figure. The page keeps a
+loading status for every component any event has shown progress on, and at the start and end of
+*every* event it writes all of them again, changed or not, taking a copy of each one's properties
+first: for a figure that is a copy of the whole figure. With Gradio's default (all outputs) that was
+every output of every event, ~125 components and 25-40 ms of the page's main thread twice per event;
+with one figure per event it was still a copy of each figure an event had ever shown progress on,
+before an Analyze's request left the page and again before its figure was drawn. So:
+- an event with hidden progress shows it nowhere (no component is tracked for it);
+- an event that names its `show_progress_on` keeps it;
+- any other shows it on its first output the page can show, unless that is a figure; then on the
+  page's status line (`LeanBlocks.status_line`, set by ui.py), which sits just above the tabs.
 """
 
 from __future__ import annotations
@@ -137,18 +142,28 @@ def session_capacity(allowance_bytes: int, session_bytes: int = SESSION_BYTES) -
 
 
 class LeanBlocks(gr.Blocks):
-    """gr.Blocks whose events pass over the outputs a handler left out and show their progress on one
-    component (see the module's docstring)."""
+    """gr.Blocks whose events pass over the outputs a handler left out and show their progress on at most
+    one component, never a figure (see the module's docstring)."""
+
+    status_line: gr.components.Component | None = None  # where progress shows instead of on a figure
 
     def __exit__(self, exc_type=None, *args):
         if exc_type is None:
             for block_fn in self.fns.values():
-                if block_fn.show_progress_on is None:  # its first figure, else its first component
-                    shown = [block for block in block_fn.outputs if not block.stateful
-                             and not isinstance(block, gr.blocks.BlockContext)]
-                    shown.sort(key=lambda block: not isinstance(block, gr.Plot))  # stable: keeps their order
-                    block_fn.show_progress_on = shown[:1]  # none, when it fills only states and layout
+                block_fn.show_progress_on = self.progress_target(block_fn)
         return super().__exit__(exc_type, *args)
+
+    def progress_target(self, block_fn) -> list:
+        """The one component (or none) an event shows its progress on; see the module's docstring."""
+        if block_fn.show_progress == "hidden":
+            return []
+        if block_fn.show_progress_on is not None:
+            return list(block_fn.show_progress_on)
+        shown = [block for block in block_fn.outputs if not block.stateful
+                 and not isinstance(block, gr.blocks.BlockContext)]
+        if shown and isinstance(shown[0], gr.Plot):
+            return [self.status_line] if self.status_line is not None else []
+        return shown[:1]  # none, when it fills only states and layout
 
     async def postprocess_data(self, block_fn, predictions, state) -> list:
         outputs = list(block_fn.outputs)
