@@ -192,13 +192,15 @@ class Shared:
         with self._slot():
             return trace.token_surprise
 
-    def finish_if_idle(self, analysis: Analysis, n_positions) -> None:
-        """What Analyze's answer went without and a view will want, made right after it: the logit lens
-        over the last `n_positions` positions, then each token's surprise. Nothing starts unless the compute
-        slot is free, and the surprise stops between two blocks of positions as soon as a visitor asks for
-        anything (`_asks`): no one waits for work no one has asked for yet, and on a machine the browser
-        shares, a tab opened meanwhile is drawn without it. What is left is made by the tab that shows it.
-        On ZeroGPU both came back with the capture's call."""
+    def finish_if_idle(self, analysis: Analysis, n_positions: int) -> None:
+        """What Analyze's answer went without and a view will want, made right after it: each token's
+        surprise, then a logit lens over the last `n_positions` positions if it has none. Nothing starts
+        unless the compute slot is free, and both stop as soon as a visitor asks for anything (`_asks`):
+        the surprise between two blocks of positions, so a tab opened meanwhile is drawn without it on a
+        machine the browser shares, and no one waits for work no one has asked for yet. What is left is
+        made by the tab that shows it (the surprise from the block where it stopped). The surprise comes
+        first because it is the longer: a lens left out costs the Layers tab less than a surprise left
+        out costs Surprise. On ZeroGPU both came back with the capture's call."""
         if self.store.zero_gpu:
             return
         asks = self._asks
@@ -206,8 +208,8 @@ class Shared:
         if not self._compute.acquire(blocking=False):
             return
         try:
-            self.lens_for(analysis, n_positions)
-            analysis.trace.project_surprise(keep_going=unasked)
+            if analysis.trace.project_surprise(keep_going=unasked) and unasked() and analysis.lens is None:
+                self.lens_for(analysis, n_positions)
         finally:
             self._compute.release()
 
