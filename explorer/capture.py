@@ -34,8 +34,10 @@ the head is the single largest matrix (n_vocab x d_model), and the logit lens (l
 projects exactly the layers and positions a panel shows, when it shows them. The one
 exception is the surprise of each token, the prompt's own training loss: its softmax
 needs every position's full row of logits, so `token_surprise` projects the final
-stream x_L a block of positions at a time and keeps one number per position, the first
-time a panel asks for it (for a long prompt that product costs as much as the capture).
+stream x_L a block of positions at a time and keeps one number per position, when it is
+first asked for (for a long prompt that product costs as much as the capture). Work made
+before anyone asked (the app's follow-up to Analyze) may stop between two blocks and go on
+later from there (`Trace.project_surprise`).
 
 `capture_hooks(model, ids, names)` is the other way in, for a learner who knows the tensor
 they want by name: it records just those hook points, named as in model.py or as in

@@ -60,6 +60,12 @@ class Request:
     session_hash = "live-events"
 
 
+def handlers(app) -> tuple:
+    """Analyze, its follow-up and every tab input's starting value, to call the handlers directly."""
+    fns = {fn.api_name: fn.fn for fn in app.fns.values()}
+    return fns["analyze"], fns["follow_up"], {name: c.value for name, c in app.explorer_open_tabs.values.items()}
+
+
 def test_a_tab_built_for_the_previous_analysis_is_built_again_after_analyze(store):
     app = build(store)
     open_tabs = app.explorer_open_tabs
@@ -84,9 +90,7 @@ def test_on_a_cpu_the_lens_and_surprise_are_made_after_analyzes_answer_and_layer
                                                                                                       monkeypatch):
     app = build(store)
     open_tabs = app.explorer_open_tabs
-    analyze = next(fn.fn for fn in app.fns.values() if fn.api_name == "analyze")
-    follow_up = next(fn.fn for fn in app.fns.values() if fn.api_name == "follow_up")
-    values = {name: c.value for name, c in open_tabs.values.items()}
+    analyze, follow_up, values = handlers(app)
     out = analyze("one two three four five six seven eight nine ten", store.default, None,
                   {"index": 0, "on": False}, "tokens", Request(), **values)
     handle = out[open_tabs.shared.analysis]
@@ -150,9 +154,7 @@ def test_each_event_shows_its_progress_on_at_most_one_component_and_never_on_a_f
 def test_the_follow_up_leaves_the_lens_and_surprise_to_their_tabs_while_another_visitors_pass_runs(store):
     app = build(store)
     open_tabs = app.explorer_open_tabs
-    analyze = next(fn.fn for fn in app.fns.values() if fn.api_name == "analyze")
-    follow_up = next(fn.fn for fn in app.fns.values() if fn.api_name == "follow_up")
-    values = {name: c.value for name, c in open_tabs.values.items()}
+    analyze, follow_up, values = handlers(app)
     out = analyze("one two three four five", store.default, None, {"index": 0, "on": False}, "tokens", Request(),
                   **values)
     handle = out[open_tabs.shared.analysis]
@@ -187,9 +189,7 @@ def test_the_follow_ups_surprise_stops_when_the_visitor_opens_a_tab_and_the_surp
     app = build(store)
     open_tabs = app.explorer_open_tabs
     shared = open_tabs.shared
-    analyze = next(fn.fn for fn in app.fns.values() if fn.api_name == "analyze")
-    follow_up = next(fn.fn for fn in app.fns.values() if fn.api_name == "follow_up")
-    values = {name: c.value for name, c in open_tabs.values.items()}
+    analyze, follow_up, values = handlers(app)
     out = analyze("one two three four five six seven eight nine ten", store.default, None,
                   {"index": 0, "on": False}, "tokens", Request(), **values)
     handle = out[shared.analysis]
