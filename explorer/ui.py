@@ -36,7 +36,8 @@ from .tabs.parts.controls import Dropdown, Textbox, checked
 from .tabs.parts.handout import build_handout
 from .tabs.parts.shared import plain_errors_everywhere
 from .tabs.parts.open_tabs import NOTHING_SHOWN, OpenTabs, marked
-from .tabs.parts.sessions import LeanBlocks, lean_sessions, session_capacity
+from .tabs.parts.lean_blocks import LeanBlocks
+from .tabs.parts.sessions import lean_sessions, session_capacity
 from .routes import OnlyPageRoutes
 
 CSS = (ASSETS / "style.css").read_text(encoding="utf-8")

@@ -138,7 +138,7 @@ ANSWERS = {  # what a handler may return for four outputs: a few of them, all of
 
 @pytest.mark.parametrize("name", ANSWERS)
 def test_lean_blocks_send_what_gradio_sends_without_copying_the_outputs_left_out(name):
-    from explorer.tabs.parts.sessions import LeanBlocks
+    from explorer.tabs.parts.lean_blocks import LeanBlocks
 
     lean_sent, lean_copied, lean_states = answers_of(LeanBlocks, ANSWERS[name])
     sent, copied, states = answers_of(gr.Blocks, ANSWERS[name])
@@ -151,7 +151,7 @@ def test_lean_blocks_send_what_gradio_sends_without_copying_the_outputs_left_out
 
 def test_the_page_is_lean_blocks_and_analyze_names_many_outputs_it_mostly_leaves_out(app):
     """Why LeanBlocks matters: Analyze names every tab's panels, and fills only the open tab's."""
-    from explorer.tabs.parts.sessions import LeanBlocks
+    from explorer.tabs.parts.lean_blocks import LeanBlocks
 
     assert isinstance(app, LeanBlocks)
     analyze = next(fn for fn in app.fns.values() if fn.api_name == "analyze")
