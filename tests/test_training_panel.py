@@ -81,9 +81,9 @@ def test_the_induction_head_is_labelled_at_the_end_and_not_before_the_phase_chan
 def test_the_map_labels_heads_as_the_attention_tab_does(store, run, probed_heads):
     (layer, head), (p_layer, p_head) = probed_heads
     view = view_at(store, len(run.snapshots) - 1)
-    hovers = training.head_map(view, layer, head).data[1].hovertext
-    assert f"layer {layer}, head {head}: induction" in hovers
-    assert f"layer {p_layer}, head {p_head}: previous-token" in hovers
+    hovers = training.head_map(view, layer, head).data[1].hovertext  # one per tile, by layer and head
+    assert hovers[layer][head] == f"layer {layer}, head {head}: induction"
+    assert hovers[p_layer][p_head] == f"layer {p_layer}, head {p_head}: previous-token"
 
 
 def test_each_snapshot_has_its_own_sample_made_once(store, run):
