@@ -1,11 +1,11 @@
 """`LeanBlocks`: the page's gr.Blocks, changed in two places where Gradio's defaults cost the server
 and the page.
 
-How an event's answer is made. The page's events name many outputs (Analyze names every tab's panels, since any tab may be the open one) and
-a handler fills a few. For each output left out, Gradio builds a new copy of the component and keeps
-it in the visitor's session, only to send the page an empty update; with ~100 outputs that adds up to
-a good part of making Analyze's answer (benchmarks/README.md, page_latency.py). Here those outputs get
-the same empty update directly.
+How an event's answer is made. The page's events name many outputs (Analyze names every tab's
+panels, since any tab may be the open one) and a handler fills a few. For each output left out,
+Gradio builds a new copy of the component and keeps it in the visitor's session, only to send the
+page an empty update; with ~100 outputs that adds up to a good part of making Analyze's answer
+(benchmarks/README.md, page_latency.py). Here those outputs get the same empty update directly.
 
 Where an event shows its progress: on at most one component, and never on a figure. The page keeps a
 loading status for every component any event has shown progress on, and at the start and end of

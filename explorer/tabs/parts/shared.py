@@ -195,12 +195,13 @@ class Shared:
     def finish_if_idle(self, analysis: Analysis, n_positions: int) -> None:
         """What Analyze's answer went without and a view will want, made right after it: each token's
         surprise, then a logit lens over the last `n_positions` positions if it has none. Nothing starts
-        unless the compute slot is free, and both stop as soon as a visitor asks for anything (`_asks`):
-        the surprise between two blocks of positions, so a tab opened meanwhile is drawn without it on a
-        machine the browser shares, and no one waits for work no one has asked for yet. What is left is
-        made by the tab that shows it (the surprise from the block where it stopped). The surprise comes
-        first because it is the longer: a lens left out costs the Layers tab less than a surprise left
-        out costs Surprise. On ZeroGPU both came back with the capture's call."""
+        unless the compute slot is free, and as soon as a visitor asks for anything (`_asks`) the surprise
+        stops between two blocks of positions and the lens is not begun: a tab opened meanwhile is drawn
+        without sharing the CPU with them on a machine the browser shares, and no one waits for work no
+        one has asked for yet. What is left is made by the tab that shows it (the surprise from the block
+        where it stopped). The surprise comes first because it is the longer: a lens left out costs the
+        Layers tab less than a surprise left out costs Surprise. On ZeroGPU both came back with the
+        capture's call."""
         if self.store.zero_gpu:
             return
         asks = self._asks
